@@ -1,0 +1,1 @@
+"""The rule catalogue: one rule per module, named by its id."""

@@ -1,0 +1,1 @@
+"""Kernel knowledge base: data files read by tcpaudit.kernel.db."""

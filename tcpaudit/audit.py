@@ -1,0 +1,110 @@
+"""The library API: Snapshot (+ Context) -> Target -> Report. The CLI is a thin layer over this."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+from pydantic import BaseModel, Field
+
+from . import __version__
+from .context import Context, ContextOptions, resolve_context
+from .exitcodes import ExitCode
+from .model import Location, Report, Severity, Summary, Target, TargetStatus, Tool
+from .rules.base import Facts
+from .rules.engine import run_rules
+from .sanitize import clean_text
+from .snapshot import Snapshot
+
+
+class AuditOptions(BaseModel):
+    context: ContextOptions = Field(default_factory=ContextOptions)
+    disabled_rules: list[str] = Field(default_factory=list)
+    fail_on: Severity = Severity.high
+
+
+@functools.lru_cache(maxsize=1)
+def kernel_db():  # type: ignore[no-untyped-def]
+    try:
+        from .kernel.db import load_kernel_db
+    except ModuleNotFoundError:  # TEMP until kernel_db lands
+        return None
+    return load_kernel_db()
+
+
+def parse_release_or_none(release: str | None):  # type: ignore[no-untyped-def]
+    if not release:
+        return None
+    try:
+        from .kernel.release import KernelReleaseError, parse_release
+    except ModuleNotFoundError:  # TEMP until kernel_db lands
+        return None
+
+    try:
+        return parse_release(release)
+    except KernelReleaseError:
+        return None
+
+
+def facts_for(snapshot: Snapshot, context: Context, *, kind: str = "host",
+              configured: dict[str, tuple[str, Location]] | None = None) -> Facts:
+    return Facts(
+        snapshot=snapshot, context=context, kind=kind,  # type: ignore[arg-type]
+        kdb=kernel_db(), release=parse_release_or_none(snapshot.kernel.release),
+        configured=configured or {},
+    )
+
+
+def gap_lines(snapshot: Snapshot) -> list[str]:
+    return [clean_text(f"{g.item}: {g.reason.value}" + (f" ({g.detail})" if g.detail else ""), 300)
+            for g in snapshot.gaps]
+
+
+def audit_snapshot(snapshot: Snapshot, opts: AuditOptions | None = None, name: str | None = None) -> Target:
+    opts = opts or AuditOptions()
+    ctx = resolve_context(opts.context, snapshot)
+    target_name = clean_text(name or snapshot.hostname, 253)
+    findings, results = run_rules(facts_for(snapshot, ctx), target_name, disabled=opts.disabled_rules)
+    return Target(
+        name=target_name, kind="host", status=TargetStatus.ok,
+        kernel={"release": snapshot.kernel.release, "version": snapshot.kernel.version},
+        findings=findings, checks=results, context=ctx.assumed, gaps=gap_lines(snapshot),
+    )
+
+
+def failed_target(name: str, status: TargetStatus, error: str, kind: str = "host") -> Target:
+    return Target(name=clean_text(name, 253), kind=kind, status=status, error=clean_text(error, 500))
+
+
+def build_report(targets: Iterable[Target], fail_on: Severity | str = Severity.high,
+                 interrupted: bool = False) -> Report:
+    targets = list(targets)
+    fail_on = Severity(fail_on)
+    s = Summary(fail_on=fail_on.value)
+    s.targets = len(targets)
+    for t in targets:
+        if t.status is TargetStatus.ok:
+            s.targets_ok += 1
+        else:
+            s.targets_failed += 1
+        fired = set()
+        for f in t.findings:
+            if f.suppressed is not None:
+                s.suppressed += 1
+                continue
+            s.findings += 1
+            s.by_severity[f.severity.value] = s.by_severity.get(f.severity.value, 0) + 1
+            fired.add(f.rule)
+        for rid in fired:
+            s.by_rule[rid] = s.by_rule.get(rid, 0) + 1
+    s.by_rule = dict(sorted(s.by_rule.items()))
+    gating = any(f.severity.at_least(fail_on) and f.suppressed is None for t in targets for f in t.findings)
+    if interrupted:
+        s.exit_code = ExitCode.INTERRUPTED
+    elif s.targets_failed:
+        s.exit_code = ExitCode.COLLECTION
+    elif gating:
+        s.exit_code = ExitCode.FINDINGS
+    else:
+        s.exit_code = ExitCode.OK
+    return Report(tool=Tool(version=__version__), targets=targets, summary=s)

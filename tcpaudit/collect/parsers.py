@@ -1,0 +1,319 @@
+"""Pure parsers for the text the kernel and its tools print.
+
+Every parser takes text and the name of its input, and either returns data or
+raises ParseError naming that input. They never touch the file system, so the
+local collector, the SSH collector and the fuzz tests all run the same code.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..snapshot import TCP_STATES, STATE_NAMES, Distro, Socket
+
+MAX_FIELD_LEN = 4096  # longer tokens are hostile or corrupt, not something a kernel prints
+
+
+class ParseError(ValueError):
+    """Input could not be parsed. The message names the input."""
+
+    def __init__(self, source: str, message: str):
+        self.source = source
+        super().__init__(f"{source}: {message}")
+
+
+def _int(token: str, source: str, what: str) -> int:
+    if len(token) > 32:
+        raise ParseError(source, f"{what} is not a number: {token[:32]!r}...")
+    try:
+        return int(token)
+    except ValueError:
+        raise ParseError(source, f"{what} is not a number: {token!r}") from None
+
+
+# ---- /proc/net/netstat and /proc/net/snmp -----------------------------------
+def parse_counter_pairs(text: str, source: str) -> dict[str, dict[str, int]]:
+    """Header/value line pairs: `TcpExt: A B` then `TcpExt: 1 2`."""
+    out: dict[str, dict[str, int]] = {}
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if len(lines) % 2:
+        raise ParseError(source, "odd number of lines: a header without its values (truncated?)")
+    for i in range(0, len(lines), 2):
+        head, vals = lines[i].split(), lines[i + 1].split()
+        if not head or not vals or head[0] != vals[0] or not head[0].endswith(":"):
+            raise ParseError(source, f"line {i + 1}: header and value lines do not pair up")
+        if len(head) != len(vals):
+            raise ParseError(source, f"line {i + 1}: {len(head) - 1} names but {len(vals) - 1} values")
+        group = head[0][:-1]
+        out[group] = {name: _int(v, source, name) for name, v in zip(head[1:], vals[1:])}
+    return out
+
+
+# ---- /proc/net/sockstat -----------------------------------------------------
+def parse_sockstat(text: str, source: str) -> dict[str, dict[str, int]]:
+    """`TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 261` -> {"TCP": {"inuse": 1, ...}}."""
+    out: dict[str, dict[str, int]] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        group, sep, rest = line.partition(":")
+        toks = rest.split()
+        if not sep or len(toks) % 2:
+            raise ParseError(source, f"line {n}: expected 'NAME: key value ...'")
+        out[group.strip()] = {toks[i]: _int(toks[i + 1], source, toks[i]) for i in range(0, len(toks), 2)}
+    return out
+
+
+# ---- /proc/net/stat/nf_conntrack --------------------------------------------
+def parse_conntrack_stat(text: str, source: str) -> list[dict[str, int]]:
+    """A header of names, then one row of hex numbers per CPU."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise ParseError(source, "empty")
+    names = lines[0].split()
+    if not names or any(not re.fullmatch(r"[a-z_]+", n) for n in names):
+        raise ParseError(source, "first line is not a header of counter names")
+    rows = []
+    for n, line in enumerate(lines[1:], 2):
+        vals = line.split()
+        if len(vals) != len(names):
+            raise ParseError(source, f"line {n}: {len(vals)} values for {len(names)} names")
+        try:
+            rows.append({k: int(v, 16) for k, v in zip(names, vals)})
+        except ValueError:
+            raise ParseError(source, f"line {n}: not hexadecimal") from None
+    return rows
+
+
+# ---- /etc/os-release ----------------------------------------------------------
+def parse_os_release(text: str, source: str = "os-release") -> Distro:
+    vals: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        k, _, v = line.partition("=")
+        v = v.strip()
+        if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
+            v = v[1:-1]
+        vals[k.strip()] = v[:256]
+    return Distro(
+        id=vals.get("ID"), id_like=vals.get("ID_LIKE"), version_id=vals.get("VERSION_ID"),
+        pretty_name=vals.get("PRETTY_NAME"),
+    )
+
+
+def parse_uptime(text: str, source: str = "uptime") -> float:
+    toks = text.split()
+    if not toks:
+        raise ParseError(source, "empty")
+    try:
+        value = float(toks[0])
+    except ValueError:
+        raise ParseError(source, f"not a number: {toks[0][:32]!r}") from None
+    if not 0 <= value < 1e10:
+        raise ParseError(source, f"implausible uptime {value}")
+    return value
+
+
+# ---- sysctl dumps -------------------------------------------------------------
+def sysctl_path_to_name(path: str) -> str:
+    """`/proc/sys/net/ipv4/tcp_tw_reuse` -> `net.ipv4.tcp_tw_reuse` (dots in interface names become '/')."""
+    rel = path[len("/proc/sys/"):] if path.startswith("/proc/sys/") else path
+    return ".".join(part.replace(".", "/") for part in rel.strip("/").split("/"))
+
+
+def fold_value(value: str) -> str:
+    return " ".join(value.split())
+
+
+def parse_grep_sysctls(text: str, source: str) -> dict[str, str]:
+    """Output of `grep -r '' /proc/sys/net/...`: `PATH:VALUE` per line; multi-line files repeat the path."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        path, sep, value = line.partition(":")
+        if not sep or not path.startswith("/proc/sys/"):
+            continue
+        name = sysctl_path_to_name(path)
+        out[name] = fold_value(out[name] + " " + value) if name in out else fold_value(value)
+    return out
+
+
+# ---- ss -----------------------------------------------------------------------
+_TIMER_RE = re.compile(r"timer:\((\w+),([^,)]*),(\d+)\)")
+
+
+def split_endpoint(token: str, source: str) -> tuple[str, int]:
+    """`127.0.0.1:80`, `[::1]:80`, `[::ffff:1.2.3.4]:80`, `0.0.0.0:*`, `*:*`, `10.0.0.1%eth0:53`."""
+    host, sep, port = token.rpartition(":")
+    if not sep:
+        raise ParseError(source, f"endpoint without a port: {token[:64]!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    host = host.split("%", 1)[0]
+    if host == "*":
+        host = "::" if token.startswith("[") else "0.0.0.0"
+    if port == "*":
+        return host, 0
+    p = _int(port, source, "port")
+    if not 0 <= p <= 65535:
+        raise ParseError(source, f"port out of range: {p}")
+    if not host or len(host) > 64:
+        raise ParseError(source, f"bad address in {token[:64]!r}")
+    return host, p
+
+
+def _family(addr: str) -> int:
+    return 6 if ":" in addr else 4
+
+
+def parse_timer_ms(text: str) -> int | None:
+    """ss timer expiry: `28sec`, `1min28sec`, `1.684ms`, `2h3min` -> milliseconds."""
+    total = 0.0
+    found = False
+    for num, unit in re.findall(r"([\d.]+)(ms|sec|min|h|d)", text):
+        try:
+            v = float(num)
+        except ValueError:
+            return None
+        total += v * {"ms": 1, "sec": 1000, "min": 60000, "h": 3600000, "d": 86400000}[unit]
+        found = True
+    return int(total) if found else None
+
+
+def parse_ss_line(line: str, source: str, *, with_state: bool = True) -> Socket:
+    toks = line.split()
+    need = 5 if with_state else 4
+    if len(toks) < need:
+        raise ParseError(source, f"socket line has {len(toks)} fields, expected at least {need}")
+    if with_state:
+        state, toks = toks[0], toks[1:]
+        if state not in STATE_NAMES:
+            raise ParseError(source, f"unknown TCP state {state[:32]!r}")
+    else:
+        state = "ESTAB"
+    recv_q = _int(toks[0], source, "Recv-Q")
+    send_q = _int(toks[1], source, "Send-Q")
+    laddr, lport = split_endpoint(toks[2], source)
+    raddr, rport = split_endpoint(toks[3], source)
+    timer = timer_ms = retrans = uid = inode = None
+    for tok in toks[4:]:
+        if tok.startswith("timer:("):
+            m = _TIMER_RE.match(tok)
+            if m:
+                timer, timer_ms, retrans = m.group(1), parse_timer_ms(m.group(2)), int(m.group(3))
+        elif tok.startswith("uid:"):
+            uid = _int(tok[4:], source, "uid")
+        elif tok.startswith("ino:"):
+            inode = _int(tok[4:], source, "ino")
+    if with_state and uid is None and inode is not None:
+        uid = 0  # ss -e omits uid:0
+    return Socket(_family(laddr), state, laddr, lport, raddr, rport, recv_q, send_q,
+                  timer, timer_ms, retrans, uid, inode, None, None)
+
+
+def parse_ss_table(text: str, source: str = "ss") -> list[Socket]:
+    """`ss -tanoeH`: one socket per line. Continuation lines (tab-indented) are ignored."""
+    out: list[Socket] = []
+    append = out.append
+    for line in text.splitlines():
+        if not line or line[0] in " \t":
+            continue
+        append(parse_ss_line(line, source))
+    return out
+
+
+_LAST_RE = re.compile(r"\blast(snd|rcv):(\d+)")
+
+
+def parse_ss_detail(text: str, source: str = "ss-detail", limit: int | None = None
+                    ) -> dict[tuple[str, int, str, int], tuple[int | None, int | None]]:
+    """`ss -tinH state established`: header line, then a tab-indented info line with lastsnd/lastrcv (ms)."""
+    out: dict[tuple[str, int, str, int], tuple[int | None, int | None]] = {}
+    key: tuple[str, int, str, int] | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line[0] not in " \t":
+            toks = line.split()
+            if len(toks) < 4:
+                raise ParseError(source, f"socket line has {len(toks)} fields, expected at least 4")
+            laddr, lport = split_endpoint(toks[2], source)
+            raddr, rport = split_endpoint(toks[3], source)
+            key = (laddr, lport, raddr, rport)
+            out[key] = (None, None)
+            if limit is not None and len(out) > limit:
+                del out[key]
+                break
+        elif key is not None:
+            found = dict(_LAST_RE.findall(line))
+            out[key] = (
+                int(found["snd"]) if "snd" in found else None,
+                int(found["rcv"]) if "rcv" in found else None,
+            )
+    return out
+
+
+# ---- /proc/net/tcp{,6} --------------------------------------------------------
+_PROC_TIMERS = {0: None, 1: "on", 2: "keepalive", 3: "timewait", 4: "persist"}
+
+
+def _hex_addr(text: str, source: str) -> tuple[str, int]:
+    addr, sep, port = text.partition(":")
+    if not sep:
+        raise ParseError(source, f"bad address {text[:64]!r}")
+    try:
+        p = int(port, 16)
+        raw = bytes.fromhex(addr)
+    except ValueError:
+        raise ParseError(source, f"bad hex address {text[:64]!r}") from None
+    if len(raw) == 4:
+        import socket as _s
+
+        return _s.inet_ntop(_s.AF_INET, raw[::-1]), p
+    if len(raw) == 16:
+        import socket as _s
+
+        # four host-order 32-bit words
+        fixed = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+        return _s.inet_ntop(_s.AF_INET6, fixed), p
+    raise ParseError(source, f"address of {len(raw)} bytes")
+
+
+def parse_proc_net_tcp(text: str, source: str = "/proc/net/tcp", user_hz: int = 100) -> list[Socket]:
+    out: list[Socket] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        toks = line.split()
+        if not toks or toks[0] == "sl":
+            continue
+        if len(toks) < 10:
+            raise ParseError(source, f"line {n}: {len(toks)} fields, expected at least 10")
+        laddr, lport = _hex_addr(toks[1], source)
+        raddr, rport = _hex_addr(toks[2], source)
+        try:
+            st = int(toks[3], 16)
+            txq, rxq = (int(x, 16) for x in toks[4].split(":"))
+            tr, when = (int(x, 16) for x in toks[5].split(":"))
+            retr = int(toks[6], 16)
+        except ValueError:
+            raise ParseError(source, f"line {n}: bad hex field") from None
+        state = TCP_STATES.get(st)
+        if state is None:
+            raise ParseError(source, f"line {n}: unknown state {st}")
+        uid = _int(toks[7], source, "uid")
+        inode = _int(toks[9], source, "inode")
+        timer = _PROC_TIMERS.get(tr)
+        out.append(Socket(_family(laddr), state, laddr, lport, raddr, rport, rxq, txq, timer,
+                          when * 1000 // user_hz if timer else None, retr, uid, inode, None, None))
+    return out
+
+
+# ---- iptables-save -t nat -----------------------------------------------------
+def nat_redirect_rules(text: str, limit: int = 200) -> list[str]:
+    rules = []
+    for line in text.splitlines():
+        if line.startswith("-A ") and (" -j REDIRECT" in line or " -j DNAT" in line):
+            rules.append(line[:MAX_FIELD_LEN])
+            if len(rules) >= limit:
+                break
+    return rules

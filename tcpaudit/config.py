@@ -1,0 +1,101 @@
+"""The project config file, `.tcpaudit.toml`: context, thresholds, disabled rules, waivers.
+
+    fail_on = "high"
+
+    [context]
+    nat_idle_timeout = 240          # seconds
+    profiles = ["azure-lb"]
+    clients_behind_nat = "yes"     # yes | no | unknown
+    auto_detect = true
+
+    [thresholds]
+    min_ephemeral_ports = 10000
+
+    [rules]
+    disable = ["TCP004"]
+
+    [[waiver]]
+    rule = "TCP003"
+    target = "web-*"               # glob on the target name (host name or config path)
+    reason = "hardening baseline requires rfc1337; clients never come through NAT"
+    expires = 2027-01-31
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ._toml import tomllib
+from .context import DEFAULT_THRESHOLDS, ContextOptions
+from .model import Severity
+
+CONFIG_NAME = ".tcpaudit.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Waiver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rule: str
+    target: str = "*"
+    reason: str = Field(min_length=3)
+    expires: _dt.date | None = None
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a waiver needs a reason")
+        return v.strip()
+
+
+class RulesSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    disable: list[str] = Field(default_factory=list)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    fail_on: Severity | None = None
+    context: ContextOptions = Field(default_factory=ContextOptions)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    rules: RulesSection = Field(default_factory=RulesSection)
+    waivers: list[Waiver] = Field(default_factory=list, alias="waiver")
+    path: str | None = None
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = set(v) - set(DEFAULT_THRESHOLDS)
+        if unknown:
+            raise ValueError(f"unknown threshold(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULT_THRESHOLDS)}")
+        return v
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load `path`, or ./.tcpaudit.toml if it exists, or defaults."""
+    explicit = path is not None
+    p = Path(path) if path is not None else Path.cwd() / CONFIG_NAME
+    if not p.exists():
+        if explicit:
+            raise ConfigError(f"{p}: config file not found")
+        return Config()
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"{p}: {where}: {err['msg']}") from None
+    cfg.path = str(p)
+    return cfg

@@ -1,0 +1,23 @@
+"""Reporters: small modules that render a finished Report. They never decide severity or exit codes.
+
+`render(report, fmt)` returns text; formats: table, json, sarif, junit, markdown.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..model import Report
+
+FORMATS = ("table", "json", "sarif", "junit", "markdown")
+
+
+class UnknownFormatError(ValueError):
+    pass
+
+
+def render(report: Report, fmt: str, **kw: object) -> str:
+    if fmt not in FORMATS:
+        raise UnknownFormatError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    module = importlib.import_module(f"{__name__}.{fmt}")
+    return module.render(report, **kw)  # type: ignore[no-any-return]

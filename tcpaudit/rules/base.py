@@ -1,0 +1,247 @@
+"""What a rule is: validated metadata, a pure check function, and small bases.
+
+A rule sees only `Facts` (the Snapshot, the Context, the kernel knowledge base and,
+for config targets, where each key was set). It does no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from ..context import Context
+from ..model import Finding, Location, Severity
+from ..snapshot import Snapshot
+
+RULE_ID = re.compile(r"^(TCP|NAT|CT|PORT|SYS)\d{3}$")
+
+
+class Reference(BaseModel):
+    title: str
+    url: str
+
+
+class RuleMeta(BaseModel):
+    id: str
+    aliases: list[str] = Field(default_factory=list)
+    title: str = Field(min_length=8)
+    severity: Severity = Field(description="the severity in the worst common context; findings may lower or raise it")
+    summary: str = Field(min_length=20)
+    mechanism: list[str] = Field(min_length=1, description="why it fails, step by step")
+    when_it_matters: str = Field(min_length=20)
+    remediation: str = Field(min_length=20)
+    references: list[Reference] = Field(min_length=1)
+    keys: list[str] = Field(default_factory=list, description="sysctls the rule reads, fully qualified")
+    applies_to: list[Literal["host", "config"]] = Field(default_factory=lambda: ["host", "config"])
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, v: str) -> str:
+        if not RULE_ID.match(v):
+            raise ValueError(f"rule id {v!r} must look like TCP001, NAT001, CT001, PORT001 or SYS001")
+        return v
+
+    @property
+    def group(self) -> str:
+        return re.sub(r"\d+$", "", self.id)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A sysctl's effective value and where it came from."""
+
+    name: str
+    raw: str | None
+    origin: Literal["host", "config", "default", "absent", "unknown"]
+    location: Location | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.raw is not None
+
+    @property
+    def ints(self) -> list[int] | None:
+        if self.raw is None:
+            return None
+        try:
+            return [int(x) for x in self.raw.split()]
+        except ValueError:
+            return None
+
+    @property
+    def int(self) -> int | None:  # noqa: A003 - reads well at call sites: v.int
+        ints = self.ints
+        return ints[0] if ints is not None and len(ints) == 1 else None
+
+    def describe(self) -> str:
+        where = {
+            "host": "on the host",
+            "config": f"set in {self.location.file}:{self.location.line}" if self.location else "set in config",
+            "default": "kernel default",
+            "absent": "not present on this kernel",
+            "unknown": "unknown",
+        }[self.origin]
+        return f"{self.name}={self.raw} ({where})" if self.raw is not None else f"{self.name} ({where})"
+
+
+@dataclass
+class Facts:
+    """Everything a rule may look at for one target."""
+
+    snapshot: Snapshot
+    context: Context
+    kind: Literal["host", "config"] = "host"
+    kdb: Any = None  # tcpaudit.kernel.db.KernelDB, or None if it failed to load
+    release: Any = None  # tcpaudit.kernel.release.KernelRelease, or None if unparsable
+    configured: dict[str, tuple[str, Location]] = field(default_factory=dict)
+
+    def value(self, name: str) -> Value:
+        if self.kind == "config":
+            if name in self.configured:
+                raw, loc = self.configured[name]
+                return Value(name, raw, "config", loc)
+            return self._from_kdb(name)
+        present = self.snapshot.has_sysctl(name)
+        if present:
+            return Value(name, self.snapshot.sysctls[name], "host")
+        if present is False:
+            return Value(name, None, "absent")
+        return self._from_kdb(name)
+
+    def _from_kdb(self, name: str) -> Value:
+        fact = self.kdb.sysctl(name) if self.kdb is not None else None
+        if fact is None or self.release is None:
+            return Value(name, None, "unknown")
+        present = fact.present_in(self.release)
+        if present is False:
+            return Value(name, None, "absent")
+        if present is None:
+            return Value(name, None, "unknown")
+        return Value(name, fact.default_in(self.release), "default")
+
+    def kernel_at_least(self, version: tuple[int, ...]) -> bool | None:
+        if self.release is None:
+            return None
+        return tuple(self.release.version) >= tuple(version) + (0,) * (3 - len(version))
+
+    def issue(self, issue_id: str) -> Any:
+        """The knowledge-base status of a known kernel issue for this kernel (None if unknown)."""
+        if self.kdb is None or self.release is None or issue_id not in self.kdb.issues:
+            return None
+        sysctls = self.snapshot.sysctls if self.kind == "host" else None
+        return self.kdb.issues[issue_id].status_for(self.release, sysctls)
+
+    def counter_rate(self, name: str) -> float | None:
+        """Per-second rate of a counter between the two samples, if `--sample` was used."""
+        prev = self.snapshot.previous
+        if prev is None or prev.interval_s <= 0:
+            return None
+        now, then = self.snapshot.counters.get(name), prev.counters.get(name)
+        if now is None or then is None:
+            return None
+        return (now - then) / prev.interval_s
+
+    def counter_evidence(self, name: str) -> dict[str, Any] | None:
+        """Total since boot and, with --sample, the rate: the shape every counter evidence takes."""
+        total = self.snapshot.counters.get(name)
+        if total is None:
+            return None
+        ev: dict[str, Any] = {"total_since_boot": total}
+        if self.snapshot.uptime_s:
+            ev["uptime_s"] = round(self.snapshot.uptime_s)
+        rate = self.counter_rate(name)
+        if rate is not None:
+            ev["rate_per_s"] = round(rate, 3)
+            ev["sample_interval_s"] = round(self.snapshot.previous.interval_s, 1)  # type: ignore[union-attr]
+        return ev
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    reason: str
+
+
+CheckOutput = Finding | NotApplicable | None | Iterable[Finding | NotApplicable]
+
+
+class Rule:
+    meta: ClassVar[RuleMeta]
+
+    def check(self, f: Facts) -> CheckOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # helpers for check() ---------------------------------------------------------
+    def finding(
+        self,
+        f: Facts,
+        *,
+        explanation: str,
+        evidence: dict[str, Any],
+        severity: Severity | str | None = None,
+        keys: list[str] | None = None,
+        remediation: str | None = None,
+        context: list[str] | None = None,
+        location: Location | None = None,
+        fix: dict[str, str] | None = None,
+    ) -> Finding:
+        keys = list(keys if keys is not None else self.meta.keys)
+        if location is None and f.kind == "config":
+            location = next((f.configured[k][1] for k in keys if k in f.configured), None)
+        return Finding(
+            rule=self.meta.id,
+            severity=Severity(severity or self.meta.severity),
+            title=self.meta.title,
+            keys=keys,
+            evidence=evidence,
+            explanation=explanation,
+            remediation=remediation or self.meta.remediation,
+            references=[r.url for r in self.meta.references],
+            location=location,
+            fix=fix or {},
+            context=context or [],
+        )
+
+    @staticmethod
+    def na(reason: str) -> NotApplicable:
+        return NotApplicable(reason)
+
+
+class ValueRule(Rule):
+    """A rule about one sysctl: not applicable when the key is absent or unknown, else judge(value)."""
+
+    key: ClassVar[str]
+
+    def check(self, f: Facts) -> CheckOutput:
+        v = f.value(self.key)
+        if v.origin == "absent":
+            return self.na(f"{self.key} does not exist on this kernel")
+        if v.raw is None:
+            return self.na(f"{self.key} value unknown")
+        return self.judge(f, v)
+
+    def judge(self, f: Facts, v: Value) -> CheckOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ThresholdRule(ValueRule):
+    """Fires when an integer sysctl is below (or above) a threshold; the threshold is configurable by name."""
+
+    below: ClassVar[str | None] = None  # name of a threshold in Context.thresholds
+    above: ClassVar[str | None] = None
+
+    def judge(self, f: Facts, v: Value) -> CheckOutput:
+        n = v.int
+        if n is None:
+            return self.na(f"{self.key}={v.raw!r} is not an integer")
+        if self.below and n < (limit := f.context.threshold(self.below)):
+            return self.explain(f, v, n, limit)
+        if self.above and n > (limit := f.context.threshold(self.above)):
+            return self.explain(f, v, n, limit)
+        return None
+
+    def explain(self, f: Facts, v: Value, n: int, limit: float) -> CheckOutput:  # pragma: no cover
+        raise NotImplementedError
