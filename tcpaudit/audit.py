@@ -12,7 +12,7 @@ from .context import Context, ContextOptions, resolve_context
 from .exitcodes import ExitCode
 from .model import Location, Report, Severity, Summary, Target, TargetStatus, Tool
 from .rules.base import Facts
-from .rules.engine import run_rules
+from .rules.engine import catalogue, run_rules
 from .sanitize import clean_text
 from .snapshot import Snapshot
 
@@ -60,6 +60,10 @@ def gap_lines(snapshot: Snapshot) -> list[str]:
             for g in snapshot.gaps]
 
 
+def rule_keys() -> list[str]:
+    return sorted({k for r in catalogue() for k in r.meta.keys})
+
+
 def audit_snapshot(snapshot: Snapshot, opts: AuditOptions | None = None, name: str | None = None) -> Target:
     opts = opts or AuditOptions()
     ctx = resolve_context(opts.context, snapshot)
@@ -69,6 +73,7 @@ def audit_snapshot(snapshot: Snapshot, opts: AuditOptions | None = None, name: s
         name=target_name, kind="host", status=TargetStatus.ok,
         kernel={"release": snapshot.kernel.release, "version": snapshot.kernel.version},
         findings=findings, checks=results, context=ctx.assumed, gaps=gap_lines(snapshot),
+        sysctls={k: clean_text(snapshot.sysctls[k], 300) for k in rule_keys() if k in snapshot.sysctls},
     )
 
 

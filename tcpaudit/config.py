@@ -80,8 +80,12 @@ class Config(BaseModel):
 def load_config(path: str | Path | None = None) -> Config:
     """Load `path`, or ./.tcpaudit.toml if it exists, or defaults."""
     explicit = path is not None
-    p = Path(path) if path is not None else Path.cwd() / CONFIG_NAME
-    if not p.exists():
+    try:
+        p = Path(path) if path is not None else Path.cwd() / CONFIG_NAME
+        exists = p.is_file()
+    except OSError:  # an unreadable working directory has no config we could use
+        exists, p = False, Path(path or CONFIG_NAME)
+    if not exists:
         if explicit:
             raise ConfigError(f"{p}: config file not found")
         return Config()

@@ -99,6 +99,8 @@ class Target(BaseModel):
     error: str | None = None
     kernel: KernelRef = Field(default_factory=KernelRef)
     findings: list[Finding] = Field(default_factory=list)
+    sysctls: dict[str, str] = Field(
+        default_factory=dict, description="the values of every sysctl the rules read, as seen on this target")
     checks: list[CheckResult] = Field(default_factory=list)
     context: list[str] = Field(default_factory=list, description="the context that was assumed, and why")
     gaps: list[str] = Field(default_factory=list, description="what could not be collected, and why")

@@ -1,0 +1,99 @@
+"""CT001: conntrack marks the RST after a challenge ACK invalid; NATed connects time out."""
+
+from tcpaudit.model import Severity
+from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
+
+ISSUE = "KI-CT-CHALLENGE-ACK-RST"
+
+
+class ChallengeAckRstInvalid(Rule):
+    meta = RuleMeta(
+        id="CT001",
+        title="Conntrack drops the RST after a challenge ACK: connects through NAT/REDIRECT time out",
+        severity=Severity.high,
+        keys=["net.netfilter.nf_conntrack_tcp_ignore_invalid_rst"],
+        summary=(
+            "On kernels without the fix 'netfilter: conntrack: handle tcp challenge acks during connection reuse' "
+            "(mainline 6.2), conntrack tags the RST a client sends in answer to a challenge ACK as INVALID. "
+            "INVALID packets are not NATed and are often dropped, so the stale connection on the far side is "
+            "never cleared and the client's SYNs are retried until connect() times out."
+        ),
+        mechanism=[
+            "A new outgoing connection reuses a 4-tuple that the peer (or a local sidecar reached through "
+            "DNAT/REDIRECT) still holds in FIN-WAIT-2, CLOSE-WAIT or TIME-WAIT.",
+            "The peer answers the SYN with a challenge ACK carrying the old connection's sequence numbers "
+            "(RFC 5961); TcpExt.TCPChallengeACK / TCPSYNChallenge rise.",
+            "The client replies with a RST whose sequence number matches that ACK, which is the right thing to do, "
+            "but conntrack's window check compares it with the new SYN_SENT entry, finds it out of window and "
+            "marks it INVALID.",
+            "An INVALID packet is not de-NATed and is dropped by rulesets that drop INVALID (kube-proxy and Istio "
+            "do), so the peer never sees the RST; every SYN retransmission gets the same challenge ACK and "
+            "connect() fails with a timeout after tcp_syn_retries.",
+            "Mainline 6.2 (commit c410cb974f2b) lets such RSTs pass; nf_conntrack_tcp_ignore_invalid_rst=1 "
+            "(since 5.14-era kernels) stops out-of-window RSTs from being marked INVALID.",
+        ],
+        when_it_matters=(
+            "Kubernetes pods with an Istio/Envoy-style sidecar (iptables REDIRECT to 15001/15006), NAT gateways, "
+            "any host whose firewall drops conntrack INVALID packets and that reconnects quickly to the same peer."
+        ),
+        remediation=(
+            "Upgrade to a kernel with the fix (6.2+, or a stable/distro kernel that backports it); meanwhile set "
+            "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst=1 where the key exists, and fix the half-closed "
+            "socket leak that makes the collision possible (see CT002)."
+        ),
+        references=[
+            Reference(title="netfilter: conntrack: handle tcp challenge acks during connection reuse (c410cb974f2b)",
+                      url="https://github.com/torvalds/linux/commit/c410cb974f2ba562920ecb8492ee66945dcf88af"),
+            Reference(title="netfilter: conntrack: add tcp_ignore_invalid_rst sysctl (d7fba8ff3e50)",
+                      url="https://github.com/torvalds/linux/commit/d7fba8ff3e50fb25ffe583bf945df052f6caffa2"),
+            Reference(title="istio/istio#43301: App outbound connecting timed out (field report)",
+                      url="https://github.com/istio/istio/issues/43301"),
+            Reference(title="RFC 5961: Improving TCP's Robustness to Blind In-Window Attacks",
+                      url="https://www.rfc-editor.org/rfc/rfc5961"),
+        ],
+    )
+
+    def check(self, f: Facts):
+        if f.kind == "host" and not f.snapshot.conntrack.present:
+            return self.na("conntrack is not loaded on this host: RSTs are not tracked")
+        status = f.issue(ISSUE)
+        if status is None:
+            return self.na("the knowledge base has no answer for this kernel")
+        ignore = f.value("net.netfilter.nf_conntrack_tcp_ignore_invalid_rst")
+        if not status.applies:
+            if status.applies is False:
+                return None
+        if ignore.int == 1:
+            return None
+        ctx = f.context
+        if ctx.sidecar_ports:
+            sev, why = Severity.high, (f"NAT REDIRECT/DNAT to port(s) {', '.join(map(str, ctx.sidecar_ports[:5]))} "
+                                       "is in play (the sidecar pattern of the field report)")
+        elif ctx.kubernetes:
+            sev, why = Severity.medium, "this is a Kubernetes host, whose kube-proxy rules drop INVALID packets"
+        else:
+            sev, why = Severity.low, ("no NAT redirect was seen; it bites once DNAT/REDIRECT or an "
+                                      "'INVALID -j DROP' rule is added")
+        if status.applies is None:
+            sev = sev.lowered()
+            why += f"; whether this distro kernel carries the fix is unknown ({status.reason})"
+        ev = {"kernel": f.snapshot.kernel.release, "issue": ISSUE, "applies": status.applies,
+              "confidence": status.confidence, "fixed_in": status.fixed_in,
+              "nf_conntrack_tcp_ignore_invalid_rst": ignore.raw if ignore.present else "absent on this kernel",
+              "redirect_ports": ctx.sidecar_ports[:10]}
+        for counter in ("TcpExt.TCPChallengeACK", "TcpExt.TCPSYNChallenge"):
+            c = f.counter_evidence(counter)
+            if c is not None:
+                ev[counter.split(".")[1]] = c
+        fix = {"net.netfilter.nf_conntrack_tcp_ignore_invalid_rst": "1"} if ignore.present else {}
+        return self.finding(
+            f, severity=sev, evidence=ev, fix=fix, context=[why],
+            explanation=(
+                f"Kernel {f.snapshot.kernel.release} lacks the conntrack fix for challenge-ACK RSTs "
+                f"({status.reason}). When a connect() reuses a 4-tuple the peer still holds, the peer's challenge "
+                "ACK is answered with a RST that conntrack marks INVALID, so it is neither NATed nor delivered, "
+                f"and the client's SYNs time out; {why}."
+                + ("" if ignore.present else " nf_conntrack_tcp_ignore_invalid_rst does not exist here, so only a "
+                   "kernel upgrade (or the sidecar-side fix) helps.")
+            ),
+        )

@@ -1,0 +1,104 @@
+"""NAT001: the first keepalive comes after the NAT/LB has already forgotten the flow."""
+
+from tcpaudit.model import Severity
+from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
+from tcpaudit.snapshot import is_loopback
+
+
+class KeepaliveVsIdleTimeout(ValueRule):
+    key = "net.ipv4.tcp_keepalive_time"
+    meta = RuleMeta(
+        id="NAT001",
+        title="TCP keepalive starts after the NAT/load-balancer idle timeout",
+        severity=Severity.medium,
+        keys=["net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"],
+        summary=(
+            "A NAT gateway or load balancer forgets a TCP flow after its idle timeout, without telling either end. "
+            "If the first keepalive probe comes later than that (tcp_keepalive_time defaults to 7200 s), idle "
+            "connections are cut silently and fail later in confusing ways."
+        ),
+        mechanism=[
+            "The middlebox (NAT gateway, cloud load balancer, conntrack on a NAT box) drops its flow entry after "
+            "the flow has been idle for its idle timeout (Azure LB/NAT Gateway 4 min, AWS NAT Gateway/NLB 350 s, "
+            "GCP Cloud NAT 20 min). Usually no RST is sent to either end.",
+            "Both hosts still hold the connection as ESTABLISHED. The next segment either hits no flow and is "
+            "dropped or answered with RST, or - after SNAT port reuse - reaches the server on a 4-tuple the server "
+            "still associates with the old connection: the server answers a new SYN with an ACK for the wrong "
+            "sequence number, the client resets, and the handshake is retried (the 'ACK with wrong sequence "
+            "number plus RST' pattern).",
+            "A send() on the dead connection is retransmitted until tcp_retries2 gives up (about 15 minutes with "
+            "the default of 15), so threads block on blocking I/O for that long; the peer keeps an orphaned "
+            "ESTABLISHED socket that is never cleaned up.",
+            "TCP keepalive keeps the flow alive only if its first probe is sent before the idle timeout: after "
+            "tcp_keepalive_time seconds of idleness, then every tcp_keepalive_intvl seconds. And only on sockets "
+            "that set SO_KEEPALIVE: the sysctl changes nothing for sockets that never enable it.",
+        ],
+        when_it_matters=(
+            "Hosts behind a NAT gateway or load balancer with long-lived, sometimes idle connections: database "
+            "pools, message brokers, HTTP keep-alive pools, gRPC channels, SSH sessions."
+        ),
+        remediation=(
+            "Set net.ipv4.tcp_keepalive_time well below the idle timeout (for example half of it) and make sure "
+            "the applications' sockets enable SO_KEEPALIVE (or set TCP_KEEPIDLE per socket, or use application "
+            "pings). Alternatively raise the middlebox idle timeout, or enable its TCP reset on idle so both ends "
+            "learn of the drop."
+        ),
+        references=[
+            Reference(title="Azure Load Balancer SNAT behaviour: port reuse, wrong-sequence ACK + RST (field report)",
+                      url="https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-tcp-idle-timeout"),
+            Reference(title="AWS NAT gateway: connection idle timeout (350 s)",
+                      url="https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html"),
+            Reference(title="ip-sysctl.rst: tcp_keepalive_time / intvl / probes",
+                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
+            Reference(title="tcp(7): SO_KEEPALIVE, TCP_KEEPIDLE", url="https://man7.org/linux/man-pages/man7/tcp.7.html"),
+        ],
+    )
+
+    def check(self, f: Facts):
+        if f.context.nat_idle_timeout is None:
+            return self.na("no NAT/load-balancer idle timeout known (give --nat-idle-timeout or --profile)")
+        return super().check(f)
+
+    def judge(self, f: Facts, v: Value):
+        idle = f.context.nat_idle_timeout
+        keepalive = v.int
+        if keepalive is None or idle is None:
+            return self.na(f"{self.key}={v.raw!r} is not an integer")
+        if keepalive < idle:
+            return None
+        intvl = f.value("net.ipv4.tcp_keepalive_intvl")
+        probes = f.value("net.ipv4.tcp_keepalive_probes")
+        ev = {
+            "tcp_keepalive_time": keepalive,
+            "tcp_keepalive_time_origin": v.origin,
+            "tcp_keepalive_intvl": intvl.int,
+            "tcp_keepalive_probes": probes.int,
+            "nat_idle_timeout": idle,
+            "nat_idle_timeout_source": f.context.nat_idle_source,
+        }
+        sev = Severity.medium if f.context.nat_idle_explicit else Severity.low
+        sockets_note = ""
+        if f.kind == "host" and len(f.snapshot.sockets):
+            t = f.snapshot.sockets
+            est = with_ka = 0
+            for state, raddr, timer in zip(t.state, t.remote_addr, t.timer):
+                if state == "ESTAB" and not is_loopback(raddr):
+                    est += 1
+                    with_ka += timer == "keepalive"
+            ev["established_non_loopback"] = est
+            ev["established_with_keepalive_timer"] = with_ka
+            sockets_note = (f" Of {est} established non-loopback connections, {with_ka} show a keepalive timer "
+                            "(SO_KEEPALIVE on); the rest are not protected by this sysctl at all.")
+        new_time = max(30, idle // 2)
+        return self.finding(
+            f, severity=sev, evidence=ev,
+            context=[f.context.describe_nat()],
+            fix={"net.ipv4.tcp_keepalive_time": str(new_time)},
+            explanation=(
+                f"The first keepalive probe goes out after {keepalive} s of idleness, but the NAT/load balancer "
+                f"drops idle flows after {idle} s ({f.context.nat_idle_source}). Connections idle between {idle} s "
+                f"and {keepalive} s are cut silently: later sends hit no flow (or a reused SNAT port: wrong-sequence "
+                "ACK, then RST) and block for up to tcp_retries2 (~15 min) before failing; the peer keeps an "
+                f"orphaned ESTABLISHED socket.{sockets_note}"
+            ),
+        )

@@ -1,0 +1,67 @@
+"""TCP003: tcp_rfc1337=1 ignores RSTs in TIME-WAIT, so reused NAT ports keep failing."""
+
+from tcpaudit.model import Severity
+from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
+
+
+class Rfc1337(ValueRule):
+    key = "net.ipv4.tcp_rfc1337"
+    meta = RuleMeta(
+        id="TCP003",
+        title="tcp_rfc1337=1: RSTs are ignored in TIME-WAIT, clients behind NAT retry into a wall",
+        severity=Severity.medium,
+        keys=["net.ipv4.tcp_rfc1337"],
+        summary=(
+            "With tcp_rfc1337=1 a socket in TIME-WAIT ignores incoming RSTs instead of closing. When a NAT reuses "
+            "a source port for a new client while the server still holds the old connection in TIME-WAIT, the "
+            "RST that would clear it is dropped and the new client's connects fail for up to 60 s."
+        ),
+        mechanism=[
+            "After the server closes a connection first, it keeps the 4-tuple in TIME-WAIT for 60 s.",
+            "A NAT with a short port quarantine hands the same public address and port to another client, whose "
+            "SYN arrives for that 4-tuple with an unrelated sequence number.",
+            "The server answers from TIME-WAIT with an ACK for the old connection (a challenge ACK); the client, "
+            "which knows nothing of it, replies with RST.",
+            "With tcp_rfc1337=0 (the default) that RST kills the TIME-WAIT socket and the client's SYN "
+            "retransmission succeeds a second later. With tcp_rfc1337=1 the RST is ignored (RFC 1337's defence "
+            "against TIME-WAIT assassination), so every retry meets the same ACK until TIME-WAIT expires: the "
+            "client sees connect() hang or time out.",
+        ],
+        when_it_matters=(
+            "Servers whose clients arrive through NAT or carrier-grade NAT and that close connections first "
+            "(HTTP servers with keep-alive limits, proxies). Some hardening baselines require tcp_rfc1337=1; the "
+            "protection is against a rare old-duplicate-RST hazard, the cost is this NAT failure."
+        ),
+        remediation=(
+            "Set net.ipv4.tcp_rfc1337=0 (the kernel default) on servers that may see clients through NAT. If a "
+            "baseline requires 1, record a waiver with the reason (clients never come through NAT)."
+        ),
+        references=[
+            Reference(title="RFC 1337: TIME-WAIT Assassination Hazards in TCP",
+                      url="https://www.rfc-editor.org/rfc/rfc1337"),
+            Reference(title="ip-sysctl.rst: tcp_rfc1337",
+                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
+        ],
+    )
+
+    def judge(self, f: Facts, v: Value):
+        if v.int != 1:
+            return None
+        nat = f.context.clients_behind_nat
+        sev = {"yes": Severity.medium, "unknown": Severity.low, "no": Severity.info}[nat]
+        why = {
+            "yes": "clients reach this host through NAT, so port reuse by the NAT will hit TIME-WAIT sockets",
+            "unknown": "whether clients come through NAT is unknown (say --clients-behind-nat)",
+            "no": "you said clients never come through NAT, so this stays latent",
+        }[nat]
+        return self.finding(
+            f, severity=sev, fix={"net.ipv4.tcp_rfc1337": "0"},
+            evidence={"tcp_rfc1337": v.raw, "clients_behind_nat": nat},
+            context=[f"clients behind NAT: {nat} ({f.context.clients_source})"],
+            explanation=(
+                "tcp_rfc1337=1 makes TIME-WAIT sockets ignore RSTs. When a NAT reuses a source port while this "
+                "host still holds the previous connection in TIME-WAIT, the new client's SYN gets an ACK for the "
+                "old connection, its RST is ignored, and its retries fail until TIME-WAIT expires (60 s); "
+                f"{why}."
+            ),
+        )
