@@ -139,6 +139,18 @@ def parse_grep_sysctls(text: str, source: str) -> dict[str, str]:
     return out
 
 
+def parse_sysctl_dump(text: str, source: str = "sysctl -a") -> dict[str, str]:
+    """`sysctl -a` output (`key = value`); error lines and annotations without ' = ' are skipped."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(" = ")
+        key = key.strip()
+        if not sep or not key or " " in key or key.startswith(("#", ";")):
+            continue
+        out[key.replace("/", ".")] = fold_value(value)
+    return out
+
+
 # ---- ss -----------------------------------------------------------------------
 _TIMER_RE = re.compile(r"timer:\((\w+),([^,)]*),(\d+)\)")
 
@@ -216,9 +228,11 @@ def parse_ss_table(text: str, source: str = "ss") -> list[Socket]:
     """`ss -tanoeH`: one socket per line. Continuation lines (tab-indented) are ignored."""
     out: list[Socket] = []
     append = out.append
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines()):
         if not line or line[0] in " \t":
             continue
+        if n == 0 and line.startswith(("State ", "Netid ")):
+            continue  # a header from `ss` without -H
         append(parse_ss_line(line, source))
     return out
 
