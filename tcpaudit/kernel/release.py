@@ -56,24 +56,82 @@ _FEDORA_RE = re.compile(r"(?:^|[.\-])fc(?P<major>\d+)(?:[.\-_]|$)")
 _AMZN_RE = re.compile(r"(?:^|[.\-])amzn(?P<gen>2023|2|1)(?:[.\-_]|$)")
 _UBUNTU_FLAVOURS = frozenset(
     {
-        "generic", "lowlatency", "aws", "azure", "gcp", "gke", "gkeop", "oracle", "kvm",
-        "raspi", "raspi2", "ibm", "nvidia", "intel-iotg", "oem", "realtime", "virtual",
-        "server", "generic-pae", "generic-lpae", "generic-64k", "lowlatency-64k",
-        "aws-fips", "azure-fips", "gcp-fips", "fips", "bluefield", "xilinx-zynqmp",
-        "snapdragon", "powerpc64-smp", "powerpc-smp",
+        "generic",
+        "lowlatency",
+        "aws",
+        "azure",
+        "gcp",
+        "gke",
+        "gkeop",
+        "oracle",
+        "kvm",
+        "raspi",
+        "raspi2",
+        "ibm",
+        "nvidia",
+        "intel-iotg",
+        "oem",
+        "realtime",
+        "virtual",
+        "server",
+        "generic-pae",
+        "generic-lpae",
+        "generic-64k",
+        "lowlatency-64k",
+        "aws-fips",
+        "azure-fips",
+        "gcp-fips",
+        "fips",
+        "bluefield",
+        "xilinx-zynqmp",
+        "snapdragon",
+        "powerpc64-smp",
+        "powerpc-smp",
     }
 )
 _DEBIAN_FLAVOURS = frozenset(
     {
-        "amd64", "arm64", "686", "686-pae", "armmp", "armmp-lpae", "marvell", "rpi",
-        "powerpc64le", "s390x", "mips64r2el", "loongson-3", "octeon", "4kc-malta",
-        "5kc-malta", "rt-amd64", "rt-arm64", "rt-686-pae", "cloud-amd64", "cloud-arm64",
-        "686-pae-unsigned", "amd64-unsigned", "arm64-16k",
+        "amd64",
+        "arm64",
+        "686",
+        "686-pae",
+        "armmp",
+        "armmp-lpae",
+        "marvell",
+        "rpi",
+        "powerpc64le",
+        "s390x",
+        "mips64r2el",
+        "loongson-3",
+        "octeon",
+        "4kc-malta",
+        "5kc-malta",
+        "rt-amd64",
+        "rt-arm64",
+        "rt-686-pae",
+        "cloud-amd64",
+        "cloud-arm64",
+        "686-pae-unsigned",
+        "amd64-unsigned",
+        "arm64-16k",
     }
 )
 _SUSE_FLAVOURS = frozenset(
-    {"default", "azure", "rt", "64kb", "preempt", "kvmsmall", "vanilla", "pae", "xen",
-     "debug", "zfcpdump", "lpae", "rt_debug"}
+    {
+        "default",
+        "azure",
+        "rt",
+        "64kb",
+        "preempt",
+        "kvmsmall",
+        "vanilla",
+        "pae",
+        "xen",
+        "debug",
+        "zfcpdump",
+        "lpae",
+        "rt_debug",
+    }
 )
 # Ubuntu: "<abi>-<flavour>", abi is a single integer.
 _UBUNTU_BUILD_RE = re.compile(r"^(?P<abi>\d+)-(?P<flavour>[a-z0-9][a-z0-9-]*)$")
@@ -86,12 +144,11 @@ _SUSE_BUILD_RE = re.compile(
 
 
 def _component(text: str, what: str, raw: str) -> int:
-    value = int(text)
-    if value > MAX_COMPONENT or len(text) > 5:
+    if len(text) > 5 or int(text) > MAX_COMPONENT:
         raise KernelReleaseError(
             f"not a kernel release: {_show(raw)} ({what} {text[:8]} is larger than {MAX_COMPONENT})"
         )
-    return value
+    return int(text)
 
 
 def _check_text(text: object, kind: str) -> str:
@@ -101,9 +158,7 @@ def _check_text(text: object, kind: str) -> str:
     if not stripped:
         raise KernelReleaseError(f"not a kernel {kind}: empty string")
     if len(stripped) > MAX_LENGTH:
-        raise KernelReleaseError(
-            f"not a kernel {kind}: {_show(text)} is longer than {MAX_LENGTH} characters"
-        )
+        raise KernelReleaseError(f"not a kernel {kind}: {_show(text)} is longer than {MAX_LENGTH} characters")
     if any(not ch.isprintable() or ch.isspace() for ch in stripped):
         raise KernelReleaseError(
             f"not a kernel {kind}: {_show(text)} contains whitespace or control characters"
@@ -146,11 +201,14 @@ def _detect_flavour(build: str) -> tuple[str | None, int | None]:
     if m and m["flavour"] in _DEBIAN_FLAVOURS:
         return "debian", None
     m = _SUSE_BUILD_RE.match(low)
-    if m and m["flavour"] in _SUSE_FLAVOURS:
-        # "default" is only used by SUSE; a single-integer ABI with another
-        # flavour word (e.g. "1057-azure") is Ubuntu's scheme.
-        if "." in m["build"] or m["flavour"] == "default" or m["build"].startswith("lp"):
-            return "suse", None
+    # "default" is only used by SUSE; a single-integer ABI with another
+    # flavour word (e.g. "1057-azure") is Ubuntu's scheme.
+    if (
+        m
+        and m["flavour"] in _SUSE_FLAVOURS
+        and ("." in m["build"] or m["flavour"] == "default" or m["build"].startswith("lp"))
+    ):
+        return "suse", None
     m = _UBUNTU_BUILD_RE.match(low)
     if m and m["flavour"] in _UBUNTU_FLAVOURS:
         return "ubuntu", None
@@ -189,8 +247,10 @@ class KernelRelease:
     def _other_key(other: object) -> tuple[tuple[int, int, int], int, int] | None:
         if isinstance(other, KernelRelease):
             return other._key()
-        if isinstance(other, tuple) and 2 <= len(other) <= 3 and all(
-            isinstance(part, int) and not isinstance(part, bool) for part in other
+        if (
+            isinstance(other, tuple)
+            and 2 <= len(other) <= 3
+            and all(isinstance(part, int) and not isinstance(part, bool) for part in other)
         ):
             padded = tuple(other) + (0,) * (3 - len(other))
             return (padded, 1, 0)  # type: ignore[return-value]
@@ -223,7 +283,11 @@ class KernelRelease:
     def __eq__(self, other: object) -> bool:
         if isinstance(other, KernelRelease):
             return (self.raw, self.version, self.prerelease, self.flavour, self.build) == (
-                other.raw, other.version, other.prerelease, other.flavour, other.build,
+                other.raw,
+                other.version,
+                other.prerelease,
+                other.flavour,
+                other.build,
             )
         key = self._other_key(other)
         if key is None:
@@ -264,14 +328,14 @@ def parse_release(text: str) -> KernelRelease:
     major = _component(match["major"], "major", text)
     minor = _component(match["minor"], "minor", text)
     patch = _component(match["patch"], "patch", text) if match["patch"] is not None else 0
-    rest = stripped[match.end():]
+    rest = stripped[match.end() :]
 
     prerelease: str | None = None
     rc = _RC_RE.match(rest)
     if rc:
         rc_number = _component(rc["rc"], "rc number", text)
         prerelease = f"rc{rc_number}"
-        rest = rest[rc.end():]
+        rest = rest[rc.end() :]
 
     if rest and rest[0] not in "-.+_~":
         raise KernelReleaseError(
@@ -279,14 +343,10 @@ def parse_release(text: str) -> KernelRelease:
         )
     if rest and rest[0] == "." and rest[1:2].isdigit() and match["patch"] is not None:
         # "1.2.3.4" -- a fourth numeric component is not a kernel release.
-        raise KernelReleaseError(
-            f"not a kernel release: {_show(text)} (too many numeric version components)"
-        )
+        raise KernelReleaseError(f"not a kernel release: {_show(text)} (too many numeric version components)")
     build = rest[1:] if rest else ""
     if not _BUILD_OK_RE.match(build):
-        raise KernelReleaseError(
-            f"not a kernel release: {_show(text)} (invalid characters in build suffix)"
-        )
+        raise KernelReleaseError(f"not a kernel release: {_show(text)} (invalid characters in build suffix)")
     if rest and not build:
         raise KernelReleaseError(f"not a kernel release: {_show(text)} (empty build suffix)")
 

@@ -1,0 +1,748 @@
+"""Load, validate and query the kernel knowledge base (``kernel_db/*.toml``).
+
+The data ships inside the package as ``tcpaudit.kernel_db``.  Loading is pure:
+the only I/O is reading the TOML files.  Every fact must carry a ``source``
+(a commit, a file at a tag/commit, or a URL) and a ``confidence``; an entry
+without one makes :func:`load_kernel_db` raise :class:`KernelDBError` naming
+the file and the entry.
+
+Version bounds are upstream mainline versions: ``since`` inclusive, ``until``
+exclusive.  Lookups use the release's *upstream* version; distribution kernels
+(SUSE, RHEL, Ubuntu, ...) backport changes, which is why issue status prefers
+host evidence (sysctls) and observed distro data points over the version table.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .release import KernelRelease, KernelReleaseError, parse_release
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = [
+    "IssueStatus",
+    "KernelDB",
+    "KernelDBError",
+    "KnownIssue",
+    "Source",
+    "SysctlFact",
+    "load_kernel_db",
+    "normalize_sysctl_name",
+]
+
+SYSCTLS_FILE = "sysctls.toml"
+ISSUES_FILE = "issues.toml"
+
+Confidence = Literal["verified", "high", "low"]
+SysctlType = Literal["bool", "int", "int_vector", "port_range", "port_list", "string"]
+
+_HEX_RE = re.compile(r"^[0-9a-f]{12,40}$")
+_TAG_RE = re.compile(r"^v\d+\.\d+(?:\.\d+)?(?:-rc\d+)?$")
+_ISSUE_ID_RE = re.compile(r"^KI-[A-Z0-9]+(?:-[A-Z0-9]+)*$")
+_SYSCTL_NAME_RE = re.compile(r"^net(?:\.[a-z0-9_]+)+$")
+
+
+class KernelDBError(Exception):
+    """The knowledge base is missing or invalid; the message names file and entry."""
+
+
+# ---------------------------------------------------------------------------
+# version helpers
+
+
+def _parse_bound(text: str) -> KernelRelease:
+    release = parse_release(text)
+    if release.build is not None:
+        raise ValueError(f"version bound {text!r} must be an upstream version like '5.4'")
+    return release
+
+
+def _in_range(release: KernelRelease, since: str | None, until: str | None) -> bool:
+    if since is not None and release < _parse_bound(since):
+        return False
+    return until is None or release < _parse_bound(until)
+
+
+def _check_bounds(since: str | None, until: str | None) -> None:
+    lo = _parse_bound(since) if since is not None else None
+    hi = _parse_bound(until) if until is not None else None
+    if lo is not None and hi is not None and not lo < hi:
+        raise ValueError(f"since {since!r} must be before until {until!r}")
+
+
+def normalize_sysctl_name(name: str) -> str:
+    """``net/ipv4/tcp_sack``, ``/proc/sys/net/ipv4/tcp_sack`` -> ``net.ipv4.tcp_sack``."""
+    text = name.strip()
+    for prefix in ("/proc/sys/", "proc/sys/"):
+        text = text.removeprefix(prefix)
+    return text.strip("/").replace("/", ".")
+
+
+# ---------------------------------------------------------------------------
+# models
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Model):
+    """Where a fact comes from.  Needs a commit, a file with a tag, or a URL."""
+
+    commit: str | None = None
+    subject: str | None = None
+    tag: str | None = None
+    file: str | None = None
+    url: str | None = None
+    note: str | None = None
+
+    @field_validator("commit")
+    @classmethod
+    def _commit_hex(cls, value: str | None) -> str | None:
+        if value is not None and not _HEX_RE.match(value):
+            raise ValueError(f"commit {value!r} must be 12-40 lower-case hex digits")
+        return value
+
+    @field_validator("tag")
+    @classmethod
+    def _tag_form(cls, value: str | None) -> str | None:
+        if value is not None and not _TAG_RE.match(value):
+            raise ValueError(f"tag {value!r} must look like v5.4, v6.1.9 or v6.2-rc7")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url_form(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"url {value!r} must be http(s)")
+        return value
+
+    @model_validator(mode="after")
+    def _has_locator(self) -> Source:
+        if not (self.commit or (self.file and self.tag) or self.url):
+            raise ValueError("a source needs a commit, a file with a tag, or a url")
+        return self
+
+    def as_dict(self) -> dict[str, str]:
+        return self.model_dump(exclude_none=True)
+
+
+class _Ranged(_Model):
+    since: str
+    until: str | None = None
+    since_exact: bool = True
+    confidence: Confidence
+    source: Source
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> _Ranged:
+        _check_bounds(self.since, self.until)
+        return self
+
+    def contains(self, release: KernelRelease) -> bool:
+        return _in_range(release, self.since, self.until)
+
+
+class ExistsRange(_Ranged):
+    """The sysctl exists in ``[since, until)``."""
+
+
+class DefaultRange(_Ranged):
+    """Upstream default value in ``[since, until)``; ``computed`` marks a formula/description."""
+
+    value: str
+    computed: bool = False
+
+
+class NetnsRange(_Ranged):
+    """Whether the sysctl is per network namespace in ``[since, until)``."""
+
+    value: bool
+
+
+def _pick(ranges: list[Any], release: KernelRelease) -> Any | None:
+    """The range containing ``release``; the one with the latest ``since`` wins."""
+    hits = [entry for entry in ranges if entry.contains(release)]
+    if not hits:
+        return None
+    return max(hits, key=lambda entry: _parse_bound(entry.since))
+
+
+class SysctlFact(_Model):
+    name: str
+    type: SysctlType
+    unit: str | None = None
+    min: int | None = None
+    max: int | None = None
+    summary: str
+    meaning: dict[str, str] = Field(default_factory=dict)
+    notes: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    confidence: Confidence
+    source: Source
+    exists: list[ExistsRange] = Field(min_length=1)
+    defaults: list[DefaultRange] = Field(default_factory=list)
+    per_netns: list[NetnsRange] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name_form(cls, value: str) -> str:
+        if not _SYSCTL_NAME_RE.match(value):
+            raise ValueError(f"sysctl name {value!r} must be fully qualified (net.ipv4.tcp_sack)")
+        return value
+
+    @model_validator(mode="after")
+    def _range_sane(self) -> SysctlFact:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+    # -- presence -------------------------------------------------------
+    def _presence(self, release: KernelRelease) -> tuple[bool | None, ExistsRange]:
+        hit = _pick(self.exists, release)
+        if hit is not None:
+            return True, hit
+        earliest = min(self.exists, key=lambda entry: _parse_bound(entry.since))
+        if release < _parse_bound(earliest.since):
+            return (False if earliest.since_exact else None), earliest
+        # after some range ended and no later range started: removed
+        ended = [e for e in self.exists if e.until is not None and not release < _parse_bound(e.until)]
+        last = max(ended, key=lambda entry: _parse_bound(entry.until or entry.since)) if ended else earliest
+        return False, last
+
+    def present_in(self, release: KernelRelease) -> bool | None:
+        """True/False from the upstream table; None when the table cannot tell."""
+        return self._presence(release)[0]
+
+    def source_for_presence(self, release: KernelRelease) -> Source | None:
+        return self._presence(release)[1].source
+
+    def default_in(self, release: KernelRelease) -> str | None:
+        if self.present_in(release) is False:
+            return None
+        hit = _pick(self.defaults, release)
+        return hit.value if hit is not None else None
+
+    def default_entry(self, release: KernelRelease) -> DefaultRange | None:
+        if self.present_in(release) is False:
+            return None
+        return _pick(self.defaults, release)
+
+    def per_netns_in(self, release: KernelRelease) -> bool | None:
+        if self.present_in(release) is False:
+            return None
+        hit = _pick(self.per_netns, release)
+        return hit.value if hit is not None else None
+
+    # -- value validation ----------------------------------------------
+    def _int(self, text: str) -> tuple[int | None, str | None]:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            return None, f"{self.name}: {text[:40]!r} is not an integer"
+        return value, None
+
+    def _bounds(self, value: int, what: str = "value") -> str | None:
+        if self.min is not None and value < self.min:
+            return f"{self.name}: {what} {value} is below the minimum {self.min}"
+        if self.max is not None and value > self.max:
+            return f"{self.name}: {what} {value} is above the maximum {self.max}"
+        return None
+
+    def validate_value(self, raw: str) -> str | None:
+        """None if ``raw`` is acceptable for this sysctl, else a one-line reason."""
+        if not isinstance(raw, str):
+            return f"{self.name}: value must be a string, got {type(raw).__name__}"
+        if "\n" in raw.strip() or "\r" in raw:
+            return f"{self.name}: value must be a single line"
+        text = raw.strip()
+        if self.type == "string":
+            return None
+        if self.type in ("bool", "int"):
+            if not text:
+                return f"{self.name}: empty value"
+            value, err = self._int(text)
+            if err:
+                return err
+            assert value is not None
+            return self._bounds(value)
+        if self.type == "int_vector":
+            parts = text.split()
+            if not parts:
+                return f"{self.name}: empty value"
+            for part in parts:
+                value, err = self._int(part)
+                if err:
+                    return err
+                assert value is not None
+                bound = self._bounds(value, "element")
+                if bound:
+                    return bound
+            return None
+        if self.type == "port_range":
+            parts = text.split()
+            if len(parts) != 2:
+                return f"{self.name}: expected two ports 'LOW HIGH', got {len(parts)} field(s)"
+            ports = []
+            for part in parts:
+                value, err = self._int(part)
+                if err:
+                    return err
+                assert value is not None
+                lo_bound = self.min if self.min is not None else 1
+                hi_bound = self.max if self.max is not None else 65535
+                if not lo_bound <= value <= hi_bound:
+                    return f"{self.name}: port {value} is outside {lo_bound}..{hi_bound}"
+                ports.append(value)
+            if ports[0] > ports[1]:
+                return (
+                    f"{self.name}: low port {ports[0]} is above high port {ports[1]} (kernel returns EINVAL)"
+                )
+            return None
+        if self.type == "port_list":
+            if not text:
+                return None
+            lo_bound = self.min if self.min is not None else 0
+            hi_bound = self.max if self.max is not None else 65535
+            for item in text.split(","):
+                item = item.strip()
+                if not item:
+                    return f"{self.name}: empty item in port list {text[:40]!r}"
+                bounds = item.split("-")
+                if len(bounds) > 2:
+                    return f"{self.name}: bad port range {item[:20]!r}"
+                numbers = []
+                for bound in bounds:
+                    value, err = self._int(bound.strip())
+                    if err:
+                        return err
+                    assert value is not None
+                    if not lo_bound <= value <= hi_bound:
+                        return f"{self.name}: port {value} is outside {lo_bound}..{hi_bound}"
+                    numbers.append(value)
+                if len(numbers) == 2 and numbers[0] > numbers[1]:
+                    return f"{self.name}: range {item!r} is reversed"
+            return None
+        return f"{self.name}: unknown type {self.type!r}"  # pragma: no cover
+
+
+class Backport(_Model):
+    kind: Literal["fix", "introduced"] = "fix"
+    series: str
+    version: str | None = None
+    commit: str | None = None
+    confidence: Confidence
+    source: Source
+    note: str | None = None
+
+    @field_validator("series")
+    @classmethod
+    def _series_form(cls, value: str) -> str:
+        if not re.match(r"^\d+\.\d+$", value):
+            raise ValueError(f"series {value!r} must be X.Y")
+        return value
+
+    @model_validator(mode="after")
+    def _version_in_series(self) -> Backport:
+        if self.version is not None:
+            release = _parse_bound(self.version)
+            if release.series != self.series:
+                raise ValueError(f"version {self.version!r} is not in series {self.series!r}")
+        if self.commit is not None and not _HEX_RE.match(self.commit):
+            raise ValueError(f"commit {self.commit!r} must be 12-40 lower-case hex digits")
+        return self
+
+
+class DistroPoint(_Model):
+    flavour: str
+    match: str
+    status: Literal["affected", "fixed", "not_affected", "unknown"]
+    confidence: Literal["observed", "high", "medium", "low"]
+    source: Source
+    note: str | None = None
+
+    def matches(self, release: KernelRelease) -> bool:
+        return release.flavour == self.flavour and release.raw.startswith(self.match)
+
+
+class SysctlEvidence(_Model):
+    name: str
+    present_means: Literal["fixed", "affected"]
+    affected_values: list[str] | None = None
+    source: Source
+    note: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_form(cls, value: str) -> str:
+        if not _SYSCTL_NAME_RE.match(value):
+            raise ValueError(f"sysctl name {value!r} must be fully qualified")
+        return value
+
+
+class Affects(_Model):
+    since: str | None = None
+    until: str | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Affects:
+        for bound in (self.since, self.until):
+            if bound is not None:
+                _parse_bound(bound)
+        _check_bounds(self.since, self.until)
+        return self
+
+
+class IssueStatus(_Model):
+    id: str
+    title: str
+    applies: bool | None
+    confidence: str
+    reason: str
+    fixed_in: str | None = None
+    source: Source
+
+
+_STATUS_APPLIES = {"affected": True, "fixed": False, "not_affected": False, "unknown": None}
+# Distribution kernels whose version does not track upstream stable point releases.
+_REBASED_FLAVOURS = frozenset({"ubuntu", "debian", "rhel", "suse"})
+
+
+def _lookup_sysctl(sysctls: Mapping[str, str], name: str) -> tuple[bool, str | None]:
+    if name in sysctls:
+        return True, sysctls[name]
+    for key, value in sysctls.items():
+        if normalize_sysctl_name(key) == name:
+            return True, value
+    return False, None
+
+
+class KnownIssue(_Model):
+    id: str
+    title: str
+    summary: str
+    category: str | None = None
+    confidence: Confidence
+    source: Source
+    affects: Affects = Field(default_factory=Affects)
+    fix: Source | None = None
+    introduced_by: Source | None = None
+    related: list[Source] = Field(default_factory=list)
+    backports: list[Backport] = Field(default_factory=list)
+    distro: list[DistroPoint] = Field(default_factory=list)
+    sysctl_evidence: SysctlEvidence | None = None
+    workaround: str | None = None
+    references: list[str] = Field(default_factory=list)
+    notes: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_form(cls, value: str) -> str:
+        if not _ISSUE_ID_RE.match(value):
+            raise ValueError(f"issue id {value!r} must look like KI-CT-CHALLENGE-ACK-RST")
+        return value
+
+    @property
+    def fixed_in_mainline(self) -> str | None:
+        if self.fix is not None and self.fix.tag:
+            return self.fix.tag
+        return f"v{self.affects.until}" if self.affects.until else None
+
+    def _status(
+        self, applies: bool | None, confidence: str, reason: str, source: Source, fixed_in: str | None = None
+    ) -> IssueStatus:
+        return IssueStatus(
+            id=self.id,
+            title=self.title,
+            applies=applies,
+            confidence=confidence,
+            reason=reason,
+            fixed_in=fixed_in if fixed_in is not None else self.fixed_in_mainline,
+            source=source,
+        )
+
+    def _range_text(self) -> str:
+        since, until = self.affects.since, self.affects.until
+        if since is None and until is None:
+            return "all upstream versions"
+        if since is None:
+            return f"upstream kernels before {until}"
+        if until is None:
+            return f"upstream {since} onwards"
+        return f"upstream {since} until {until}"
+
+    def _infer(self, release: KernelRelease) -> IssueStatus:
+        """Inference from the upstream version table (and stable backports)."""
+        in_range = _in_range(release, self.affects.since, self.affects.until)
+        rebased = release.flavour in _REBASED_FLAVOURS
+        series_fix = [b for b in self.backports if b.kind == "fix" and b.series == release.series]
+        series_intro = [b for b in self.backports if b.kind == "introduced" and b.series == release.series]
+        table_conf = self.confidence
+        if rebased and (self.affects.since is not None or self.affects.until is not None):
+            return self._infer_rebased(release, in_range)
+        if not in_range and series_intro:
+            intro = series_intro[0]
+            fix = series_fix[0] if series_fix else None
+            if fix and fix.version and release >= _parse_bound(fix.version):
+                return self._status(
+                    False, fix.confidence, f"stable {fix.version} carries the fix", fix.source, fix.version
+                )
+            if intro.version is None:
+                return self._status(
+                    None,
+                    "low",
+                    f"the change was backported to {intro.series}.y (point release unverified)",
+                    intro.source,
+                )
+            if release >= _parse_bound(intro.version):
+                return self._status(
+                    True,
+                    intro.confidence,
+                    f"the change was backported to stable {intro.version}",
+                    intro.source,
+                    fix.version if fix and fix.version else None,
+                )
+            return self._status(
+                False,
+                intro.confidence,
+                f"before stable {intro.version}, which brought the change",
+                intro.source,
+            )
+        if not in_range:
+            if self.affects.until and not release < _parse_bound(self.affects.until):
+                why = f"{release.upstream} is at or after the fix ({self._range_text()})"
+            else:
+                why = f"{release.upstream} predates the affected range ({self._range_text()})"
+            return self._status(False, table_conf, why, self.fix or self.source)
+        for fix in series_fix:
+            if fix.version is None:
+                return self._status(
+                    None,
+                    "low",
+                    f"a fix was backported to {fix.series}.y (point release unverified)",
+                    fix.source,
+                )
+            if release >= _parse_bound(fix.version):
+                return self._status(
+                    False, fix.confidence, f"stable {fix.version} carries the fix", fix.source, fix.version
+                )
+            return self._status(
+                True,
+                fix.confidence,
+                f"{release.upstream} is in the affected range ({self._range_text()}); "
+                f"fixed in stable {fix.version}",
+                fix.source,
+                fix.version,
+            )
+        return self._status(
+            True,
+            table_conf,
+            f"{release.upstream} is in the affected range ({self._range_text()})",
+            self.introduced_by or self.source,
+        )
+
+    def _infer_rebased(self, release: KernelRelease, in_range: bool) -> IssueStatus:
+        """Ubuntu/Debian/RHEL/SUSE: the declared base version is only a lower bound of the code.
+
+        A base at or after the mainline fix contains the fix.  Otherwise the
+        vendor may have backported the fix (or, for a regression, the bug), so
+        the answer is unknown unless the issue is a plain behaviour change.
+        """
+        prefix = f"{release.flavour} kernel {release.raw} (declared upstream base {release.upstream})"
+        until = self.affects.until
+        if until is not None and not release < _parse_bound(until):
+            return self._status(
+                False,
+                "high",
+                f"{prefix} is based on a release at or after the mainline change ({self._range_text()})",
+                self.fix or self.source,
+            )
+        if not in_range:
+            if self.introduced_by is None:
+                return self._status(
+                    False,
+                    "medium",
+                    f"{prefix} predates the behaviour ({self._range_text()}); vendors rarely backport it",
+                    self.source,
+                )
+            return self._status(
+                None,
+                "low",
+                f"{prefix} predates the upstream change ({self._range_text()}), but vendors "
+                "backport commits, so whether this build has it is unknown",
+                self.introduced_by,
+            )
+        if self.fix is None:
+            return self._status(
+                True, "high", f"{prefix} is in the affected range ({self._range_text()})", self.source
+            )
+        return self._status(
+            None,
+            "low",
+            f"{prefix} is inside the affected range ({self._range_text()}), but this distribution "
+            "backports fixes, so the build's real status is unknown",
+            self.source,
+        )
+
+    def _distro_point(self, release: KernelRelease) -> DistroPoint | None:
+        hits = [point for point in self.distro if point.matches(release)]
+        return max(hits, key=lambda point: len(point.match)) if hits else None
+
+    def status_for(self, release: KernelRelease, sysctls: Mapping[str, str] | None = None) -> IssueStatus:
+        """Does this issue apply to ``release``?
+
+        Order of precedence: the host's own sysctls (``sysctl_evidence``), then
+        observed distribution data points, then the upstream version table.
+        """
+        inferred = self._infer(release)
+        point = self._distro_point(release)
+        if point is not None:
+            base = self._status(
+                _STATUS_APPLIES[point.status],
+                point.confidence,
+                f"{point.status.replace('_', ' ')} for {point.flavour} {point.match}"
+                + (f": {point.note}" if point.note else ""),
+                point.source,
+            )
+            if point.status == "unknown":
+                base = base.model_copy(update={"reason": base.reason + f"; version table: {inferred.reason}"})
+        else:
+            base = inferred
+        evidence = self.sysctl_evidence
+        if sysctls is None or evidence is None:
+            return base
+        present, value = _lookup_sysctl(sysctls, evidence.name)
+        if evidence.present_means == "fixed":
+            applies = not present
+            what = f"host has {evidence.name}" if present else f"host lacks {evidence.name}"
+        else:
+            if not present:
+                applies, what = False, f"host lacks {evidence.name}"
+            elif evidence.affected_values is None or (value or "").strip() in evidence.affected_values:
+                applies, what = True, f"host has {evidence.name} = {(value or '').strip()!r}"
+            else:
+                applies, what = False, f"host has {evidence.name} = {(value or '').strip()!r} (not enabled)"
+        reason = f"evidence: {what}"
+        if base.applies is not None and base.applies != applies:
+            reason += (
+                f"; the version table disagreed ({base.reason}) -- "
+                "likely a distribution backport or a kernel that differs from upstream"
+            )
+        elif base.applies is None:
+            reason += f"; the version table could not decide ({base.reason})"
+        return self._status(applies, "evidence", reason, evidence.source)
+
+
+class KernelDB(_Model):
+    sysctls: dict[str, SysctlFact]
+    issues: dict[str, KnownIssue]
+
+    def sysctl(self, name: str) -> SysctlFact | None:
+        """Fact for a fully qualified name (``net.ipv4.tcp_sack``) or ``net/ipv4/tcp_sack``."""
+        key = normalize_sysctl_name(name)
+        fact = self.sysctls.get(key)
+        if fact is not None:
+            return fact
+        for candidate in self.sysctls.values():
+            if key in candidate.aliases:
+                return candidate
+        return None
+
+    def issue(self, issue_id: str) -> KnownIssue | None:
+        return self.issues.get(issue_id)
+
+    def issues_for(
+        self, release: KernelRelease, sysctls: Mapping[str, str] | None = None
+    ) -> list[IssueStatus]:
+        return [self.issues[key].status_for(release, sysctls) for key in sorted(self.issues)]
+
+
+# ---------------------------------------------------------------------------
+# loading
+
+
+def _read_toml(path: Path | None, name: str) -> dict[str, Any]:
+    try:
+        if path is None:
+            data = resources.files("tcpaudit.kernel_db").joinpath(name).read_bytes()
+        else:
+            data = (path / name).read_bytes()
+    except (FileNotFoundError, ModuleNotFoundError, OSError) as exc:
+        raise KernelDBError(f"{name}: cannot read kernel knowledge base file ({exc})") from exc
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise KernelDBError(f"{name}: invalid TOML: {exc}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err.get("loc", ())) or "entry"
+    message = err.get("msg", "invalid")
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {message}{more}"
+
+
+def _build(model: type[_Model], file: str, key: str, body: Any, **extra: Any) -> Any:
+    if not isinstance(body, dict):
+        raise KernelDBError(f"{file}: entry {key!r}: expected a table")
+    data = dict(body)
+    for field, value in extra.items():
+        if field in data and data[field] != value:
+            raise KernelDBError(f"{file}: entry {key!r}: {field} {data[field]!r} does not match the key")
+        data[field] = value
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise KernelDBError(f"{file}: entry {key!r}: {_first_error(exc)}") from None
+    except (ValueError, KernelReleaseError) as exc:
+        raise KernelDBError(f"{file}: entry {key!r}: {exc}") from None
+
+
+def _load(path: Path | None) -> KernelDB:
+    raw_sysctls = _read_toml(path, SYSCTLS_FILE)
+    raw_issues = _read_toml(path, ISSUES_FILE)
+    sysctls = {
+        key: _build(SysctlFact, SYSCTLS_FILE, key, body, name=key) for key, body in raw_sysctls.items()
+    }
+    issues = {key: _build(KnownIssue, ISSUES_FILE, key, body, id=key) for key, body in raw_issues.items()}
+    for fact in sysctls.values():
+        for alias in fact.aliases:
+            if alias in sysctls:
+                raise KernelDBError(f"{SYSCTLS_FILE}: entry {fact.name!r}: alias {alias!r} is also an entry")
+    for issue in issues.values():
+        if issue.sysctl_evidence and issue.sysctl_evidence.name not in sysctls:
+            raise KernelDBError(
+                f"{ISSUES_FILE}: entry {issue.id!r}: sysctl_evidence {issue.sysctl_evidence.name!r} "
+                f"has no entry in {SYSCTLS_FILE}"
+            )
+    try:
+        return KernelDB(sysctls=sysctls, issues=issues)
+    except ValidationError as exc:  # pragma: no cover - models already validated
+        raise KernelDBError(f"kernel_db: {_first_error(exc)}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str | None) -> KernelDB:
+    return _load(Path(path) if path is not None else None)
+
+
+def load_kernel_db(path: Path | None = None) -> KernelDB:
+    """Load and validate the knowledge base (the packaged one when ``path`` is None).
+
+    ``path`` is a directory holding ``sysctls.toml`` and ``issues.toml``.
+    Results are cached per path; the returned object is immutable.
+    """
+    return _load_cached(str(Path(path).resolve()) if path is not None else None)
