@@ -13,8 +13,10 @@ class ChallengeAckRstInvalid(Rule):
         severity=Severity.high,
         keys=["net.netfilter.nf_conntrack_tcp_ignore_invalid_rst"],
         summary=(
-            "On kernels without the fix 'netfilter: conntrack: handle tcp challenge acks during connection reuse' "
-            "(mainline 6.2), conntrack tags the RST a client sends in answer to a challenge ACK as INVALID. "
+            "On kernels that carry 'netfilter: nf_conntrack_tcp: re-init for syn packets only' (c7aab4f17021, "
+            "mainline 5.18, backported by some distributions) but not the fix 'netfilter: "
+            "conntrack: handle tcp challenge acks during connection reuse' (c410cb974f2b, 6.2 and 6.1.9), "
+            "conntrack tags the RST a client sends in answer to a challenge ACK as INVALID. "
             "INVALID packets are not NATed and are often dropped, so the stale connection on the far side is "
             "never cleared and the client's SYNs are retried until connect() times out."
         ),
@@ -29,22 +31,24 @@ class ChallengeAckRstInvalid(Rule):
             "An INVALID packet is not de-NATed and is dropped by rulesets that drop INVALID (kube-proxy and Istio "
             "do), so the peer never sees the RST; every SYN retransmission gets the same challenge ACK and "
             "connect() fails with a timeout after tcp_syn_retries.",
-            "Mainline 6.2 (commit c410cb974f2b) lets such RSTs pass; nf_conntrack_tcp_ignore_invalid_rst=1 "
-            "(since 5.14-era kernels) stops out-of-window RSTs from being marked INVALID.",
+            "Mainline 6.2 (commit c410cb974f2b, backported to 6.1.9) lets such RSTs pass; "
+            "nf_conntrack_tcp_ignore_invalid_rst=1 (added in 5.14 by 1da4cd82dd18) stops out-of-window RSTs from "
+            "being marked INVALID.",
         ],
         when_it_matters=(
             "Kubernetes pods with an Istio/Envoy-style sidecar (iptables REDIRECT to 15001/15006), NAT gateways, "
             "any host whose firewall drops conntrack INVALID packets and that reconnects quickly to the same peer."
         ),
         remediation=(
-            "Upgrade to a kernel with the fix (6.2+, or a stable/distro kernel that backports it); meanwhile set "
+            "Upgrade to a kernel with the fix (6.2+, 6.1.9+, or a distro kernel that backports it); meanwhile set "
             "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst=1 where the key exists, and fix the half-closed "
             "socket leak that makes the collision possible (see CT002)."
         ),
         references=[
             Reference(title="netfilter: conntrack: handle tcp challenge acks during connection reuse (c410cb974f2b)",
                       url="https://github.com/torvalds/linux/commit/c410cb974f2ba562920ecb8492ee66945dcf88af"),
-            Reference(title="netfilter: conntrack: add tcp_ignore_invalid_rst sysctl (d7fba8ff3e50)",
+            Reference(title="Merge of the tcp_ignore_invalid_rst sysctl series (d7fba8ff3e50; the sysctl itself is "
+                            "1da4cd82dd18, v5.14)",
                       url="https://github.com/torvalds/linux/commit/d7fba8ff3e50fb25ffe583bf945df052f6caffa2"),
             Reference(title="istio/istio#43301: App outbound connecting timed out (field report)",
                       url="https://github.com/istio/istio/issues/43301"),
@@ -60,12 +64,12 @@ class ChallengeAckRstInvalid(Rule):
         if status is None:
             return self.na("the knowledge base has no answer for this kernel")
         ignore = f.value("net.netfilter.nf_conntrack_tcp_ignore_invalid_rst")
-        if not status.applies:
-            if status.applies is False:
-                return None
-        if ignore.int == 1:
+        if status.applies is False or ignore.int == 1:
             return None
         ctx = f.context
+        if status.applies is None and not (ctx.sidecar_ports or ctx.kubernetes):
+            return self.na(f"unknown whether this kernel has the bug ({status.confidence} confidence: "
+                           f"{status.reason}) and no NAT redirect or Kubernetes seen")
         if ctx.sidecar_ports:
             sev, why = Severity.high, (f"NAT REDIRECT/DNAT to port(s) {', '.join(map(str, ctx.sidecar_ports[:5]))} "
                                        "is in play (the sidecar pattern of the field report)")
@@ -74,9 +78,12 @@ class ChallengeAckRstInvalid(Rule):
         else:
             sev, why = Severity.low, ("no NAT redirect was seen; it bites once DNAT/REDIRECT or an "
                                       "'INVALID -j DROP' rule is added")
+        lead = f"Kernel {f.snapshot.kernel.release} lacks the conntrack fix for challenge-ACK RSTs ({status.reason})."
         if status.applies is None:
-            sev = sev.lowered()
-            why += f"; whether this distro kernel carries the fix is unknown ({status.reason})"
+            sev = Severity.low
+            lead = (f"It is unknown whether kernel {f.snapshot.kernel.release} has the conntrack challenge-ACK RST "
+                    f"bug ({status.confidence} confidence: {status.reason}); check the distribution's kernel "
+                    "changelog for c410cb974f2b.")
         ev = {"kernel": f.snapshot.kernel.release, "issue": ISSUE, "applies": status.applies,
               "confidence": status.confidence, "fixed_in": status.fixed_in,
               "nf_conntrack_tcp_ignore_invalid_rst": ignore.raw if ignore.present else "absent on this kernel",
@@ -89,8 +96,7 @@ class ChallengeAckRstInvalid(Rule):
         return self.finding(
             f, severity=sev, evidence=ev, fix=fix, context=[why],
             explanation=(
-                f"Kernel {f.snapshot.kernel.release} lacks the conntrack fix for challenge-ACK RSTs "
-                f"({status.reason}). When a connect() reuses a 4-tuple the peer still holds, the peer's challenge "
+                f"{lead} When a connect() reuses a 4-tuple the peer still holds, the peer's challenge "
                 "ACK is answered with a RST that conntrack marks INVALID, so it is neither NATed nor delivered, "
                 f"and the client's SYNs time out; {why}."
                 + ("" if ignore.present else " nf_conntrack_tcp_ignore_invalid_rst does not exist here, so only a "

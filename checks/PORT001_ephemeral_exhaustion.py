@@ -35,7 +35,7 @@ class EphemeralExhaustion(Rule):
             "runs out: connect() fails with EADDRNOTAVAIL (errno 99, 'Cannot assign requested address'), or "
             "spends ever longer searching the range.",
             "tcp_tw_reuse lets connect() take over a TIME-WAIT port when timestamps prove it safe (1: for all "
-            "destinations; 2, the default since 4.19-era kernels: loopback only); it does nothing with "
+            "destinations; 2, the default since Linux 4.18: loopback only); it does nothing with "
             "tcp_timestamps=0 and nothing for incoming connections.",
             "Behind SNAT the middlebox has its own, often smaller, port budget per destination (Azure LB "
             "preallocates 1,024 SNAT ports per instance for small pools; AWS NAT Gateway allows 55,000 "

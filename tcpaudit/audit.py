@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, Field
 
 from . import __version__
+from .config import Waiver
 from .context import Context, ContextOptions, resolve_context
 from .exitcodes import ExitCode
 from .model import Location, Report, Severity, Summary, Target, TargetStatus, Tool
@@ -15,30 +16,28 @@ from .rules.base import Facts
 from .rules.engine import catalogue, run_rules
 from .sanitize import clean_text
 from .snapshot import Snapshot
+from .suppress import Baseline, apply_suppressions
 
 
 class AuditOptions(BaseModel):
     context: ContextOptions = Field(default_factory=ContextOptions)
     disabled_rules: list[str] = Field(default_factory=list)
     fail_on: Severity = Severity.high
+    waivers: list[Waiver] = Field(default_factory=list, description="from .tcpaudit.toml; see tcpaudit.suppress")
+    baseline: Baseline | None = Field(None, description="--baseline FILE: findings recorded there are suppressed")
 
 
 @functools.lru_cache(maxsize=1)
 def kernel_db():  # type: ignore[no-untyped-def]
-    try:
-        from .kernel.db import load_kernel_db
-    except ModuleNotFoundError:  # TEMP until kernel_db lands
-        return None
+    from .kernel.db import load_kernel_db
+
     return load_kernel_db()
 
 
 def parse_release_or_none(release: str | None):  # type: ignore[no-untyped-def]
     if not release:
         return None
-    try:
-        from .kernel.release import KernelReleaseError, parse_release
-    except ModuleNotFoundError:  # TEMP until kernel_db lands
-        return None
+    from .kernel.release import KernelReleaseError, parse_release
 
     try:
         return parse_release(release)
@@ -69,12 +68,13 @@ def audit_snapshot(snapshot: Snapshot, opts: AuditOptions | None = None, name: s
     ctx = resolve_context(opts.context, snapshot)
     target_name = clean_text(name or snapshot.hostname, 253)
     findings, results = run_rules(facts_for(snapshot, ctx), target_name, disabled=opts.disabled_rules)
-    return Target(
+    target = Target(
         name=target_name, kind="host", status=TargetStatus.ok,
         kernel={"release": snapshot.kernel.release, "version": snapshot.kernel.version},
         findings=findings, checks=results, context=ctx.assumed, gaps=gap_lines(snapshot),
         sysctls={k: clean_text(snapshot.sysctls[k], 300) for k in rule_keys() if k in snapshot.sysctls},
     )
+    return apply_suppressions(target, waivers=opts.waivers, baseline=opts.baseline)
 
 
 def failed_target(name: str, status: TargetStatus, error: str, kind: str = "host") -> Target:
