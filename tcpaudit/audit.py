@@ -63,15 +63,36 @@ def rule_keys() -> list[str]:
     return sorted({k for r in catalogue() for k in r.meta.keys})
 
 
+def kernel_notes(snapshot: Snapshot, facts: Facts) -> list[str]:
+    """Evidence beats inference: report where the host's sysctl tree contradicts the version table."""
+    if facts.kdb is None or facts.release is None:
+        return []
+    notes = []
+    for name, fact in sorted(facts.kdb.sysctls.items()):
+        on_host = snapshot.has_sysctl(name)
+        expected = fact.present_in(facts.release)
+        if on_host is None or expected is None or on_host == expected:
+            continue
+        if on_host:
+            why = "likely a distribution backport"
+        else:
+            why = "not built into this kernel, or its module is not loaded"
+        notes.append(f"{name} is {'present' if on_host else 'absent'} on this host although upstream "
+                     f"{facts.release.upstream} {'lacks' if on_host else 'has'} it ({why}); the host's answer is used")
+    return notes
+
+
 def audit_snapshot(snapshot: Snapshot, opts: AuditOptions | None = None, name: str | None = None) -> Target:
     opts = opts or AuditOptions()
     ctx = resolve_context(opts.context, snapshot)
     target_name = clean_text(name or snapshot.hostname, 253)
-    findings, results = run_rules(facts_for(snapshot, ctx), target_name, disabled=opts.disabled_rules)
+    facts = facts_for(snapshot, ctx)
+    findings, results = run_rules(facts, target_name, disabled=opts.disabled_rules)
     target = Target(
         name=target_name, kind="host", status=TargetStatus.ok,
         kernel={"release": snapshot.kernel.release, "version": snapshot.kernel.version},
         findings=findings, checks=results, context=ctx.assumed, gaps=gap_lines(snapshot),
+        kernel_notes=kernel_notes(snapshot, facts),
         sysctls={k: clean_text(snapshot.sysctls[k], 300) for k in rule_keys() if k in snapshot.sysctls},
     )
     return apply_suppressions(target, waivers=opts.waivers, baseline=opts.baseline)

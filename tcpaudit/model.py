@@ -104,6 +104,9 @@ class Target(BaseModel):
     checks: list[CheckResult] = Field(default_factory=list)
     context: list[str] = Field(default_factory=list, description="the context that was assumed, and why")
     gaps: list[str] = Field(default_factory=list, description="what could not be collected, and why")
+    kernel_notes: list[str] = Field(
+        default_factory=list,
+        description="where the host's own sysctls disagree with the knowledge base's version table (backports)")
     files: list[str] = Field(default_factory=list, description="config targets: the files read")
 
 

@@ -57,3 +57,16 @@ def test_every_finding_names_its_keys_and_mechanism() -> None:
     for f in findings:
         assert f["keys"] and all(k.startswith("net.") for k in f["keys"])
         assert len(f["explanation"]) > 80 and "recommended value" not in f["explanation"].lower()
+
+
+def test_host_evidence_beats_the_version_table(tmp_path: Path) -> None:
+    snap = json.loads(CENTOS.read_text())
+    snap["kernel"] = {"release": "5.14.21-150400.24.21-default", "version": "5.14.21"}
+    snap["sysctls"]["net.ipv4.tcp_tw_reuse_delay"] = "1000"  # upstream 5.14 lacks it: a backport
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(snap))
+    _, report = run_json("audit", str(path))
+    notes = report["targets"][0]["kernel_notes"]
+    assert any("tcp_tw_reuse_delay is present" in n and "backport" in n for n in notes), notes
+    # and the rules use the host's answer: tcp_tw_recycle exists on this host, so TCP001 judges it
+    assert "TCP001" in _findings(report)

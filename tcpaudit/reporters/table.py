@@ -31,6 +31,8 @@ def _target_block(t: Target, verbose: bool) -> list[str]:
         out.append(f"   error: {clean_text(t.error)}")
     for c in t.context:
         out.append(f"   context: {clean_text(c)}")
+    for n in t.kernel_notes:
+        out.append(f"   kernel: {clean_text(n)}")
     if t.status.value != "ok" and not t.findings:
         return out
     rows = []
