@@ -26,22 +26,15 @@ def _where(v: Value) -> str:
 
 
 def _parity_matters(f: Facts) -> bool:
-    """False only when the knowledge base dates the parity preference after this target's kernel."""
-    ki = f.kdb.issues.get("KI-TCP-CONNECT-EVEN-PORTS") if f.kdb is not None else None
-    since = getattr(getattr(ki, "affects", None), "since", None)
-    if not since:
-        return True
-    try:
-        version = tuple(int(x) for x in str(since).split("."))
-    except ValueError:
-        return True
-    return f.kernel_at_least(version) is not False
+    """True only when the knowledge base says this kernel has the parity preference (unknown builds stay quiet)."""
+    status = f.issue("KI-TCP-CONNECT-EVEN-PORTS")
+    return status is not None and status.applies is True
 
 
 class PortRangeStartsLow(Rule):
     meta = RuleMeta(
         id="PORT003",
-        title="ip_local_port_range starts low: outgoing connections can occupy ports services need to bind",
+        title="ip_local_port_range starts low or has same-parity ends: ephemeral ports collide with services",
         severity=Severity.low,
         keys=[RANGE, RESERVED],
         summary=(
