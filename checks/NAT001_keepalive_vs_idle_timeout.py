@@ -87,7 +87,7 @@ class KeepaliveVsIdleTimeout(ValueRule):
                     with_ka += timer == "keepalive"
             ev["established_non_loopback"] = est
             ev["established_with_keepalive_timer"] = with_ka
-            sockets_note = (f" Of {est} established non-loopback connections, {with_ka} show a keepalive timer "
+            sockets_note = "" if not est else (f" Of {est} established non-loopback connections, {with_ka} show a keepalive timer "
                             "(SO_KEEPALIVE on); the rest are not protected by this sysctl at all.")
         new_time = max(30, idle // 2)
         return self.finding(

@@ -73,6 +73,7 @@ def _read(path: str, limit: int = 16 << 20) -> str:
 
 def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
     """Every sysctl under net.ipv4, net.ipv6, net.core and net.netfilter."""
+    unset_secrets = 0
     for root in SYSCTL_ROOTS:
         top = os.path.join(proc_sys, *root.split("."))
         if not os.path.isdir(top):
@@ -96,7 +97,13 @@ def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
                     with open(path, "rb") as f:
                         raw.sysctls[name] = fold_value(f.read(65536).decode("utf-8", "replace"))
                 except OSError as exc:
+                    if fn == "stable_secret" and exc.errno == errno.EIO:
+                        unset_secrets += 1  # reading an unset IPv6 stable_secret fails with EIO by design
+                        continue
                     raw.gap(f"sysctl:{name}", _reason(exc), exc.strerror or str(exc))
+    if unset_secrets:
+        raw.gap("sysctl:net.ipv6.conf.*.stable_secret", GapReason.missing,
+                f"unset on {unset_secrets} interface(s): the kernel answers EIO until a secret is written")
 
 
 def _run(argv: list[str], raw: RawCapture, item: str, limit_lines: int | None = None) -> str | None:
