@@ -2,7 +2,7 @@
 
 from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
-from tcpaudit.snapshot import parse_port_list
+from tcpaudit.snapshot import is_loopback, parse_port_list
 
 _SHOW = 20
 
@@ -72,16 +72,22 @@ class ListenerInEphemeralRange(Rule):
             return self.na("the socket table was not collected")
         reserved_raw = f.value("net.ipv4.ip_local_reserved_ports").raw or ""
         reserved = parse_port_list(reserved_raw)
-        listen = sorted({p for s, p in zip(t.state, t.local_port)
-                         if s == "LISTEN" and lo <= p <= hi and p not in reserved})
-        if not listen:
+        listen_addrs: dict[int, set[str]] = {}
+        for state, addr, port in zip(t.state, t.local_addr, t.local_port):
+            if state == "LISTEN" and lo <= port <= hi and port not in reserved:
+                listen_addrs.setdefault(port, set()).add(addr)
+        if not listen_addrs:
             return None
+        listen = sorted(listen_addrs)
         ports = set(listen)
+        loopback_only = sorted(p for p, addrs in listen_addrs.items() if all(is_loopback(a) for a in addrs))
         # SYN-SENT sockets are always outgoing: one on a listener's port is a live collision.
         collisions = sum(1 for s, p in zip(t.state, t.local_port) if s == "SYN-SENT" and p in ports)
-        sev = Severity.high if collisions else Severity.medium
+        # A listener bound to loopback only conflicts only with outgoing connections from loopback.
+        sev = Severity.high if collisions else Severity.low if len(loopback_only) == len(listen) else Severity.medium
         new_reserved = ",".join(x for x in [reserved_raw.strip(), _ranges(listen)] if x)
-        ev = {"listening_ports_in_range": listen[:_SHOW], "count": len(listen), "ip_local_port_range": f"{lo} {hi}",
+        ev = {"listening_ports_in_range": listen[:_SHOW], "count": len(listen), "loopback_only": len(loopback_only),
+              "ip_local_port_range": f"{lo} {hi}",
               "ip_local_reserved_ports": reserved_raw, "outgoing_collisions": collisions}
         shown = ", ".join(map(str, listen[:_SHOW])) + (" ..." if len(listen) > _SHOW else "")
         return self.finding(
@@ -90,6 +96,8 @@ class ListenerInEphemeralRange(Rule):
                 f"{len(listen)} listening port(s) ({shown}) lie inside the ephemeral range {lo}-{hi} and are not "
                 "reserved. When one of these services restarts, an outgoing connection can take its port first, "
                 "and the service fails to bind with EADDRINUSE."
+                + (f" {len(loopback_only)} of them listen on loopback only, where only outgoing connections from "
+                   "a loopback address can take the port." if loopback_only else "")
                 + (f" {collisions} outgoing SYN-SENT socket(s) are using listener ports right now." if collisions else "")
             ),
         )
