@@ -70,14 +70,17 @@ DisableOpt = Annotated[Optional[list[str]], typer.Option("--disable", help="Rule
 NoAutoOpt = Annotated[bool, typer.Option("--no-auto-context", help="Do not infer context from cloud, "
                                          "Kubernetes or NAT-rule hints.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Explanations, fixes and every gap in the table.")]
+BaselineOpt = Annotated[Optional[Path], typer.Option("--baseline", help="Baseline from `tcpaudit baseline`: findings "
+                                                     "recorded there show as suppressed and do not fail the run.")]
 
 
 def _audit_options(config: Optional[Path], fail_on: Optional[str], nat_idle_timeout: Optional[int],
                    profile: Optional[list[str]], clients_behind_nat: Optional[str], disable: Optional[list[str]],
-                   no_auto_context: bool):  # type: ignore[no-untyped-def]
+                   no_auto_context: bool, baseline: Optional[Path] = None):  # type: ignore[no-untyped-def]
     from .audit import AuditOptions
     from .config import load_config
     from .model import Severity
+    from .suppress import BaselineError, load_baseline
 
     cfg = load_config(config)
     ctx = cfg.context.model_copy()
@@ -102,7 +105,12 @@ def _audit_options(config: Optional[Path], fail_on: Optional[str], nat_idle_time
     for p in ctx.profiles:
         if p not in load_profiles():
             raise UsageError(f"unknown profile {p!r}; known: {', '.join(sorted(load_profiles()))}")
-    return AuditOptions(context=ctx, disabled_rules=[*cfg.rules.disable, *(disable or [])], fail_on=sev_v), cfg
+    try:
+        base = load_baseline(baseline) if baseline is not None else None
+    except BaselineError as exc:
+        raise UsageError(str(exc)) from None
+    return AuditOptions(context=ctx, disabled_rules=[*cfg.rules.disable, *(disable or [])], fail_on=sev_v,
+                        waivers=list(cfg.waivers), baseline=base), cfg
 
 
 def _parse_formats(formats: Optional[list[str]]) -> list[tuple[str, Optional[str]]]:
@@ -152,10 +160,11 @@ def host(
                                           help="Sample counters twice, SECONDS apart, and report rates.")] = 0.0,
     save_snapshot: Annotated[Optional[Path], typer.Option("--save-snapshot", help="Also save the snapshot.")] = None,
     verbose: VerboseOpt = False,
+    baseline: BaselineOpt = None,
 ) -> None:
     """Audit this machine (or one remote host over SSH) and report risks with evidence and fixes."""
     opts, _cfg = _audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable,
-                                no_auto_context)
+                                no_auto_context, baseline)
     formats = _parse_formats(format)
     if destination:
         from .cli_remote import audit_remote_host
@@ -209,13 +218,14 @@ def audit(
     disable: DisableOpt = None,
     no_auto_context: NoAutoOpt = False,
     verbose: VerboseOpt = False,
+    baseline: BaselineOpt = None,
 ) -> None:
     """Audit saved snapshots offline."""
     from .audit import audit_snapshot, build_report
     from .loading import load_snapshot_file
 
     opts, _cfg = _audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable,
-                                no_auto_context)
+                                no_auto_context, baseline)
     formats = _parse_formats(format)
     snaps = [load_snapshot_file(p) for p in files]
     report = build_report([audit_snapshot(s, opts) for s in snaps], opts.fail_on)

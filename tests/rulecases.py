@@ -6,6 +6,7 @@ environment, previous, uptime_s, ...); the rest takes defaults. Sugar:
   sockets: [{state, local, remote, timer, timer_ms, lastsnd_ms, lastrcv_ms, uid, count}]
            local "10.0.0.1:32768+" with count N gives N sockets on consecutive local ports
   kind: config + configured: {key: value}   -> a config target (lint), each key at line n of "case.conf"
+  lint: TEXT or {file: NAME, text: TEXT}    -> a config target exactly as `tcpaudit lint` parses that file
   context: {nat_idle_timeout, profiles, clients_behind_nat, auto_detect, thresholds}
 Expectation: expect: fail | pass | not_applicable; severity; evidence (subset); explanation_contains.
 """
@@ -50,7 +51,20 @@ def sockets_from(spec: list[dict[str, Any]]) -> SocketTable:
     return SocketTable.from_rows(rows, source="ss", detail=detail)
 
 
+def _lint_case(case: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """`lint: TEXT` (a sysctl.conf) or `lint: {file: NAME, text: TEXT}`: the facts `tcpaudit lint` builds."""
+    from tcpaudit.audit import AuditOptions
+    from tcpaudit.lint import config_facts, parse_text
+
+    spec = case["lint"] if isinstance(case["lint"], dict) else {"file": "case.conf", "text": case["lint"]}
+    (unit,) = parse_text(spec["text"], spec["file"])
+    opts = AuditOptions(context=ContextOptions(**(case.get("context") or {})))
+    return config_facts(unit, opts, case.get("kernel", "6.1.0-18-amd64"))[0]
+
+
 def build_case(case: dict[str, Any]):  # type: ignore[no-untyped-def]
+    if "lint" in case:
+        return _lint_case(case)
     data = {k: v for k, v in case.items() if k not in {
         "name", "seed", "kind", "kernel", "sockets", "configured", "context", "expect", "severity", "evidence",
         "explanation_contains", "note", "socket_detail"}}

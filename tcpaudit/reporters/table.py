@@ -8,6 +8,7 @@ from tabulate import tabulate
 
 from ..model import Report, Target
 from ..sanitize import clean_text
+from . import _levels
 
 _MAX_EVIDENCE = 110
 
@@ -37,7 +38,7 @@ def _target_block(t: Target, verbose: bool) -> list[str]:
         return out
     rows = []
     for f in t.findings:
-        sev = f.severity.value.upper() if f.suppressed is None else f"({f.severity.value}, suppressed)"
+        sev = _levels.label(f.severity) if f.suppressed is None else f"({f.severity.value}, suppressed)"
         where = f" [{clean_text(f.location.file)}:{f.location.line}]" if f.location else ""
         rows.append([sev, f.rule, clean_text(f.title, 60) + where, evidence_line(f.evidence)])
     if rows:
@@ -66,7 +67,7 @@ def render(report: Report, verbose: bool = False, **_: object) -> str:
         lines.extend(_target_block(t, verbose))
         lines.append("")
     s = report.summary
-    sev = ", ".join(f"{n} {k}" for k, n in sorted(s.by_severity.items(), key=lambda kv: -_rank(kv[0])))
+    sev = ", ".join(f"{n} {k}" for k, n in sorted(s.by_severity.items(), key=lambda kv: -_levels.rank(kv[0])))
     lines.append(
         f"{s.targets} target(s), {s.targets_ok} audited, {s.targets_failed} failed; "
         f"{s.findings} finding(s){' (' + sev + ')' if sev else ''}"
@@ -78,10 +79,3 @@ def render(report: Report, verbose: bool = False, **_: object) -> str:
 
         lines.append(render_fleet(report))
     return "\n".join(lines) + "\n"
-
-
-_SEVERITIES = ["info", "low", "medium", "high", "critical"]
-
-
-def _rank(sev: str) -> int:
-    return _SEVERITIES.index(sev) if sev in _SEVERITIES else -1

@@ -1,0 +1,139 @@
+"""`tcpaudit lint` and `tcpaudit baseline`: gate configuration in CI before it ships.
+
+Registered by tcpaudit/cli.py (`register(app)`); the work is done by tcpaudit.lint and tcpaudit.suppress.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli import (BaselineOpt, ClientsNatOpt, ConfigOpt, DisableOpt, FailOnOpt, FormatOpt, NatIdleOpt, ProfileOpt,
+                  UsageError, VerboseOpt, _audit_options, _parse_formats, emit)
+
+PathsArg = Annotated[Optional[list[Path]], typer.Argument(
+    help="sysctl.conf / sysctl.d files, `sysctl -w` lists, tuned profiles, Markdown notes, Ansible/Salt YAML, "
+         "Kubernetes manifests, docker-compose files, JSON patches; directories are walked. Each is linted on "
+         "its own, in the order given.", show_default=False)]
+RootOpt = Annotated[Optional[Path], typer.Option(
+    "--root", metavar="DIR", help="Lint the tree under DIR as `sysctl --system` applies it at boot: "
+    "DIR/etc/sysctl.d, /run/sysctl.d, /usr/local/lib/sysctl.d, /usr/lib/sysctl.d, /lib/sysctl.d, then "
+    "DIR/etc/sysctl.conf.")]
+KernelOpt = Annotated[Optional[str], typer.Option(
+    "--kernel", metavar="RELEASE", help="Kernel the config is for, e.g. 5.15.0 or 3.10.0-1160.el7.x86_64 "
+    "(default: a current kernel, or kernel.osrelease in a `sysctl -a` capture).")]
+MergeOpt = Annotated[bool, typer.Option(
+    "--merge", help="Apply all PATHs as one configuration, in the order given (like `sysctl -p A -p B`).")]
+
+
+def _check_kernel(kernel: Optional[str]) -> None:
+    if kernel is None:
+        return
+    from .kernel.release import KernelReleaseError, parse_release
+
+    try:
+        parse_release(kernel)
+    except KernelReleaseError as exc:
+        raise UsageError(f"--kernel: {exc}") from None
+
+
+def _lint_targets(paths: Optional[list[Path]], root: Optional[Path], kernel: Optional[str], merge: bool,
+                  opts):  # type: ignore[no-untyped-def]
+    from .lint import LintInputError, lint_units, root_unit, units_for_paths
+
+    if not paths and root is None:
+        raise UsageError("nothing to lint: give PATH... or --root DIR")
+    _check_kernel(kernel)
+    try:
+        units = ([root_unit(root)] if root is not None else []) + (units_for_paths(paths, merge) if paths else [])
+    except LintInputError as exc:
+        raise UsageError(str(exc)) from None
+    return lint_units(units, opts, kernel)
+
+
+def lint(
+    paths: PathsArg = None,
+    root: RootOpt = None,
+    kernel: KernelOpt = None,
+    merge: MergeOpt = False,
+    format: FormatOpt = None,
+    fail_on: FailOnOpt = None,
+    nat_idle_timeout: NatIdleOpt = None,
+    profile: ProfileOpt = None,
+    clients_behind_nat: ClientsNatOpt = None,
+    config: ConfigOpt = None,
+    disable: DisableOpt = None,
+    baseline: BaselineOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Lint sysctl configuration with the same rules as hosts, for a target kernel, before it ships."""
+    from .audit import build_report
+
+    opts, _cfg = _audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, False,
+                                baseline)
+    formats = _parse_formats(format)
+    targets = _lint_targets(paths, root, kernel, merge, opts)
+    raise typer.Exit(emit(build_report(targets, opts.fail_on), formats, verbose))
+
+
+def _is_snapshot(p: Path) -> bool:
+    """Snapshot JSON or a collector dump (audited), as opposed to a config file (linted)."""
+    if not p.is_file():
+        return False
+    from .collect import dump as _dump
+
+    try:
+        with open(p, "rb") as f:
+            head = f.read(1 << 20)
+    except OSError:
+        return False
+    if head.lstrip()[:1] == b"{":
+        return b'"collected_at"' in head and b'"hostname"' in head
+    return bool(_dump.looks_like_dump(head))
+
+
+def baseline(
+    paths: PathsArg = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Baseline file to write ('-' for stdout).")]
+    = Path("-"),
+    root: RootOpt = None,
+    kernel: KernelOpt = None,
+    merge: MergeOpt = False,
+    nat_idle_timeout: NatIdleOpt = None,
+    profile: ProfileOpt = None,
+    clients_behind_nat: ClientsNatOpt = None,
+    config: ConfigOpt = None,
+    disable: DisableOpt = None,
+) -> None:
+    """Record today's findings (lint PATHs, --root, or snapshot files) so `--baseline FILE` fails only on new ones."""
+    from .audit import audit_snapshot
+    from .loading import load_snapshot_file
+    from .suppress import dump_baseline, make_baseline
+
+    opts, _cfg = _audit_options(config, None, nat_idle_timeout, profile, clients_behind_nat, disable, False)
+    snaps = [p for p in paths or [] if _is_snapshot(p)]
+    lint_paths = [p for p in paths or [] if p not in snaps]
+    targets = [audit_snapshot(load_snapshot_file(p), opts) for p in snaps]
+    if lint_paths or root is not None:
+        targets += _lint_targets(lint_paths, root, kernel, merge, opts)
+    elif not snaps:
+        raise UsageError("nothing to record: give PATH... (config files or snapshots) or --root DIR")
+    b = make_baseline(targets)
+    text = dump_baseline(b)
+    if str(output) == "-":
+        sys.stdout.write(text)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    typer.echo(f"tcpaudit: baseline of {len(b.fingerprints)} finding(s) from {len(targets)} target(s)"
+               + ("" if str(output) == "-" else f" written to {output}"), err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("lint")(lint)
+    app.command("baseline")(baseline)

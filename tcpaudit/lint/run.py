@@ -1,0 +1,103 @@
+"""Config units -> effective settings -> the same rules a host gets -> Targets."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+from typing import Any
+
+from ..audit import AuditOptions, kernel_db, parse_release_or_none, rule_keys
+from ..context import resolve_context
+from ..model import KernelRef, Location, Target
+from ..rules.engine import catalogue, run_rules
+from ..sanitize import clean_text
+from ..snapshot import KernelInfo, Snapshot, Source
+from .model import Assignment, ConfigFacts, ConfigUnit
+from .values import check_value, fold, presence
+
+# The kernel a config is judged for when --kernel is not given: a current LTS-era release.
+DEFAULT_KERNEL = "6.8.0"
+
+
+def _glob_candidates(kdb: Any) -> set[str]:
+    keys = {k for r in catalogue() for k in r.meta.keys}
+    if kdb is not None:
+        keys |= set(getattr(kdb, "sysctls", {}) or {})
+    return keys
+
+
+def effective_settings(assignments: list[Assignment], kdb: Any, release: Any) -> dict[str, tuple[str, Location]]:
+    """What the kernel ends up with: per key, the last assignment it accepts.
+
+    Keys that do not exist on the target kernel and values it rejects are left out, so rules
+    judge the kernel default there (which is what the system really runs with). Glob keys
+    (systemd) set every known matching key that has no explicit assignment and is not excluded
+    with a `-key` line.
+    """
+    out: dict[str, tuple[str, Location]] = {}
+    explicit = {a.key for a in assignments if a.value is not None and not a.is_glob}
+    excluded = {a.key for a in assignments if a.value is None}
+    globs: list[Assignment] = []
+    for a in assignments:
+        if a.value is None or a.templated:
+            continue
+        if a.is_glob:
+            globs.append(a)
+            continue
+        if presence(kdb, release, a.key) is False or check_value(a, kdb).status == "invalid":
+            continue
+        out[a.key] = (fold(a.value), a.location)
+    if globs:
+        candidates = sorted(_glob_candidates(kdb) - explicit - excluded)
+        for g in globs:
+            for key in candidates:
+                if not fnmatch.fnmatchcase(key, g.key) or presence(kdb, release, key) is False:
+                    continue
+                concrete = Assignment(key=key, value=g.value, location=g.location, raw_key=g.raw_key,
+                                      syntax=g.syntax)
+                if check_value(concrete, kdb).status != "invalid":
+                    out[key] = (fold(g.value or ""), g.location)
+    return out
+
+
+def config_facts(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None) -> tuple[ConfigFacts, list[str]]:
+    """The Facts the rules see for one unit, and the context lines that say which kernel was assumed.
+
+    `kernel` None: the file's own kernel.osrelease (a `sysctl -a` capture), else DEFAULT_KERNEL.
+    """
+    notes: list[str] = []
+    if kernel:
+        release_s = kernel
+        notes.append(f"target kernel {kernel} (--kernel)")
+    elif unit.kernel_hint and parse_release_or_none(unit.kernel_hint) is not None:
+        release_s = unit.kernel_hint
+        notes.append(f"target kernel {release_s} (kernel.osrelease in the file; --kernel overrides)")
+    else:
+        release_s = DEFAULT_KERNEL
+        notes.append(f"target kernel {DEFAULT_KERNEL} (default: a current kernel; say --kernel RELEASE for yours)")
+    kdb = kernel_db()
+    release = parse_release_or_none(release_s)
+    configured = effective_settings(unit.assignments, kdb, release)
+    snap = Snapshot(
+        hostname=unit.name[:253] or "config", collected_at=_dt.datetime.now(_dt.timezone.utc), source=Source.file,
+        collector="tcpaudit lint", kernel=KernelInfo(release=release_s, version=release.upstream if release else None),
+        sysctls={k: v for k, (v, _) in configured.items()},
+    )
+    ctx = resolve_context(opts.context, snap)
+    facts = ConfigFacts(snapshot=snap, context=ctx, kind="config", kdb=kdb, release=release, configured=configured,
+                        assignments=list(unit.assignments), problems=list(unit.problems))
+    return facts, notes + ctx.assumed
+
+
+def lint_unit(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None) -> Target:
+    """Run the catalogue over one unit (suppressions are applied by the caller)."""
+    facts, context = config_facts(unit, opts, kernel)
+    name = clean_text(unit.name, 400)
+    findings, results = run_rules(facts, name, disabled=opts.disabled_rules)
+    return Target(
+        name=name, kind="config",
+        kernel=KernelRef(release=facts.snapshot.kernel.release, version=facts.snapshot.kernel.version),
+        findings=findings, checks=results, context=context + [clean_text(n, 300) for n in unit.notes],
+        files=[clean_text(f, 400) for f in unit.files],
+        sysctls={k: clean_text(v, 300) for k, (v, _) in sorted(facts.configured.items()) if k in rule_keys()},
+    )

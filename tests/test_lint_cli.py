@@ -1,0 +1,225 @@
+"""Acceptance for issue 7 through the real CLI (`python -m tcpaudit`): lint, gating, waivers, baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import junitparser
+
+from .cli import ROOT, run
+
+TW = "net.ipv4.tcp_tw_recycle"
+
+
+def tree(tmp: Path, files: dict[str, str]) -> Path:
+    root = tmp / "rootfs"
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return root
+
+
+def lint_json(*args: str, cwd: Path | None = None) -> tuple[int, dict, str]:
+    p = run("lint", *args, "--format", "json", cwd=cwd)
+    assert p.returncode in (0, 1), f"exit {p.returncode}: {p.stderr}"
+    return p.returncode, json.loads(p.stdout), p.stderr
+
+
+def findings(report: dict, rule: str | None = None) -> list[dict]:
+    return [f for t in report["targets"] for f in t["findings"] if rule is None or f["rule"] == rule]
+
+
+RECYCLE_TREE = {"etc/sysctl.d/60-net.conf": "# copied from the el7 image\nnet.ipv4.tcp_timestamps = 1\n"
+                                            f"{TW} = 1\n"}
+
+
+def test_removed_key_on_5_15_fails_with_file_and_line(tmp_path: Path) -> None:
+    root = tree(tmp_path, RECYCLE_TREE)
+    rc, report, _ = lint_json("--root", str(root), "--kernel", "5.15.0")
+    assert rc == 1
+    (t,) = report["targets"]
+    assert t["kind"] == "config" and t["kernel"]["release"] == "5.15.0"
+    (f,) = findings(report, "SYS001")
+    assert f["severity"] == "high" and f["keys"] == [TW]
+    assert f["location"] == {"file": f"{root}/etc/sysctl.d/60-net.conf", "line": 3}
+    assert "does not exist on Linux 5.15.0" in f["explanation"]
+    assert not findings(report, "TCP001"), "a key the kernel does not have cannot drop SYNs"
+
+
+def test_same_tree_on_el7_with_nat_clients_is_critical(tmp_path: Path) -> None:
+    root = tree(tmp_path, RECYCLE_TREE)
+    rc, report, _ = lint_json("--root", str(root), "--kernel", "3.10.0-1160.el7.x86_64", "--clients-behind-nat", "yes")
+    assert rc == 1
+    (f,) = findings(report, "TCP001")
+    assert f["severity"] == "critical"
+    assert f["location"]["line"] == 3
+    assert not findings(report, "SYS001")
+
+
+def test_override_in_etc_is_judged_and_located(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"usr/lib/sysctl.d/50-vendor.conf": f"{TW} = 0\n",
+                           "etc/sysctl.d/90-local.conf": f"\n{TW} = 1\n"})
+    rc, report, _ = lint_json("--root", str(root), "--kernel", "3.10.0-1160.el7.x86_64", "--clients-behind-nat", "yes")
+    (f,) = findings(report, "TCP001")
+    assert f["location"] == {"file": f"{root}/etc/sysctl.d/90-local.conf", "line": 2}
+    assert rc == 1
+    # and the other way round: the vendor file sorts later, so it wins and nothing fires
+    root2 = tree(tmp_path / "b", {"usr/lib/sysctl.d/95-vendor.conf": f"{TW} = 0\n",
+                                  "etc/sysctl.d/90-local.conf": f"{TW} = 1\n"})
+    _, report2, _ = lint_json("--root", str(root2), "--kernel", "3.10.0-1160.el7.x86_64")
+    assert not findings(report2, "TCP001")
+    # a same-named file in /etc hides the vendor file completely
+    root3 = tree(tmp_path / "c", {"usr/lib/sysctl.d/50-net.conf": f"{TW} = 1\n",
+                                  "etc/sysctl.d/50-net.conf": f"{TW} = 0\n"})
+    _, report3, _ = lint_json("--root", str(root3), "--kernel", "3.10.0-1160.el7.x86_64")
+    assert not findings(report3, "TCP001") and not findings(report3, "SYS003")
+
+
+def test_default_kernel_is_stated_in_the_context(tmp_path: Path) -> None:
+    conf = tmp_path / "99-net.conf"
+    conf.write_text("net.ipv4.tcp_keepalive_time = 300 # five minutes\n")
+    rc, report, _ = lint_json(str(conf))
+    (t,) = report["targets"]
+    assert any("default: a current kernel" in c for c in t["context"])
+    (f,) = findings(report, "SYS002")
+    assert f["location"] == {"file": str(conf), "line": 1} and rc == 1
+
+
+WAIVER_TOML = """\
+[[waiver]]
+rule = "SYS001"
+target = "*rootfs"
+reason = "el7 hosts still boot this image until Q3"
+expires = {date}
+"""
+
+
+def test_waivers_suppress_until_they_expire(tmp_path: Path) -> None:
+    root = tree(tmp_path, RECYCLE_TREE)
+    cfg = tmp_path / "tcpaudit.toml"
+    cfg.write_text(WAIVER_TOML.format(date="2099-12-31"))
+    rc, report, _ = lint_json("--root", str(root), "--kernel", "5.15.0", "--config", str(cfg))
+    (f,) = findings(report, "SYS001")
+    assert f["suppressed"]["kind"] == "waiver" and f["suppressed"]["expires"] == "2099-12-31"
+    assert rc == 0 and report["summary"]["suppressed"] >= 1
+    table = run("lint", "--root", str(root), "--kernel", "5.15.0", "--config", str(cfg))
+    assert "(high, suppressed)" in table.stdout
+
+    cfg.write_text(WAIVER_TOML.format(date="2020-01-31"))
+    rc, report, _ = lint_json("--root", str(root), "--kernel", "5.15.0", "--config", str(cfg))
+    (f,) = findings(report, "SYS001")
+    assert f["suppressed"] is None and rc == 1
+    assert "waiver expired on 2020-01-31" in f["evidence"]["waiver"]
+    assert "expired on 2020-01-31" in f["explanation"]
+
+
+def test_waiver_from_the_working_directory_config(tmp_path: Path) -> None:
+    root = tree(tmp_path, RECYCLE_TREE)
+    (tmp_path / ".tcpaudit.toml").write_text(WAIVER_TOML.format(date="2099-01-01"))
+    rc, report, _ = lint_json("--root", "rootfs", "--kernel", "5.15.0", cwd=tmp_path)
+    assert rc == 0 and findings(report, "SYS001")[0]["suppressed"]["kind"] == "waiver"
+    assert root.exists()
+
+
+def test_baseline_lets_only_new_findings_fail(tmp_path: Path) -> None:
+    root = tree(tmp_path, RECYCLE_TREE)
+    base = tmp_path / "baseline.json"
+    p = run("baseline", "-o", str(base), "--root", str(root), "--kernel", "5.15.0")
+    assert p.returncode == 0, p.stderr
+    recorded = json.loads(base.read_text())
+    assert recorded["version"] == 1 and any(e["rule"] == "SYS001" for e in recorded["fingerprints"].values())
+
+    rc, report, _ = lint_json("--root", str(root), "--kernel", "5.15.0", "--baseline", str(base))
+    assert rc == 0
+    assert {f["suppressed"]["kind"] for f in findings(report)} == {"baseline"}
+
+    # a new problem in a new line still fails, the old one stays suppressed even though its line moved
+    (root / "etc/sysctl.d/60-net.conf").write_text(
+        "# moved down\n\nnet.ipv4.tcp_timestamps = 1\n" f"{TW} = 1\nnet.ipv4.tcp_keepalive_time = 300 # 5 min\n")
+    rc, report, _ = lint_json("--root", str(root), "--kernel", "5.15.0", "--baseline", str(base))
+    assert rc == 1
+    new = [f for f in findings(report) if f["suppressed"] is None]
+    assert [f["rule"] for f in new] == ["SYS002"]
+    assert findings(report, "SYS001")[0]["suppressed"]["kind"] == "baseline"
+
+
+def test_baseline_for_snapshots_and_audit(tmp_path: Path) -> None:
+    snap = ROOT / "fixtures/snapshots/centos7-3.10.0-327-tw-recycle.json"
+    base = tmp_path / "b.json"
+    assert run("baseline", "-o", str(base), str(snap)).returncode == 0
+    p = run("audit", str(snap), "--baseline", str(base), "--format", "json")
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)
+    assert findings(report) and all(f["suppressed"]["kind"] == "baseline" for f in findings(report))
+
+
+def test_inline_ignore_in_a_sysctl_file(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"etc/sysctl.d/60-net.conf":
+                           f"# tcpaudit: ignore[SYS001] removed once the el7 fleet is gone (INC-7)\n{TW} = 0\n"})
+    rc, report, _ = lint_json("--root", str(root), "--kernel", "5.15.0")
+    (f,) = findings(report, "SYS001")
+    assert f["suppressed"] == {"kind": "inline", "reason": "removed once the el7 fleet is gone (INC-7)",
+                               "expires": None, "source": f"{root}/etc/sysctl.d/60-net.conf:1"}
+    assert rc == 0
+
+
+def test_several_outputs_at_once(tmp_path: Path) -> None:
+    root = tree(tmp_path, RECYCLE_TREE)
+    sarif, junit, md = tmp_path / "out.sarif", tmp_path / "out.xml", tmp_path / "summary.md"
+    p = run("lint", "--root", str(root), "--kernel", "5.15.0", "--format", f"sarif:{sarif}",
+            "--format", f"junit:{junit}", "--format", f"markdown:{md}", "--format", "table")
+    assert p.returncode == 1, p.stderr
+    assert "SYS001" in p.stdout
+    result = json.loads(sarif.read_text())["runs"][0]["results"][0]
+    assert result["ruleId"] == "SYS001" and result["level"] == "error"
+    loc = result["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"].endswith("etc/sysctl.d/60-net.conf") and loc["region"]["startLine"] == 3
+    xml = junitparser.JUnitXml.fromfile(str(junit))
+    failed = [c.name for s in xml for c in s if any(isinstance(r, junitparser.Failure) for r in c.result)]
+    assert any(name.startswith("SYS001") for name in failed)
+    assert "SYS001" in md.read_text()
+
+
+def test_relative_paths_for_code_scanning(tmp_path: Path) -> None:
+    tree(tmp_path, RECYCLE_TREE)
+    p = run("lint", "rootfs/etc/sysctl.d/60-net.conf", "--kernel", "5.15.0", "--format", "sarif", cwd=tmp_path)
+    uri = json.loads(p.stdout)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "rootfs/etc/sysctl.d/60-net.conf"
+
+
+def test_manifests_and_directories(tmp_path: Path) -> None:
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy/pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: app\n    image: x\n"
+        "    securityContext:\n      sysctls:\n      - {name: net.ipv4.tcp_keepalive_time, value: '600'}\n")
+    (tmp_path / "deploy/README.md").write_text("net.ipv4.tcp_tw_recycle = 1\n")  # not picked up by the walk
+    rc, report, _ = lint_json("deploy", "--kernel", "5.15.0", cwd=tmp_path)
+    assert [t["name"] for t in report["targets"]] == ["deploy/pod.yaml#Pod/web"]
+    (f,) = findings(report, "SYS004")
+    assert f["location"] == {"file": "deploy/pod.yaml", "line": 9} and rc == 1
+
+
+def test_merge_applies_files_in_the_order_given(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.conf", tmp_path / "b.conf"
+    a.write_text("net.ipv4.tcp_fin_timeout = 30\n")
+    b.write_text("net.ipv4.tcp_fin_timeout = 15\n")
+    _, report, _ = lint_json(str(b), str(a), "--merge")
+    (t,) = report["targets"]
+    (f,) = findings(report, "SYS003")
+    assert f["location"]["file"] == str(a) and f["evidence"]["effective"] == "30"
+    assert t["files"] == [str(b), str(a)]
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    assert run("lint").returncode == 2
+    p = run("lint", str(tmp_path / "missing.conf"))
+    assert p.returncode == 2 and "no such file" in p.stderr
+    p = run("lint", "--root", str(tmp_path), "--kernel", "not-a-kernel")
+    assert p.returncode == 2 and "--kernel" in p.stderr
+    p = run("lint", "--root", str(tmp_path), "--baseline", str(tmp_path / "nope.json"))
+    assert p.returncode == 2 and "baseline" in p.stderr
+    (tmp_path / "bad.toml").write_text('[[waiver]]\nrule = "SYS001"\nreason = ""\n')
+    p = run("lint", "--root", str(tmp_path), "--config", str(tmp_path / "bad.toml"))
+    assert p.returncode == 2
