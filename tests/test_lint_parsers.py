@@ -5,8 +5,10 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tcpaudit.lint import parse_text
+from tcpaudit.lint import lint_units, parse_text
 from tcpaudit.lint.keys import normalize_key
 from tcpaudit.lint.shell import parse_script
 
@@ -294,3 +296,27 @@ def test_inline_ignore_directives() -> None:
     assert first.rules == {"SYS001"} and first.location.line == 2 and first.directive.line == 1
     assert second.rules == {"TCP004", "SYS002"} and second.location.line == 3
     assert any("has no reason" in n for n in u.notes)
+
+
+# ---- never crash ---------------------------------------------------------------------------------
+
+_LINES = st.lists(st.one_of(
+    st.text(max_size=40),
+    st.builds(lambda k, v: f"{k} = {v}", st.sampled_from(["net.ipv4.tcp_fin_timeout", "-net.core.somaxconn",
+                                                         "net/ipv4/conf/a.b/rp_filter", "net.ipv4.conf.*.x", "k"]),
+              st.text(max_size=20)),
+    st.builds(lambda v: f"sysctl -w net.ipv4.ip_local_port_range={v}", st.text(max_size=20)),
+    st.sampled_from(["[sysctl]", "```", "---", "- name: x", "  sysctls:", "{", "}", "# tcpaudit: ignore[SYS001] r",
+                     "spec:", "  containers: []", "\t\"a\": 1,", "{{- end }}"]),
+), max_size=25)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=_LINES, name=st.sampled_from(["a.conf", "a.yaml", "a.json", "a.md", "a.txt", "tuned.conf", "a.tpl"]),
+       crlf=st.booleans())
+def test_parsers_never_crash(lines: list[str], name: str, crlf: bool) -> None:
+    text = ("\r\n" if crlf else "\n").join(lines)
+    units = parse_text(text, name)
+    assert units
+    for t in lint_units(units, kernel="5.15.0"):
+        assert all(c.outcome.value != "error" for c in t.checks), [c.reason for c in t.checks]

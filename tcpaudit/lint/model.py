@@ -7,12 +7,14 @@ boot, one pod network namespace, one compose service). Rules see a unit through 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..model import Location
 from ..rules.base import Facts
 
 GLOB_CHARS = frozenset("*?[")
+_GLOB = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Assignment:
 
     @property
     def is_glob(self) -> bool:
-        return any(c in GLOB_CHARS for c in self.key)
+        return _GLOB.search(self.key) is not None
 
     @property
     def templated(self) -> bool:

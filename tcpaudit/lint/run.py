@@ -92,6 +92,7 @@ def config_facts(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None
 def lint_unit(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None) -> Target:
     """Run the catalogue over one unit (suppressions are applied by the caller)."""
     facts, context = config_facts(unit, opts, kernel)
+    read_by_rules = set(rule_keys())
     name = clean_text(unit.name, 400)
     findings, results = run_rules(facts, name, disabled=opts.disabled_rules)
     return Target(
@@ -99,5 +100,5 @@ def lint_unit(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None) -
         kernel=KernelRef(release=facts.snapshot.kernel.release, version=facts.snapshot.kernel.version),
         findings=findings, checks=results, context=context + [clean_text(n, 300) for n in unit.notes],
         files=[clean_text(f, 400) for f in unit.files],
-        sysctls={k: clean_text(v, 300) for k, (v, _) in sorted(facts.configured.items()) if k in rule_keys()},
+        sysctls={k: clean_text(v, 300) for k, (v, _) in sorted(facts.configured.items()) if k in read_by_rules},
     )

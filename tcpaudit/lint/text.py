@@ -20,6 +20,7 @@ from .shell import mentions_sysctl, parse_script
 _DIRECTIVE = re.compile(r"tcpaudit:\s*ignore\[([^\]]*)\]\s*(.*)$", re.IGNORECASE)
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_BLANK = re.compile(r"\s")
 _PROMPT = re.compile(r"^\s*(?:\$|>)\s+")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'')
 
@@ -37,7 +38,7 @@ def _assignment(body: str, loc: Location, syntax: str, *, strict: bool
         s = s[1:].strip()
     if "=" not in s:
         key = normalize_key(s)
-        if ignore and key and not any(c.isspace() for c in key):
+        if ignore and key and not _BLANK.search(key):
             return Assignment(key=key, value=None, location=loc, raw_key=s, ignore_errors=True, syntax=syntax), None
         if strict:
             return None, Problem("syntax", f"{s[:60]!r} is not `key = value`: sysctl skips the line "
@@ -48,7 +49,7 @@ def _assignment(body: str, loc: Location, syntax: str, *, strict: bool
     key = normalize_key(raw_key)
     if not strict and not looks_like_sysctl(key):
         return None, None
-    if not key or any(c.isspace() for c in key):
+    if not key or _BLANK.search(key):
         if not strict:
             return None, None
         return None, Problem("syntax", f"{raw_key[:60]!r} is not a sysctl name (it contains blanks); sysctl "
@@ -72,7 +73,7 @@ def parse_sysctl_conf(text: str, file: str, *, strict: bool = True, first_line: 
         if not s or s[0] in "#;":
             continue
         lineno = first_line + n
-        loc = Location(file=file, line=lineno)
+        loc = Location.model_construct(file=file, line=lineno)
         if not strict:
             s = _PROMPT.sub("", s)
             if mentions_sysctl(s) and not looks_like_sysctl(s.split("=", 1)[0].strip().lstrip("-")):
@@ -126,8 +127,8 @@ def parse_tuned(text: str, file: str, first_line: int = 1
         raw_key, _, value = s.partition("=")
         value = re.sub(r"\s+#.*$", "", value).strip()
         key = normalize_key(raw_key.strip().lstrip("-"))
-        if key and value and not any(c.isspace() for c in key):
-            out.append(Assignment(key=key, value=value, location=Location(file=file, line=first_line + n),
+        if key and value and not _BLANK.search(key):
+            out.append(Assignment(key=key, value=value, location=Location.model_construct(file=file, line=first_line + n),
                                   raw_key=raw_key.strip(), syntax="tuned"))
     return out, [], notes
 
@@ -162,6 +163,6 @@ def find_directives(text: str, file: str, assignments: Iterable[Assignment]) -> 
             notes.append(f"{file}:{n}: `tcpaudit: ignore[{','.join(sorted(rules))}]` has no reason; not honoured "
                          "(write the reason after the bracket)")
             continue
-        ignores.append(InlineIgnore(rules=rules, reason=reason, location=Location(file=file, line=target),
-                                    directive=Location(file=file, line=n)))
+        ignores.append(InlineIgnore(rules=rules, reason=reason, location=Location.model_construct(file=file, line=target),
+                                    directive=Location.model_construct(file=file, line=n)))
     return ignores, notes

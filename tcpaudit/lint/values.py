@@ -11,6 +11,7 @@ from .model import Assignment
 # Formats where the whole rest of the line is the value, so `key = 1 # note` writes "1 # note".
 COMMENT_IS_VALUE = frozenset({"sysctl.conf", "sysctl -w"})
 _COMMENT = re.compile(r"(?:^|\s)[#;]")
+_GLOB = re.compile(r"[*?\[]")
 _NUMERIC = re.compile(r"^-?\d+(?:\s+-?\d+)*$")
 
 
@@ -22,13 +23,25 @@ class ValueCheck:
     quoted: bool = False
 
 
+class _Cache:
+    """Lookups per knowledge base: a `sysctl -a` capture asks for the same 1000 keys from four places."""
+
+    kdb: Any = None
+    facts: dict[str, Any] = {}
+    presence: dict[tuple[str, str], bool | None] = {}
+
+
 def fact_for(kdb: Any, key: str) -> Any:
-    if kdb is None or any(c in key for c in "*?["):
+    if kdb is None or _GLOB.search(key):
         return None
-    try:
-        return kdb.sysctl(key)
-    except Exception:  # noqa: BLE001 - a knowledge-base lookup never stops a lint
-        return None
+    if _Cache.kdb is not kdb:
+        _Cache.kdb, _Cache.facts, _Cache.presence = kdb, {}, {}
+    if key not in _Cache.facts:
+        try:
+            _Cache.facts[key] = kdb.sysctl(key)
+        except Exception:  # noqa: BLE001 - a knowledge-base lookup never stops a lint
+            _Cache.facts[key] = None
+    return _Cache.facts[key]
 
 
 def presence(kdb: Any, release: Any, key: str) -> bool | None:
@@ -36,7 +49,10 @@ def presence(kdb: Any, release: Any, key: str) -> bool | None:
     fact = fact_for(kdb, key)
     if fact is None or release is None:
         return None
-    return fact.present_in(release)
+    k = (release.raw, key)
+    if k not in _Cache.presence:
+        _Cache.presence[k] = fact.present_in(release)
+    return _Cache.presence[k]
 
 
 def lifetime(kdb: Any, release: Any, key: str) -> str:
