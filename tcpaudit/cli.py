@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
+from . import cli_remote as _r  # SSH options of `host` (light: typer only)
 from .exitcodes import ExitCode
 
 app = typer.Typer(
@@ -161,15 +162,29 @@ def host(
     save_snapshot: Annotated[Optional[Path], typer.Option("--save-snapshot", help="Also save the snapshot.")] = None,
     verbose: VerboseOpt = False,
     baseline: BaselineOpt = None,
+    port: _r.PortOpt = None,
+    user: _r.UserOpt = None,
+    ssh_config: _r.SSHConfigOpt = None,
+    known_hosts: _r.KnownHostsOpt = None,
+    accept_new: _r.AcceptNewOpt = False,
+    sudo: _r.SudoOpt = False,
+    identity: _r.IdentityOpt = None,
+    password_prompt: _r.PasswordPromptOpt = False,
+    connect_timeout: _r.ConnectTimeoutOpt = None,
+    command_timeout: _r.CommandTimeoutOpt = None,
 ) -> None:
     """Audit this machine (or one remote host over SSH) and report risks with evidence and fixes."""
+    ssh = {k: v for k, v in locals().items() if k in _r.SSH_OPTION_NAMES}
     opts, _cfg = _audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable,
                                 no_auto_context, baseline)
     formats = _parse_formats(format)
     if destination:
         from .cli_remote import audit_remote_host
 
-        raise typer.Exit(audit_remote_host(destination, opts, formats, sample, save_snapshot, verbose))
+        raise typer.Exit(audit_remote_host(destination, opts, formats, sample, save_snapshot, verbose, **ssh))
+    if _r.ssh_options_given(ssh):
+        raise UsageError(f"{', '.join(_r.ssh_options_given(ssh))}: SSH options need a remote host: "
+                         "tcpaudit host [user@]HOST ...")
     from .audit import audit_snapshot, build_report
     from .collect.local import collect_local
 

@@ -1,0 +1,180 @@
+"""`tcpaudit fleet` (audit many hosts over SSH) and `tcpaudit collector-script` (print the shell collector).
+
+Registered by tcpaudit/cli.py through `register(app)`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import cli_remote as _r
+from .cli import (
+    BaselineOpt,
+    ClientsNatOpt,
+    ConfigOpt,
+    DisableOpt,
+    FailOnOpt,
+    FormatOpt,
+    NatIdleOpt,
+    NoAutoOpt,
+    ProfileOpt,
+    UsageError,
+    VerboseOpt,
+    _audit_options,
+    _parse_formats,
+)
+
+
+def fleet(
+    hosts: Annotated[Optional[list[str]], typer.Argument(help="[user@]host[:port] or ssh-config aliases.",
+                                                         show_default=False)] = None,
+    inventory: Annotated[Optional[list[str]], typer.Option(
+        "--inventory", "-I", metavar="FILE", help="Host list (one per line, # comments, [group] headers) or "
+        "`ansible-inventory --list` JSON; '-' reads stdin. Repeatable.")] = None,
+    ssh_config_hosts: Annotated[bool, typer.Option("--ssh-config-hosts", help="Also audit every concrete Host "
+                                                   "(no wildcards) of the ssh config.")] = False,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, max=1024,
+                                                help="Hosts audited in parallel (default: min(32, hosts)).")] = None,
+    detail: Annotated[bool, typer.Option("--detail", help="Print each host's findings, not only the "
+                                         "fleet summary.")] = False,
+    save_snapshots: Annotated[Optional[Path], typer.Option("--save-snapshots", metavar="DIR",
+                                                           help="Also save each host's snapshot to DIR.")] = None,
+    sample: Annotated[float, typer.Option("--sample", min=0, max=3600, metavar="SECONDS",
+                                          help="Sample counters twice, SECONDS apart (two commands per host).")]
+    = 0.0,
+    format: FormatOpt = None,
+    fail_on: FailOnOpt = None,
+    nat_idle_timeout: NatIdleOpt = None,
+    profile: ProfileOpt = None,
+    clients_behind_nat: ClientsNatOpt = None,
+    config: ConfigOpt = None,
+    disable: DisableOpt = None,
+    no_auto_context: NoAutoOpt = False,
+    baseline: BaselineOpt = None,
+    verbose: VerboseOpt = False,
+    port: _r.PortOpt = None,
+    user: _r.UserOpt = None,
+    ssh_config: _r.SSHConfigOpt = None,
+    known_hosts: _r.KnownHostsOpt = None,
+    accept_new: _r.AcceptNewOpt = False,
+    sudo: _r.SudoOpt = False,
+    identity: _r.IdentityOpt = None,
+    password_prompt: _r.PasswordPromptOpt = False,
+    connect_timeout: _r.ConnectTimeoutOpt = None,
+    command_timeout: _r.CommandTimeoutOpt = None,
+) -> None:
+    """Audit many hosts over SSH in parallel: per-host status, rules by hosts affected, and sysctl drift.
+
+    Exit 3 when any host could not be audited, else 1 on findings at or above --fail-on, else 0;
+    Ctrl-C stops, still writes the report for the hosts done, and exits 130.
+    """
+    ssh = {k: v for k, v in locals().items() if k in _r.SSH_OPTION_NAMES}
+    opts, _cfg = _audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable,
+                                no_auto_context, baseline)
+    formats = _parse_formats(format)
+
+    from .collect.ssh import SSHCollector, SSHSetupError, concrete_config_hosts, parse_destination
+    from .fleet import InventoryError, dedupe, fleet_report, load_inventory, sweep
+
+    try:
+        dests = []
+        for spec in inventory or []:
+            dests += load_inventory(spec)
+        for h in hosts or []:
+            dests.append(parse_destination(h, user=user, port=port))
+        if ssh_config_hosts:
+            from .collect.ssh import load_ssh_config
+
+            dests += [parse_destination(h) for h in concrete_config_hosts(load_ssh_config(ssh_config))]
+    except (InventoryError, SSHSetupError) as exc:
+        raise UsageError(str(exc)) from None
+    dests = dedupe(dests)
+    if not dests:
+        raise UsageError("no hosts: give hosts, --inventory FILE, or --ssh-config-hosts")
+    try:
+        settings = _r.make_settings(ssh, prompt_for="the fleet")
+        collector = SSHCollector(settings)
+    except SSHSetupError as exc:
+        raise UsageError(str(exc)) from None
+
+    progress = _Progress(len(dests)) if sys.stderr.isatty() else None
+    try:
+        result = sweep(dests, collector, opts, jobs=jobs, sample_s=sample,
+                       on_done=progress.advance if progress else None, save_dir=save_snapshots)
+    finally:
+        if progress:
+            progress.stop()
+        collector.close()
+    if result.interrupted:
+        typer.echo("tcpaudit: interrupted; the report covers the hosts done", err=True)
+    report = fleet_report(result, opts.fail_on)
+    raise typer.Exit(_emit(report, formats, verbose, detail))
+
+
+def _emit(report, formats, verbose: bool, detail: bool) -> int:  # type: ignore[no-untyped-def]
+    from .reporters import render
+    from .reporters.fleet_view import render_fleet
+
+    for fmt, path in formats:
+        if fmt == "table" and not detail:
+            text = render_fleet(report) + "\n" + _summary_line(report) + "\n"
+        else:
+            text = render(report, fmt, verbose=verbose)
+        if path is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            try:
+                Path(path).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return int(report.summary.exit_code)
+
+
+def _summary_line(report) -> str:  # type: ignore[no-untyped-def]
+    s = report.summary
+    order = ["critical", "high", "medium", "low", "info"]
+    sev = ", ".join(f"{s.by_severity[k]} {k}" for k in order if s.by_severity.get(k))
+    return (f"{s.targets} host(s), {s.targets_ok} audited, {s.targets_failed} failed; {s.findings} finding(s)"
+            + (f" ({sev})" if sev else "") + (f", {s.suppressed} suppressed" if s.suppressed else "")
+            + f"; fail-on {s.fail_on}: exit {s.exit_code} (--detail for each host's findings)")
+
+
+class _Progress:
+    """A progress bar on stderr (only used when stderr is a terminal)."""
+
+    def __init__(self, total: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.failed = 0
+        self.progress = Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=True)
+        self.task = self.progress.add_task("hosts", total=total, note="")
+        self.progress.start()
+
+    def advance(self, target) -> None:  # type: ignore[no-untyped-def]
+        if target.status.value != "ok":
+            self.failed += 1
+        self.progress.update(self.task, advance=1, note=f"{self.failed} failed" if self.failed else "")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def collector_script() -> None:
+    """Print the read-only shell collector: `sh collector.sh > dump.txt`, then `tcpaudit audit dump.txt`."""
+    from .collect.dump import collector_script as script
+
+    sys.stdout.write(script())
+    sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fleet")(fleet)
+    app.command("collector-script")(collector_script)
