@@ -170,7 +170,7 @@ class _Collector:
         """JSON inside a string, e.g. a CNI config with the `tuning` plugin's `sysctl` map."""
         try:
             data = json.loads(node.value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         found: list[Assignment] = []
 
@@ -281,6 +281,13 @@ def compose_documents(text: str, file: str) -> list[Node]:
 
 def parse_structured(text: str, file: str, syntax: str = "yaml") -> list[ConfigUnit]:
     """One unit per pod spec / compose service; everything else in the file forms one more unit."""
+    try:
+        return _parse_structured(text, file, syntax)
+    except RecursionError:
+        raise StructuredError("nested too deeply") from None
+
+
+def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
     docs = compose_documents(text, file)
     units: list[ConfigUnit] = []
     rest = _Collector(text, file, syntax)
@@ -326,5 +333,8 @@ def parse_structured(text: str, file: str, syntax: str = "yaml") -> list[ConfigU
 def json_as_yaml(text: str) -> str:
     """JSON is YAML except that YAML forbids tabs as indentation; outside strings a tab is just a
     blank in JSON, and inside strings it must be escaped, so swapping tabs keeps every offset."""
-    json.loads(text)  # raises ValueError for invalid JSON
+    try:
+        json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None  # invalid JSON raises ValueError itself
     return text.replace("\t", " ")
