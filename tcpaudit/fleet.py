@@ -117,6 +117,8 @@ def parse_ansible_json(text: str, name: str = "<inventory>") -> list[Destination
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InventoryError(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (ValueError, RecursionError) as exc:  # integers beyond int_max_str_digits, absurd nesting
+        raise InventoryError(f"{name}: not a usable JSON inventory ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise InventoryError(f"{name}: expected a JSON object (ansible-inventory --list)")
     meta = data.get("_meta", {})

@@ -90,10 +90,13 @@ def validate_host(host: str, what: str = "host") -> str:
     if _bad_chars(host):
         raise DestinationError(f"{what} {shown!r} contains whitespace or control characters")
     if ":" in host:
+        addr, pct, scope = host.partition("%")
         try:
-            ipaddress.IPv6Address(host)
+            ipaddress.IPv6Address(addr)
         except ValueError:
             raise DestinationError(f"{what} {shown!r} is not a host name or an IPv6 address") from None
+        if pct and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", scope):
+            raise DestinationError(f"{what} {shown!r}: the IPv6 scope is not an interface name or number")
         return host
     if not _HOST_RE.fullmatch(host):
         raise DestinationError(f"{what} {shown!r} contains characters that cannot be in a host name")
@@ -442,26 +445,9 @@ class SSHCollector:
     def _identity(self, path: str) -> paramiko.PKey | str:
         """A private key loaded once per run, or why it could not be used."""
         with self._key_lock:
-            if path in self._keys:
-                return self._keys[path]
-            result: paramiko.PKey | str
-            try:
-                try:
-                    result = paramiko.PKey.from_path(path)
-                except paramiko.PasswordRequiredException:
-                    if self.settings.password is None:
-                        raise
-                    result = paramiko.PKey.from_path(path, self.settings.password)
-            except FileNotFoundError:
-                result = f"{path}: no such file"
-            except paramiko.PasswordRequiredException:
-                result = f"{path} is encrypted: load it into ssh-agent or use --password-prompt"
-            except (OSError, ValueError, paramiko.SSHException) as exc:
-                result = f"{path}: cannot load ({type(exc).__name__})"
-            except Exception as exc:  # noqa: BLE001 - cryptography raises assorted types for odd key files
-                result = f"{path}: cannot load ({type(exc).__name__})"
-            self._keys[path] = result
-            return result
+            if path not in self._keys:
+                self._keys[path] = _load_key(path, self.settings.password)
+            return self._keys[path]
 
     def _key_files(self, r: _Resolved) -> list[str]:
         if r.identity_files:
@@ -775,6 +761,25 @@ class SSHCollector:
             raise _CommandFailed(f"the collector printed nothing (exit status {status}"
                                  + (f"; stderr: {last}" if last else "") + ")")
         return snapshot_from_dump(data, dest.name, Source.ssh)
+
+
+def _load_key(path: str, password: str | None) -> paramiko.PKey | str:
+    """paramiko 5 reports an encrypted key as TypeError (from cryptography) and wants the passphrase as bytes."""
+    try:
+        return paramiko.PKey.from_path(path)
+    except FileNotFoundError:
+        return f"{path}: no such file"
+    except (TypeError, paramiko.PasswordRequiredException) as exc:
+        if not isinstance(exc, paramiko.PasswordRequiredException) and "password" not in str(exc).lower():
+            return f"{path}: cannot load ({type(exc).__name__})"
+    except Exception as exc:  # noqa: BLE001 - cryptography raises assorted types for odd key files
+        return f"{path}: cannot load ({type(exc).__name__})"
+    if password is None:
+        return f"{path} is encrypted: load it into ssh-agent or use --password-prompt"
+    try:
+        return paramiko.PKey.from_path(path, password.encode())
+    except Exception:  # noqa: BLE001 - never let the passphrase near an error message
+        return f"{path}: wrong passphrase, or not a private key"
 
 
 class _JumpFailed(Exception):
