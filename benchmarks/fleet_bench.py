@@ -59,6 +59,7 @@ def _measure(fn: Callable[[], Any]) -> dict[str, Any]:
 # ---- the minimal paramiko collector ---------------------------------------------------------------------
 MINIMAL = r'''
 import sys, paramiko
+from concurrent.futures import ThreadPoolExecutor
 
 def collect_all(hosts, user, key_file, known_hosts, script, jobs):
     """hosts: [(address, port)]. One connection, one `sh -s` per host; returns bytes received per host."""
