@@ -56,7 +56,7 @@ class IdleWithoutKeepalive(Rule):
             return self.na("socket idle times (ss -ti) were not collected")
         limit_ms = idle * 1000
         stale, loopback, slow_keepalive, examples = 0, 0, 0, []
-        for s in t.rows():
+        for s in t.rows("ESTAB"):
             if s.state != "ESTAB" or s.lastsnd_ms is None or s.lastrcv_ms is None:
                 continue
             idle_ms = min(s.lastsnd_ms, s.lastrcv_ms)

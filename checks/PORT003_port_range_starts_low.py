@@ -129,7 +129,7 @@ class PortRangeStartsLow(Rule):
         listeners: list[str] = []
         if f.kind == "host":
             seen = set()
-            for s in f.snapshot.sockets.rows():
+            for s in f.snapshot.sockets.rows("LISTEN"):
                 if s.state == "LISTEN" and lo <= s.local_port < limit and s.local_port not in reserved \
                         and s.local_port not in seen:
                     seen.add(s.local_port)

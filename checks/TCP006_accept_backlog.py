@@ -105,7 +105,7 @@ class AcceptBacklog(Rule):
             rate = max(f.counter_rate("TcpExt.ListenOverflows") or 0.0, f.counter_rate("TcpExt.ListenDrops") or 0.0)
             t = f.snapshot.sockets
             if t.source == "ss":
-                for s in t.rows():
+                for s in t.rows("LISTEN"):
                     if s.state != "LISTEN" or s.send_q <= 0:
                         continue
                     where = f"{s.local_addr}:{s.local_port} ({s.recv_q}/{s.send_q})"

@@ -29,6 +29,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "min_tw_buckets": 10000,
     "low_port_range_start": 10000,
     "idle_margin": 0.9,  # keepalive must fire before this share of the idle timeout
+    "close_wait_warn": 100,  # CLOSE-WAIT sockets (never close()d by the application): medium (TCP010)
+    "close_wait_high": 1000,  # ... and high
+    "fin_wait2_leak_warn": 20,  # non-orphaned FIN-WAIT-2 without a timer (half-closed leak): medium (TCP010)
+    "fin_wait2_leak_high": 200,  # ... and high
 }
 
 

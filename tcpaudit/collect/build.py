@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import compress
+
 from .. import __version__
 from ..snapshot import (
     ConntrackInfo,
@@ -13,6 +15,7 @@ from ..snapshot import (
     SocketTable,
 )
 from .parsers import (
+    SS_COLUMNS,
     ParseError,
     nat_redirect_rules,
     parse_conntrack_stat,
@@ -20,8 +23,8 @@ from .parsers import (
     parse_os_release,
     parse_proc_net_tcp,
     parse_sockstat,
-    parse_ss_detail,
-    parse_ss_table,
+    parse_ss_columns,
+    parse_ss_detail_fast,
     parse_uptime,
 )
 from .raw import RawCapture
@@ -126,35 +129,43 @@ def build_snapshot(raw: RawCapture) -> Snapshot:
         ct.present = True
         for attr, key in (("count", "net.netfilter.nf_conntrack_count"), ("max", "net.netfilter.nf_conntrack_max")):
             v = sysctls.get(key, "")
-            if v.isdigit():
+            if v.isascii() and v.isdigit() and len(v) <= 20:  # not '²' (isdigit, but no int) nor 5000 digits
                 setattr(ct, attr, int(v))
         ct.stats_per_cpu = parse("nf_conntrack_stat", parse_conntrack_stat) or []
 
     sockets = SocketTable()
-    rows = None
+    cols = None
     source = "none"
     if "ss" in items:
-        rows = parse("ss", parse_ss_table)
+        cols = raw.parsed["ss"] if "ss" in raw.parsed else parse("ss", parse_ss_columns)
         source = "ss"
-    if rows is None and ("proc-net-tcp" in items or "proc-net-tcp6" in items):
+    if cols is None and ("proc-net-tcp" in items or "proc-net-tcp6" in items):
         rows = (parse("proc-net-tcp", parse_proc_net_tcp) or []) + (parse("proc-net-tcp6", parse_proc_net_tcp) or [])
+        cols = {c: list(v) for c, v in zip(SS_COLUMNS, zip(*rows))} if rows else {c: [] for c in SS_COLUMNS}
         source = "proc"
-    if rows is not None:
+    if cols is not None:
+        # Column-wise all the way: at 10^5 sockets one object per socket costs seconds (benchmarks/sockets_bench.py).
+        state = cols["state"]
+        n = len(state)
+        lastsnd: list[int | None] = [None] * n
+        lastrcv: list[int | None] = [None] * n
         detail_mode = "none"
         if "ss-detail" in items:
-            established = sum(1 for r in rows if r.state == "ESTAB")
-            detail = parse("ss-detail", parse_ss_detail, raw.detail_cap)
+            estab = list(compress(range(n), map("ESTAB".__eq__, state)))
+            detail = (raw.parsed["ss-detail"] if "ss-detail" in raw.parsed
+                      else parse("ss-detail", parse_ss_detail_fast, raw.detail_cap))
             if detail is not None:
-                detail_mode = "ss-i" if len(detail) >= established else "ss-i-partial"
+                detail_mode = "ss-i" if len(detail) >= len(estab) else "ss-i-partial"
                 if detail:
-                    rows = [
-                        r._replace(lastsnd_ms=d[0], lastrcv_ms=d[1])
-                        if r.state == "ESTAB" and (d := detail.get((r.local_addr, r.local_port,
-                                                                    r.remote_addr, r.remote_port)))
-                        else r
-                        for r in rows
-                    ]
-        sockets = SocketTable.from_rows(rows, source=source, detail=detail_mode)
+                    get = detail.get
+                    la, lp, ra, rp = cols["local_addr"], cols["local_port"], cols["remote_addr"], cols["remote_port"]
+                    for i in estab:
+                        d = get((la[i], lp[i], ra[i], rp[i]))
+                        if d is not None:
+                            lastsnd[i], lastrcv[i] = d
+        cols["lastsnd_ms"] = lastsnd
+        cols["lastrcv_ms"] = lastrcv
+        sockets = SocketTable.from_columns(cols, source=source, detail=detail_mode)
 
     return Snapshot(
         hostname=hostname,

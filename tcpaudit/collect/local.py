@@ -9,13 +9,22 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import os
+import selectors
 import shutil
 import subprocess
 import time
 
 from ..snapshot import CounterSample, Counters, GapReason, Snapshot, Source
 from .build import build_snapshot
-from .parsers import fold_value, parse_conntrack_stat, parse_counter_pairs, parse_sockstat, ParseError
+from .parsers import (
+    SsDetailParser,
+    SsTableParser,
+    fold_value,
+    parse_conntrack_stat,
+    parse_counter_pairs,
+    parse_sockstat,
+    ParseError,
+)
 from .raw import SYSCTL_ROOTS, RawCapture
 
 DEFAULT_DETAIL_CAP = 50_000
@@ -143,8 +152,211 @@ def _run(argv: list[str], raw: RawCapture, item: str, limit_lines: int | None = 
     return None
 
 
+class _Stream:
+    """One command's stdout, read as it is printed: kept for the RawCapture and fed to a parser on the way.
+
+    `limit_lines` mirrors _run's: keep that many lines, and record a truncation gap only if more followed.
+    """
+
+    def __init__(self, item: str, argv: list[str], parser, limit_lines: int | None = None):  # type: ignore[no-untyped-def]
+        self.item, self.argv, self.parser, self.limit_lines = item, argv, parser, limit_lines
+        self.pieces: list[str] = []  # the decoded output, in pieces that end at line breaks
+        self.tail = b""
+        self.lines = 0
+        self.truncated = False
+        self.full = False  # limit reached: anything more means truncation
+        self.proc: subprocess.Popen | None = None
+        self.err = b""  # the end of its stderr (ss may print a line per socket there: no cgroup2 mount)
+
+    def start(self, raw: RawCapture) -> bool:
+        exe = shutil.which(self.argv[0])
+        try:
+            self.proc = subprocess.Popen([exe or self.argv[0], *self.argv[1:]], stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raw.gap(self.item, _reason(exc), f"{self.argv[0]}: {exc.strerror or exc}")
+            return False
+        try:  # a bigger pipe lets ss run ahead while a piece is parsed
+            import fcntl
+
+            fcntl.fcntl(self.proc.stdout, fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[attr-defined]
+        except (ImportError, AttributeError, OSError):
+            pass
+        return True
+
+    def _parse(self, data: bytes) -> None:
+        # Pieces end at b"\n", so decoding them one by one gives exactly the decoded whole.
+        text = data.decode("utf-8", "replace")
+        self.pieces.append(text)
+        if self.parser is not None and text:
+            try:
+                self.parser.feed(text)
+            except ParseError:
+                self.parser = None  # build_snapshot parses the text again and records the error as a gap
+
+    def feed(self, chunk: bytes) -> bool:
+        """Take a chunk; False once no more output is wanted."""
+        if self.full:
+            self.truncated = True
+            return False
+        if self.limit_lines is not None and self.lines + chunk.count(b"\n") >= self.limit_lines:
+            cut = -1
+            for _ in range(self.limit_lines - self.lines):
+                cut = chunk.index(b"\n", cut + 1)
+            chunk, rest = chunk[:cut + 1], chunk[cut + 1:]
+            self.full = True
+            self.truncated = bool(rest)
+        self.lines += chunk.count(b"\n")
+        data = self.tail + chunk
+        end = data.rfind(b"\n") + 1
+        self.tail = data[end:]
+        self._parse(data[:end])
+        return not self.truncated
+
+    def close(self) -> None:
+        self._parse(self.tail)
+        self.tail = b""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream:
+                    stream.close()
+
+    def stderr_tail(self) -> str:
+        lines = self.err.decode("utf-8", "replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def text(self) -> str:
+        text = "".join(self.pieces)
+        self.pieces = [text]
+        return text
+
+
+class _SocketTables:
+    """`ss -tanoeH` and `ss -tinH state established`, both at once, parsed while they print.
+
+    The two commands and the RawCapture items are exactly those of collector.sh, so the SSH collector and
+    `tcpaudit audit` of a dump build the same Snapshot; here the parse results ride along in raw.parsed.
+    """
+
+    def __init__(self, detail_cap: int):
+        self.table = _Stream("ss", ["ss", "-tanoeH"], SsTableParser("ss"))
+        self.detail = _Stream("ss-detail", ["ss", "-tinH", "state", "established"],
+                              SsDetailParser("ss-detail", detail_cap), limit_lines=2 * detail_cap + 2)
+        self.started: list[_Stream] = []
+        self.missing = shutil.which("ss") is None
+
+    def start(self, raw: RawCapture) -> None:
+        if not self.missing:
+            self.started = [s for s in (self.table, self.detail) if s.start(raw)]
+
+    def finish(self, raw: RawCapture) -> bool:
+        """Read both to the end; True when the socket table was captured."""
+        if self.missing:
+            raw.gap("ss", GapReason.missing, "ss not installed")
+            return False
+        try:
+            timed_out = self._pump()
+            for s in self.started:
+                s.close()
+        finally:
+            for s in self.started:
+                s.stop()
+        t, d = self.table, self.detail
+        if t not in self.started:
+            return False
+        if t in timed_out:
+            raw.gap("ss", GapReason.timeout, f"ss -tanoeH took longer than {COMMAND_TIMEOUT_S:.0f}s")
+            return False
+        assert t.proc is not None
+        if t.proc.returncode != 0:
+            detail = t.stderr_tail() or f"exit {t.proc.returncode}"
+            reason = GapReason.permission_denied if "ermission" in detail else GapReason.error
+            raw.gap("ss", reason, f"ss -tanoeH: {detail}")
+            return False
+        raw.items["ss"] = t.text()
+        if t.parser is not None:
+            raw.parsed["ss"] = t.parser.columns()
+            established = "ESTAB" in raw.parsed["ss"]["state"]
+        else:
+            established = any(line.startswith("ESTAB") for line in raw.items["ss"].splitlines())
+        if not established:
+            raw.gaps = [g for g in raw.gaps if g.item != "ss-detail"]
+        elif d in self.started:  # as before: detail only where there is something to detail
+            if d in timed_out:
+                raw.gap("ss-detail", GapReason.timeout, f"ss -tinH took longer than {COMMAND_TIMEOUT_S:.0f}s")
+            else:
+                if d.truncated:
+                    raw.gap("ss-detail", GapReason.truncated, f"stopped after {d.limit_lines} lines")
+                raw.items["ss-detail"] = d.text()
+                if d.parser is not None:
+                    raw.parsed["ss-detail"] = d.parser.result()
+        return True
+
+    def _pump(self) -> list[_Stream]:
+        sel = selectors.DefaultSelector()
+        for s in self.started:
+            assert s.proc is not None and s.proc.stdout is not None and s.proc.stderr is not None
+            sel.register(s.proc.stdout, selectors.EVENT_READ, s)
+            sel.register(s.proc.stderr, selectors.EVENT_READ, None)
+        errs = {s.proc.stderr.fileno(): s for s in self.started if s.proc and s.proc.stderr}
+        deadline = time.monotonic() + COMMAND_TIMEOUT_S
+        try:
+            while sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return [key.data for key in sel.get_map().values() if key.data is not None]
+                for key, _ in sel.select(left):
+                    s = key.data
+                    chunk = os.read(key.fd, 1 << 20)
+                    if s is None:  # stderr: keep the end, for the gap's detail
+                        if chunk:
+                            errs[key.fd].err = (errs[key.fd].err + chunk)[-4096:]
+                        else:
+                            sel.unregister(key.fileobj)
+                        continue
+                    if not chunk or not s.feed(chunk):
+                        sel.unregister(key.fileobj)
+                        if chunk and s.proc is not None:
+                            s.proc.kill()  # enough of it
+        finally:
+            sel.close()
+        return []
+
+
 def capture_local(detail_cap: int = DEFAULT_DETAIL_CAP, proc_sys: str = "/proc/sys") -> RawCapture:
     raw = RawCapture(source=Source.local, collected_at=_dt.datetime.now(_dt.timezone.utc), detail_cap=detail_cap)
+    tables = _SocketTables(detail_cap)
+    tables.start(raw)  # ss runs while the files below are read
+    try:
+        _capture_files(raw, proc_sys)
+        captured = tables.finish(raw)
+    finally:
+        for s in tables.started:
+            s.stop()
+    if not captured:
+        for item, path in (("proc-net-tcp", "/proc/net/tcp"), ("proc-net-tcp6", "/proc/net/tcp6")):
+            try:
+                raw.items[item] = _read(path, limit=1 << 30)
+            except OSError as exc:
+                if not (item == "proc-net-tcp6" and _reason(exc) is GapReason.missing):
+                    raw.gap(item, _reason(exc), f"{path}: {exc.strerror or exc}")
+
+    if shutil.which("iptables-save"):
+        if os.geteuid() == 0:
+            nat = _run(["iptables-save", "-t", "nat"], raw, "iptables-nat")
+            if nat is not None:
+                raw.items["iptables-nat"] = nat
+        else:
+            raw.gap("iptables-nat", GapReason.permission_denied, "reading NAT rules needs root")
+    return raw
+
+
+def _capture_files(raw: RawCapture, proc_sys: str) -> None:
     for item, path in FILES.items():
         try:
             raw.items[item] = _read(path)
@@ -169,32 +381,6 @@ def capture_local(detail_cap: int = DEFAULT_DETAIL_CAP, proc_sys: str = "/proc/s
         raw.items["env.kubernetes"] = ""
     read_sysctls(raw, proc_sys)
 
-    ss = _run(["ss", "-tanoeH"], raw, "ss")
-    if ss is not None:
-        raw.items["ss"] = ss
-        established = sum(1 for line in ss.splitlines() if line.startswith("ESTAB"))
-        if established:
-            detail = _run(["ss", "-tinH", "state", "established"], raw, "ss-detail",
-                          limit_lines=2 * detail_cap + 2)
-            if detail is not None:
-                raw.items["ss-detail"] = detail
-    else:
-        for item, path in (("proc-net-tcp", "/proc/net/tcp"), ("proc-net-tcp6", "/proc/net/tcp6")):
-            try:
-                raw.items[item] = _read(path, limit=1 << 30)
-            except OSError as exc:
-                if not (item == "proc-net-tcp6" and _reason(exc) is GapReason.missing):
-                    raw.gap(item, _reason(exc), f"{path}: {exc.strerror or exc}")
-
-    if shutil.which("iptables-save"):
-        if os.geteuid() == 0:
-            nat = _run(["iptables-save", "-t", "nat"], raw, "iptables-nat")
-            if nat is not None:
-                raw.items["iptables-nat"] = nat
-        else:
-            raw.gap("iptables-nat", GapReason.permission_denied, "reading NAT rules needs root")
-    return raw
-
 
 def sample_counters() -> CounterSample | None:
     """The counters alone, for the first of two samples."""
@@ -206,6 +392,10 @@ def sample_counters() -> CounterSample | None:
         )
     except (OSError, ParseError):
         return None
+    try:  # merged into sockstat, as build_snapshot does
+        counters.sockstat.update(parse_sockstat(_read("/proc/net/sockstat6"), "/proc/net/sockstat6"))
+    except (OSError, ParseError):
+        pass
     try:
         ct = parse_conntrack_stat(_read("/proc/net/stat/nf_conntrack"), "/proc/net/stat/nf_conntrack")
     except (OSError, ParseError):
@@ -220,8 +410,11 @@ def collect_local(detail_cap: int = DEFAULT_DETAIL_CAP, sample_s: float = 0.0) -
         first = sample_counters()
         t0 = time.monotonic()
         time.sleep(sample_s)
+    # The second sample is read at the start of capture_local: the interval ends there, not after the
+    # socket table (seconds on a busy host) has been collected and parsed.
+    t1 = time.monotonic()
     snap = build_snapshot(capture_local(detail_cap))
     if first is not None:
-        first.interval_s = time.monotonic() - t0
+        first.interval_s = t1 - t0
         snap.previous = first
     return snap

@@ -268,6 +268,258 @@ def parse_ss_detail(text: str, source: str = "ss-detail", limit: int | None = No
     return out
 
 
+# ---- ss at scale: the same results, column-wise ---------------------------------
+# A busy host has hundreds of thousands of sockets. These parsers give exactly what parse_ss_table and
+# parse_ss_detail give, but build no Socket per line, memoise the pure parts (addresses, ports, queue
+# sizes, timer tokens) and accept input in pieces, so the local collector parses while `ss` still prints.
+# A line whose fields do not have the plain shape ss prints goes through the strict code, so odd and
+# hostile input gets the same data or the same ParseError as before.
+SS_COLUMNS = ("family", "state", "local_addr", "local_port", "remote_addr", "remote_port", "recv_q", "send_q",
+              "timer", "timer_ms", "retrans", "uid", "inode")
+_STATE_OBJ = {s: s for s in STATE_NAMES}
+_MEMO_MAX = 65536  # entries per memo table: bounded memory whatever the input
+
+
+class _Memo:
+    """Memo tables for one parse. A miss computes the value; None means "let the strict parser decide"."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, tuple[str, int] | None] = {}
+        self.ports: dict[str, int] = {}
+        self.ints: dict[str, int] = {}
+        self.timers: dict[str, tuple[str | None, int | None, int | None]] = {}
+
+    @staticmethod
+    def _store(table: dict, key: str, value: object) -> None:
+        if len(table) >= _MEMO_MAX:
+            table.clear()
+        table[key] = value
+
+    def host(self, host: str, token: str) -> tuple[str, int] | None:
+        """split_endpoint's address normalisation of the host part: (address, family), None if invalid."""
+        h = host
+        if h.startswith("[") and h.endswith("]"):
+            h = h[1:-1]
+        h = h.split("%", 1)[0]
+        if h == "*":
+            h = "::" if token.startswith("[") else "0.0.0.0"
+        out = (h, 6 if ":" in h else 4) if h and len(h) <= 64 else None
+        self._store(self.hosts, host, out)
+        return out
+
+    def port(self, text: str) -> int | None:
+        """Plain port numbers only ('*' is 0); anything else goes to the strict parser."""
+        if text == "*":
+            value = 0
+        elif text.isascii() and text.isdigit() and len(text) <= 5 and int(text) <= 65535:
+            value = int(text)
+        else:
+            return None
+        self._store(self.ports, text, value)
+        return value
+
+    def int32(self, text: str) -> int | None:
+        """Plain non-negative numbers of at most 32 digits (_int's limit)."""
+        if text.isascii() and text.isdigit() and len(text) <= 32:
+            value = int(text)
+            self._store(self.ints, text, value)
+            return value
+        return None
+
+    def timer(self, tok: str) -> tuple[str | None, int | None, int | None] | None:
+        m = _TIMER_RE.match(tok)
+        if m is None:
+            return None
+        out = (m.group(1), parse_timer_ms(m.group(2)), int(m.group(3)))
+        self._store(self.timers, tok, out)
+        return out
+
+
+class SsTableParser:
+    """`ss -tanoeH` in pieces: feed() text that ends at a line break (or is the last piece), then columns()."""
+
+    def __init__(self, source: str = "ss") -> None:
+        self.source = source
+        self.cols: dict[str, list] = {c: [] for c in SS_COLUMNS}
+        self._memo = _Memo()
+        self._first = True
+
+    def feed(self, text: str) -> None:
+        lines = text.splitlines()
+        if self._first and lines:
+            self._first = False
+            if lines[0].startswith(("State ", "Netid ")):
+                lines[0] = ""  # a header from `ss` without -H (parse_ss_table skips it on the first line only)
+        memo = self._memo
+        hosts, ports, ints, timers = memo.hosts, memo.ports, memo.ints, memo.timers
+        states = _STATE_OBJ
+        (a_fam, a_state, a_laddr, a_lport, a_raddr, a_rport, a_rq, a_sq, a_timer, a_tms, a_retr, a_uid,
+         a_ino) = appends = [col.append for col in self.cols.values()]
+        for line in lines:
+            if not line or line[0] in " \t":
+                continue
+            toks = line.split()
+            try:
+                state = states[toks[0]]
+                rq, sq, ltok, rtok = toks[1], toks[2], toks[3], toks[4]
+                lh, lsep, lp = ltok.rpartition(":")
+                rh, rsep, rp = rtok.rpartition(":")
+                lhost = hosts.get(lh) or memo.host(lh, ltok)
+                rhost = hosts.get(rh) or memo.host(rh, rtok)
+                lport = ports.get(lp)
+                if lport is None:
+                    lport = memo.port(lp)
+                rport = ports.get(rp)
+                if rport is None:
+                    rport = memo.port(rp)
+                recv_q = ints.get(rq)
+                if recv_q is None:
+                    recv_q = memo.int32(rq)
+                send_q = ints.get(sq)
+                if send_q is None:
+                    send_q = memo.int32(sq)
+                if (lhost is None or rhost is None or lport is None or rport is None or recv_q is None
+                        or send_q is None or not lsep or not rsep):
+                    raise ValueError
+                timer = timer_ms = retrans = uid = inode = None
+                for tok in toks[5:]:
+                    c = tok[0]
+                    if c == "t":
+                        if tok.startswith("timer:("):
+                            t = timers.get(tok) or memo.timer(tok)
+                            if t is not None:
+                                timer, timer_ms, retrans = t
+                    elif c == "i":
+                        if tok.startswith("ino:"):
+                            if len(tok) > 36:
+                                raise ValueError
+                            inode = 0 if tok == "ino:0" else int(tok[4:])
+                    elif c == "u" and tok.startswith("uid:"):
+                        if len(tok) > 36:
+                            raise ValueError
+                        uid = int(tok[4:])
+            except (KeyError, IndexError, ValueError):
+                for append, value in zip(appends, parse_ss_line(line, self.source)):
+                    append(value)  # the strict parser: the same result, or its ParseError
+                continue
+            if uid is None and inode is not None:
+                uid = 0  # ss -e omits uid:0
+            a_fam(lhost[1])
+            a_state(state)
+            a_laddr(lhost[0])
+            a_lport(lport)
+            a_raddr(rhost[0])
+            a_rport(rport)
+            a_rq(recv_q)
+            a_sq(send_q)
+            a_timer(timer)
+            a_tms(timer_ms)
+            a_retr(retrans)
+            a_uid(uid)
+            a_ino(inode)
+
+    def columns(self) -> dict[str, list]:
+        return self.cols
+
+
+def parse_ss_columns(text: str, source: str = "ss") -> dict[str, list]:
+    """`ss -tanoeH` -> {column: list} (SS_COLUMNS): the sockets parse_ss_table returns, column-wise."""
+    p = SsTableParser(source)
+    p.feed(text)
+    return p.columns()
+
+
+def _last_fields(line: str) -> tuple[int | None, int | None]:
+    """lastsnd/lastrcv of an ss -i info line, as dict(_LAST_RE.findall(line)) gives them."""
+    out = []
+    for name in ("lastsnd:", "lastrcv:"):
+        i = line.find(name)
+        if i < 0:
+            out.append(None)
+            continue
+        if line.find(name, i + 8) >= 0 or (i and (line[i - 1].isalnum() or line[i - 1] == "_")):
+            found = dict(_LAST_RE.findall(line))  # repeated or glued to a word: the regex decides
+            return (int(found["snd"]) if "snd" in found else None, int(found["rcv"]) if "rcv" in found else None)
+        m = _LAST_RE.match(line, i)
+        out.append(int(m.group(2)) if m else None)
+    return out[0], out[1]
+
+
+class SsDetailParser:
+    """`ss -tinH state established` in pieces; result() is what parse_ss_detail gives for the whole text."""
+
+    def __init__(self, source: str = "ss-detail", limit: int | None = None) -> None:
+        self.source = source
+        self.limit = limit
+        self.out: dict[tuple[str, int, str, int], tuple[int | None, int | None]] = {}
+        self.done = False  # the limit was reached: further input is ignored, as parse_ss_detail stops there
+        self._key: tuple[str, int, str, int] | None = None
+        self._memo = _Memo()
+
+    def feed(self, text: str) -> None:
+        if self.done:
+            return
+        out, limit, memo = self.out, self.limit, self._memo
+        hosts, ports = memo.hosts, memo.ports
+        last = _LAST_RE.match  # the strict parser's own pattern, anchored where the name starts
+        key = self._key
+        for line in text.splitlines():
+            c = line[:1]
+            if c == " " or c == "\t":
+                if key is not None and not line.isspace():
+                    # the plain case inline: each name once, after a space; anything else via _last_fields
+                    i = line.find(" lastsnd:")
+                    j = line.find(" lastrcv:")
+                    if (i >= 0 and j >= 0 and line.find("lastsnd:", i + 9) < 0 and line.find("lastrcv:", j + 9) < 0
+                            and line.find("lastsnd:") == i + 1 and line.find("lastrcv:") == j + 1):
+                        m, n = last(line, i + 1), last(line, j + 1)
+                        out[key] = (int(m.group(2)) if m else None, int(n.group(2)) if n else None)
+                    else:
+                        out[key] = _last_fields(line)
+                continue
+            if not line or line.isspace():
+                continue
+            toks = line.split()
+            try:
+                ltok, rtok = toks[2], toks[3]
+                lh, lsep, lp = ltok.rpartition(":")
+                rh, rsep, rp = rtok.rpartition(":")
+                lhost = hosts.get(lh) or memo.host(lh, ltok)
+                rhost = hosts.get(rh) or memo.host(rh, rtok)
+                lport = ports.get(lp)
+                if lport is None:
+                    lport = memo.port(lp)
+                rport = ports.get(rp)
+                if rport is None:
+                    rport = memo.port(rp)
+                if lhost is None or rhost is None or lport is None or rport is None or not lsep or not rsep:
+                    raise ValueError
+                key = (lhost[0], lport, rhost[0], rport)
+            except (IndexError, ValueError):
+                if len(toks) < 4:
+                    raise ParseError(self.source, f"socket line has {len(toks)} fields, expected at least 4") from None
+                laddr, lport = split_endpoint(toks[2], self.source)
+                raddr, rport = split_endpoint(toks[3], self.source)
+                key = (laddr, lport, raddr, rport)
+            out[key] = (None, None)
+            if limit is not None and len(out) > limit:
+                del out[key]
+                self.done = True
+                break
+        self._key = key
+
+    def result(self) -> dict[tuple[str, int, str, int], tuple[int | None, int | None]]:
+        return self.out
+
+
+def parse_ss_detail_fast(text: str, source: str = "ss-detail", limit: int | None = None
+                         ) -> dict[tuple[str, int, str, int], tuple[int | None, int | None]]:
+    """parse_ss_detail, faster: the same mapping, or the same ParseError."""
+    p = SsDetailParser(source, limit)
+    p.feed(text)
+    return p.result()
+
+
 # ---- /proc/net/tcp{,6} --------------------------------------------------------
 _PROC_TIMERS = {0: None, 1: "on", 2: "keepalive", 3: "timewait", 4: "persist"}
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..snapshot import CollectionGap, GapReason, Source
 
@@ -33,6 +34,9 @@ class RawCapture:
     gaps: list[CollectionGap] = field(default_factory=list)
     # how many established sockets the ss detail pass covered at most (None: no cap applied)
     detail_cap: int | None = None
+    # parse results a collector already has for an item ("ss", "ss-detail"): exactly what parsing
+    # items[name] gives; the local collector parses while ss prints. build_snapshot uses them as they are.
+    parsed: dict[str, Any] = field(default_factory=dict)
 
     def gap(self, item: str, reason: GapReason | str, detail: str = "") -> None:
         self.gaps.append(CollectionGap(item=item, reason=GapReason(reason), detail=detail[:300]))

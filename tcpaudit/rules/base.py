@@ -135,19 +135,29 @@ class Facts:
         sysctls = self.snapshot.sysctls if self.kind == "host" else None
         return self.kdb.issues[issue_id].status_for(self.release, sysctls)
 
+    def counter(self, name: str) -> int | None:
+        """`TcpExt.ListenOverflows`, `Tcp.AttemptFails`, `TCP.tw`, or `conntrack.drop` (summed over CPUs)."""
+        if name.startswith("conntrack."):
+            return _conntrack_total(self.snapshot.conntrack.stats_per_cpu, name[len("conntrack."):])
+        return self.snapshot.counters.get(name)
+
     def counter_rate(self, name: str) -> float | None:
         """Per-second rate of a counter between the two samples, if `--sample` was used."""
         prev = self.snapshot.previous
         if prev is None or prev.interval_s <= 0:
             return None
-        now, then = self.snapshot.counters.get(name), prev.counters.get(name)
+        if name.startswith("conntrack."):
+            then = _conntrack_total(prev.conntrack_stats_per_cpu, name[len("conntrack."):])
+        else:
+            then = prev.counters.get(name)
+        now = self.counter(name)
         if now is None or then is None:
             return None
         return (now - then) / prev.interval_s
 
     def counter_evidence(self, name: str) -> dict[str, Any] | None:
         """Total since boot and, with --sample, the rate: the shape every counter evidence takes."""
-        total = self.snapshot.counters.get(name)
+        total = self.counter(name)
         if total is None:
             return None
         ev: dict[str, Any] = {"total_since_boot": total}
@@ -158,6 +168,13 @@ class Facts:
             ev["rate_per_s"] = round(rate, 3)
             ev["sample_interval_s"] = round(self.snapshot.previous.interval_s, 1)  # type: ignore[union-attr]
         return ev
+
+
+def _conntrack_total(rows: list[dict[str, int]], field: str) -> int | None:
+    """A /proc/net/stat/nf_conntrack counter summed over CPUs; None when not collected or not on this kernel."""
+    if not rows or field not in rows[0]:
+        return None
+    return sum(row.get(field, 0) for row in rows)
 
 
 @dataclass(frozen=True)
