@@ -428,7 +428,8 @@ def test_proxy_jump(keys, work, tmp_path):
                        f"Host inner\n  HostName 127.0.0.1\n  Port {target.port}\n  User {USER}\n"
                        "  ProxyJump jumpbox\n  HostKeyAlias target-alias\n"
                        f"Host *\n  IdentityFile {keys.client_key}\n  UserKnownHostsFile {kh}\n")
-        c = SSHCollector(SSHSettings(ssh_config=cfg, connect_timeout=5, command_timeout=10, use_agent=False))
+        c = SSHCollector(SSHSettings(ssh_config=cfg, connect_timeout=CONNECT_T, command_timeout=COMMAND_T,
+                                     use_agent=False))
         try:
             res = c.collect(parse_destination("inner"))
         finally:
