@@ -358,29 +358,40 @@ def _register_optional() -> None:
 _register_optional()
 
 
-def main() -> None:
-    from .catalogue import UnknownRuleError
-    from .config import ConfigError
-    from .context import UnknownProfileError
-    from .loading import SnapshotFileError
-    from .rules.engine import RuleLoadError
+# Errors main() reports as one line, by (module, class). They are looked up in sys.modules when something
+# is raised instead of imported up front: a class can only have been raised if its module was imported,
+# and importing them eagerly (tcpaudit.catalogue pulls in tabulate, the rule base and every pydantic
+# model) cost every command ~150 ms before it parsed its arguments (docs/benchmarks.md).
+_USAGE_ERRORS = (("catalogue", "UnknownRuleError"), ("config", "ConfigError"), ("context", "UnknownProfileError"),
+                 ("loading", "SnapshotFileError"))
 
+
+def _raised_types(*names: tuple[str, str]) -> tuple[type, ...]:
+    out = []
+    for module, name in names:
+        cls = getattr(sys.modules.get(f"{__package__}.{module}"), name, None)
+        if isinstance(cls, type):
+            out.append(cls)
+    return tuple(out)
+
+
+def main() -> None:
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:
         code = exc.exit_code
-    except (UsageError, ConfigError, SnapshotFileError, UnknownProfileError, UnknownRuleError) as exc:
-        typer.echo(f"tcpaudit: {exc}", err=True)
-        code = ExitCode.USAGE
-    except RuleLoadError as exc:
-        typer.echo(f"tcpaudit: rule catalogue failed to load: {exc}", err=True)
-        code = ExitCode.INTERNAL
     except KeyboardInterrupt:
         typer.echo("tcpaudit: interrupted", err=True)
         code = ExitCode.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - never a traceback for users
+        if isinstance(exc, (UsageError, *_raised_types(*_USAGE_ERRORS))):
+            typer.echo(f"tcpaudit: {exc}", err=True)
+            code = ExitCode.USAGE
+        elif isinstance(exc, _raised_types(("rules.engine", "RuleLoadError"))):
+            typer.echo(f"tcpaudit: rule catalogue failed to load: {exc}", err=True)
+            code = ExitCode.INTERNAL
         # typer vendors click in recent releases and uses click in older ones: duck-type its exceptions.
-        if type(exc).__name__ == "Abort":
+        elif type(exc).__name__ == "Abort":
             typer.echo("tcpaudit: interrupted", err=True)
             code = ExitCode.INTERRUPTED
         elif hasattr(exc, "show") and hasattr(exc, "exit_code"):

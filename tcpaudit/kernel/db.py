@@ -61,7 +61,11 @@ class KernelDBError(Exception):
 # version helpers
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_bound(text: str) -> KernelRelease:
+    # Memoised: the bounds are a small fixed set of strings from the knowledge base and KernelRelease is
+    # frozen, but every lookup (_pick, _presence, per rule, per lint unit) used to re-parse them -
+    # ~50,000 parses for a 400-file lint (docs/benchmarks.md). Errors are not cached; they re-raise.
     release = parse_release(text)
     if release.build is not None:
         raise ValueError(f"version bound {text!r} must be an upstream version like '5.4'")
