@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ._toml import tomllib
 from .context import DEFAULT_THRESHOLDS, ContextOptions
 from .model import Severity
+from .sanitize import clean_text
 
 CONFIG_NAME = ".tcpaudit.toml"
 
@@ -95,11 +96,13 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{p}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # tomllib lets int()'s digit limit and deep nesting through
+        raise ConfigError(f"{p}: not valid TOML: {clean_text(exc, 200)}") from None
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"{p}: {where}: {err['msg']}") from None
+        where = clean_text(".".join(str(x) for x in err["loc"]), 200)  # keys come from the file: untrusted
+        raise ConfigError(f"{p}: {where}: {clean_text(err['msg'], 300)}") from None
     cfg.path = str(p)
     return cfg

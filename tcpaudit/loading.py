@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from .sanitize import clean_text
 from .snapshot import Snapshot
 
 MAX_SNAPSHOT_BYTES = 512 << 20
@@ -17,10 +18,11 @@ class SnapshotFileError(ValueError):
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    where = ".".join(str(x) for x in err["loc"]) or "top level"
-    msg = err["msg"]
+    # loc holds keys of the file itself: a hostile snapshot must not reach the terminal through an error
+    where = clean_text(".".join(str(x) for x in err["loc"]), 200) or "top level"
+    msg = clean_text(err["msg"], 300)
     if err["type"] == "json_invalid":
-        return f"not valid JSON ({err.get('ctx', {}).get('error', msg)})"
+        return f"not valid JSON ({clean_text(err.get('ctx', {}).get('error', msg), 300)})"
     return f"{where}: {msg}"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ..sanitize import clean_text
 from ..snapshot import TCP_STATES, STATE_NAMES, Distro, Socket
 
 MAX_FIELD_LEN = 4096  # longer tokens are hostile or corrupt, not something a kernel prints
@@ -24,11 +25,11 @@ class ParseError(ValueError):
 
 def _int(token: str, source: str, what: str) -> int:
     if len(token) > 32:
-        raise ParseError(source, f"{what} is not a number: {token[:32]!r}...")
+        raise ParseError(source, f"{clean_text(what, 64)} is not a number: {token[:32]!r}...")
     try:
         return int(token)
-    except ValueError:
-        raise ParseError(source, f"{what} is not a number: {token!r}") from None
+    except ValueError:  # `what` may be a name from the input itself (sockstat, netstat)
+        raise ParseError(source, f"{clean_text(what, 64)} is not a number: {token!r}") from None
 
 
 # ---- /proc/net/netstat and /proc/net/snmp -----------------------------------
@@ -78,6 +79,9 @@ def parse_conntrack_stat(text: str, source: str) -> list[dict[str, int]]:
         vals = line.split()
         if len(vals) != len(names):
             raise ParseError(source, f"line {n}: {len(vals)} values for {len(names)} names")
+        # 32-bit counters; a longer value is no counter (and could not even be printed in decimal)
+        if any(len(v) > 16 for v in vals):
+            raise ParseError(source, f"line {n}: a value of more than 16 hex digits")
         try:
             rows.append({k: int(v, 16) for k, v in zip(names, vals)})
         except ValueError:
@@ -129,14 +133,13 @@ def fold_value(value: str) -> str:
 
 def parse_grep_sysctls(text: str, source: str) -> dict[str, str]:
     """Output of `grep -r '' /proc/sys/net/...`: `PATH:VALUE` per line; multi-line files repeat the path."""
-    out: dict[str, str] = {}
+    parts: dict[str, list[str]] = {}  # joined once at the end: appending to a growing string is quadratic
     for line in text.splitlines():
         path, sep, value = line.partition(":")
         if not sep or not path.startswith("/proc/sys/"):
             continue
-        name = sysctl_path_to_name(path)
-        out[name] = fold_value(out[name] + " " + value) if name in out else fold_value(value)
-    return out
+        parts.setdefault(sysctl_path_to_name(path), []).append(value)
+    return {name: fold_value(" ".join(values)) for name, values in parts.items()}
 
 
 def parse_sysctl_dump(text: str, source: str = "sysctl -a") -> dict[str, str]:
@@ -152,7 +155,7 @@ def parse_sysctl_dump(text: str, source: str = "sysctl -a") -> dict[str, str]:
 
 
 # ---- ss -----------------------------------------------------------------------
-_TIMER_RE = re.compile(r"timer:\((\w+),([^,)]*),(\d+)\)")
+_TIMER_RE = re.compile(r"timer:\((\w+),([^,)]*),(\d{1,10})\)")  # a longer retrans count is not ss output
 
 
 def split_endpoint(token: str, source: str) -> tuple[str, int]:
@@ -190,7 +193,7 @@ def parse_timer_ms(text: str) -> int | None:
             return None
         total += v * {"ms": 1, "sec": 1000, "min": 60000, "h": 3600000, "d": 86400000}[unit]
         found = True
-    return int(total) if found else None
+    return int(total) if found and total < 2**63 else None  # '9' * 400 + 'd' is inf ms, not a timer
 
 
 def parse_ss_line(line: str, source: str, *, with_state: bool = True) -> Socket:
@@ -237,7 +240,7 @@ def parse_ss_table(text: str, source: str = "ss") -> list[Socket]:
     return out
 
 
-_LAST_RE = re.compile(r"\blast(snd|rcv):(\d+)")
+_LAST_RE = re.compile(r"\blast(snd|rcv):(\d{1,18})(?!\d)")  # more digits are no idle time in ms
 
 
 def parse_ss_detail(text: str, source: str = "ss-detail", limit: int | None = None
@@ -533,6 +536,8 @@ def _hex_addr(text: str, source: str) -> tuple[str, int]:
         raw = bytes.fromhex(addr)
     except ValueError:
         raise ParseError(source, f"bad hex address {text[:64]!r}") from None
+    if not 0 <= p <= 65535:
+        raise ParseError(source, f"port out of range in {text[:64]!r}")
     if len(raw) == 4:
         import socket as _s
 
@@ -556,6 +561,8 @@ def parse_proc_net_tcp(text: str, source: str = "/proc/net/tcp", user_hz: int = 
             raise ParseError(source, f"line {n}: {len(toks)} fields, expected at least 10")
         laddr, lport = _hex_addr(toks[1], source)
         raddr, rport = _hex_addr(toks[2], source)
+        if any(len(x) > 16 for tok in toks[3:7] for x in tok.split(":")):  # the kernel prints 2 to 8 digits
+            raise ParseError(source, f"line {n}: a hex field of more than 16 digits")
         try:
             st = int(toks[3], 16)
             txq, rxq = (int(x, 16) for x in toks[4].split(":"))
