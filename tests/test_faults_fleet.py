@@ -40,6 +40,16 @@ COMMAND_T = 25.0  # generous: 20 healthy collections share two cores
 HEALTHY = 20
 ROOT = sshd.have_netns() and shutil.which("unshare") is not None
 
+
+def _restricted_proc_works() -> bool:
+    """procfs with subset=pid (Linux 5.8+) in a private mount namespace: a container-like /proc."""
+    if not ROOT:
+        return False
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                        "mount -t proc -o subset=pid proc /proc && test ! -e /proc/net/netstat"],
+                       capture_output=True, timeout=30)
+    return p.returncode == 0
+
 FREEBSD_DUMP = """@@tcpaudit-collector 1
 @@tcpaudit-begin hostname
 |freebsd1.example
@@ -69,6 +79,23 @@ def _bindir(work: Path, name: str, tools: tuple[str, ...]) -> Path:
         if src and not (d / tool).exists():
             (d / tool).symlink_to(src)
     return d
+
+
+PROC_ITEMS = ("uptime", "netstat", "snmp", "sockstat", "sockstat6", "nf_conntrack_stat", "cgroup", "sysctls")
+
+
+def _without_proc(dump: bytes) -> bytes:
+    """A real dump with the /proc items replaced by `missing` gaps."""
+    out, skip = [], False
+    for line in dump.decode().split("\n"):
+        if line.startswith("@@tcpaudit-begin ") and line.split(" ", 1)[1] in PROC_ITEMS:
+            skip = True
+            out.append(f"@@tcpaudit-gap {line.split(' ', 1)[1]} missing hidden by the container")
+        elif skip and line.startswith("@@tcpaudit-end "):
+            skip = False
+        elif not skip:
+            out.append(line)
+    return "\n".join(out).encode()
 
 
 def _faulty(work: Path, keys: sshd.Keys, stop: list, namespaces: list) -> list[tuple[str, str, int, str]]:
@@ -107,12 +134,14 @@ def _faulty(work: Path, keys: sshd.Keys, stop: list, namespaces: list) -> list[t
     freebsd = work / "freebsd.dump"
     freebsd.write_text(FREEBSD_DUMP)
     server("freebsd", "ok", force_command=f"cat {freebsd}")
-    if ROOT:  # a real collector run with a container-like /proc: only the pid directories, no /proc/net or sys
+    if _restricted_proc_works():  # a real collector run with a container-like /proc: pid directories only
         restricted = sshd.write_script(work / "restricted.sh", "#!/bin/sh\n"
                                        "exec unshare -m --propagation private sh -c "
                                        "'mount -t proc -o subset=pid proc /proc && exec sh -s'\n")
-    else:  # the collector output such a host gives
-        restricted = sshd.write_script(work / "restricted.sh", "#!/bin/sh\nexec sh -s\n")
+    else:  # the collector output such a host gives: this host's, without what lives under /proc/net and /proc/sys
+        canned = work / "restricted.dump"
+        canned.write_bytes(_without_proc(real.read_bytes()))
+        restricted = sshd.write_script(work / "restricted.sh", f"#!/bin/sh\ncat {canned}\n")
     server("restricted-proc", "ok", force_command=str(restricted))
     no_ss = _bindir(work, "no-ss-bin", ("cat", "grep", "sed", "head", "uname", "id", "iptables-save"))
     wrapper = sshd.write_script(work / "no-ss.sh", f"#!/bin/sh\nPATH={no_ss}\nexport PATH\nexec /bin/sh -s\n")
@@ -205,7 +234,7 @@ def test_degraded_hosts_say_what_they_could_not_read(fleet, sweep) -> None:  # t
     no_ss = by_name["no-ss"]
     assert any(g.startswith("ss: missing") for g in no_ss["gaps"]), no_ss["gaps"]
     restricted = by_name["restricted-proc"]
-    if ROOT:
+    if _restricted_proc_works():
         assert any(g.startswith("netstat: missing") for g in restricted["gaps"]), restricted["gaps"]
         assert any(g.startswith("sysctl:net.ipv4: missing") for g in restricted["gaps"]), restricted["gaps"]
     freebsd = by_name["freebsd"]

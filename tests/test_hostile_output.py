@@ -264,7 +264,7 @@ def hostile_hosts(tmp_path_factory):  # type: ignore[no-untyped-def]
             dump.write_bytes(hostile_dump(
                 base, f"{name}-{i}", RELEASE, {"net.ipv4.tcp_keepalive_time": keepalive,
                                                "net.core.somaxconn": "4096" + MARKDOWN},
-                [f"ESTAB 0 0 10.0.0.2:5000 {ADDRESS.replace(' ', '')[:60]}:443"]))
+                [f"ESTAB 0 0 10.0.0.2:5000 {ADDRESS}:443"]))
             servers.append(sshd.SSHServer(work, keys, force_command=f"cat {dump}", name=f"hostile{i}").start())
         with open(keys.known_hosts, "a") as f:
             f.writelines(s.known_line() for s in servers)

@@ -46,8 +46,28 @@ from tcpaudit.sanitize import clean_text  # noqa: E402
 REPO = sshd.REPO
 USER = sshd.login_user()
 needs_sshd = pytest.mark.skipif(not sshd.have_sshd(), reason="OpenSSH server (/usr/sbin/sshd) not installed")
-needs_root = pytest.mark.skipif(not (sshd.have_netns() and shutil.which("unshare")),
-                                reason="needs root, `ip netns` and unshare (CI runs as root)")
+
+
+def _overlay_works() -> bool:
+    """Whether this kernel and container allow an overlay mount in a private mount namespace."""
+    if not (sshd.have_netns() and shutil.which("unshare")):
+        return False
+    probe = Path(f"/dev/shm/tcpaudit-overlay-probe-{os.getpid()}")
+    try:
+        for d in ("lower", "upper", "work", "merged"):
+            (probe / d).mkdir(parents=True, exist_ok=True)
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={probe}/lower,upperdir={probe}/upper,workdir={probe}/work", f"{probe}/merged"],
+                           capture_output=True, timeout=30)
+        return p.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+needs_root = pytest.mark.skipif(not _overlay_works(), reason="needs root, `ip netns`, unshare and overlay mounts "
+                                "in a private mount namespace (CI runs as root)")
 
 
 @pytest.fixture(scope="module")
