@@ -69,6 +69,17 @@ class Config(BaseModel):
     waivers: list[Waiver] = Field(default_factory=list, alias="waiver")
     path: str | None = None
 
+    @field_validator("context", mode="before")
+    @classmethod
+    def _known_context_keys(cls, v: object) -> object:
+        """A typo (`nat_idle_timout`) must not be silently ignored: the audit would assume another context."""
+        if isinstance(v, dict):
+            unknown = set(v) - set(ContextOptions.model_fields) - {"thresholds"}
+            if unknown:
+                raise ValueError(f"unknown key(s) {', '.join(sorted(map(repr, unknown)))}; known: "
+                                 + ", ".join(k for k in ContextOptions.model_fields if k != "thresholds"))
+        return v
+
     @field_validator("thresholds")
     @classmethod
     def _known_thresholds(cls, v: dict[str, float]) -> dict[str, float]:

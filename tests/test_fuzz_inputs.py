@@ -437,6 +437,15 @@ def test_config_regressions(tmp_path: Path) -> None:
         check_error(e.value, str(path))
 
 
+def test_config_typo_in_context_is_an_error_not_a_silently_different_context(tmp_path: Path) -> None:
+    path = tmp_path / ".tcpaudit.toml"
+    path.write_text("[context]\nnat_idle_timout = 240\n")  # was ignored: the audit assumed no NAT timeout
+    with pytest.raises(ConfigError, match="unknown key.*'nat_idle_timout'.*nat_idle_timeout"):
+        load_config(path)
+    path.write_text(CONFIG_SAMPLE)
+    assert load_config(path).context.nat_idle_timeout == 240
+
+
 # ---- kernel releases -------------------------------------------------------------------------------------
 REAL_RELEASES = ["5.4.0-137-generic", "3.10.0-1160.83.1.el7.x86_64", "5.14.21-150400.24.21-default",
                  "6.1.0-18-amd64", "6.1.79-99.167.amzn2023.x86_64", "6.2.0-rc7", "4.19.0-26-cloud-amd64",
