@@ -326,6 +326,12 @@ def run_socket_bench(n_sockets: int = 200_000, repeats: int = 3, profile: str | 
         "empty_tcpaudit_rss_mib": round(max(r[1] for r in empty["tcpaudit"]), 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "nice": nice,
+        "note": ("timed inside the namespace via nsenter --net (setns); tcpaudit runs both ss commands at once "
+                 "and parses while they print, the floor runs them one after the other"
+                 + ("" if after["total"] >= 0.98 * before["total"] else
+                    "; NOT VALID: TIME-WAIT sockets expired under the timed runs (machine too busy)")
+                 + (f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs" if os.getloadavg()[0] > 1.5
+                    else "")),
         "exit_code": report["summary"]["exit_code"],
         "findings": sorted({f["rule"] for f in target["findings"]}),
         "gaps": target["gaps"],

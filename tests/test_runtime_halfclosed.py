@@ -16,9 +16,9 @@ from .netns import make_netns, veth  # noqa: F401 - fixture
 pytestmark = pytest.mark.root
 
 SERVER_NEVER_CLOSES = r'''
-# Server on HOST:PORT that accepts and never close()s or reads; clients connect from this process too
-# when CLIENTS > 0 and MODE says what they do: "close" (orphaned FIN-WAIT-2) or "shutdown" (half-closed).
-host, port, clients, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+# A server on HOST:PORT that accepts and never reads or close()s, and CLIENTS clients (in this process
+# too) that connect and close(): their sockets are orphaned in FIN-WAIT-2, the server's sit in CLOSE-WAIT.
+host, port, clients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((host, port))
@@ -27,11 +27,7 @@ accepted = []
 for _ in range(clients):
     c = socket.create_connection((host, port))
     accepted.append(srv.accept()[0])
-    if mode == "close":
-        c.close()
-    else:
-        c.shutdown(socket.SHUT_WR)
-        accepted.append(c)  # keep the client's descriptor: its FIN-WAIT-2 is not orphaned
+    c.close()
 time.sleep(0.3)  # let the FINs and ACKs land
 ready(port=port)
 for cmd in commands():
@@ -87,7 +83,7 @@ for cmd in commands():
 def test_runtime_TCP010_close_wait_pileup_with_orphaned_fin_wait2(make_netns) -> None:  # noqa: F811
     ns = make_netns(net__ipv4__tcp_fin_timeout=60)
     n = 120  # above the default close_wait_warn of 100
-    proc = ns.spawn(SERVER_NEVER_CLOSES, "127.0.0.1", "7000", str(n), "close")
+    proc = ns.spawn(SERVER_NEVER_CLOSES, "127.0.0.1", "7000", str(n))
     proc.ready()
 
     run = ns.tcpaudit()

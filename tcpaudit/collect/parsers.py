@@ -448,6 +448,9 @@ def _last_fields(line: str) -> tuple[int | None, int | None]:
     return out[0], out[1]
 
 
+_LAST_PAIR_RE = re.compile(r" lastsnd:(\d{1,18}) lastrcv:(\d{1,18}) lastack:")
+
+
 class SsDetailParser:
     """`ss -tinH state established` in pieces; result() is what parse_ss_detail gives for the whole text."""
 
@@ -464,21 +467,16 @@ class SsDetailParser:
             return
         out, limit, memo = self.out, self.limit, self._memo
         hosts, ports = memo.hosts, memo.ports
-        last = _LAST_RE.match  # the strict parser's own pattern, anchored where the name starts
+        pair = _LAST_PAIR_RE.search
         key = self._key
         for line in text.splitlines():
             c = line[:1]
             if c == " " or c == "\t":
                 if key is not None and not line.isspace():
-                    # the plain case inline: each name once, after a space; anything else via _last_fields
-                    i = line.find(" lastsnd:")
-                    j = line.find(" lastrcv:")
-                    if (i >= 0 and j >= 0 and line.find("lastsnd:", i + 9) < 0 and line.find("lastrcv:", j + 9) < 0
-                            and line.find("lastsnd:") == i + 1 and line.find("lastrcv:") == j + 1):
-                        m, n = last(line, i + 1), last(line, j + 1)
-                        out[key] = (int(m.group(2)) if m else None, int(n.group(2)) if n else None)
-                    else:
-                        out[key] = _last_fields(line)
+                    # The plain case: "last" occurs only in lastsnd, lastrcv and lastack, in that order, so
+                    # each name is there once, after a space, with at most 18 digits: what _LAST_RE finds.
+                    m = pair(line) if line.count("last") == 3 else None
+                    out[key] = (int(m.group(1)), int(m.group(2))) if m is not None else _last_fields(line)
                 continue
             if not line or line.isspace():
                 continue
