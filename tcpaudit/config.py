@@ -80,6 +80,18 @@ class Config(BaseModel):
                                  + ", ".join(k for k in ContextOptions.model_fields if k != "thresholds"))
         return v
 
+    @field_validator("context")
+    @classmethod
+    def _known_profiles(cls, v: ContextOptions) -> ContextOptions:
+        """Refused here, so the error names the config file (the audit would refuse them anyway)."""
+        from .context import load_profiles
+
+        unknown = [p for p in v.profiles if p not in load_profiles()]
+        if unknown:
+            raise ValueError(f"unknown profile(s) {', '.join(map(repr, unknown))}; known: "
+                             + ", ".join(sorted(load_profiles())))
+        return v
+
     @field_validator("thresholds")
     @classmethod
     def _known_thresholds(cls, v: dict[str, float]) -> dict[str, float]:

@@ -437,10 +437,13 @@ def test_config_regressions(tmp_path: Path) -> None:
         check_error(e.value, str(path))
 
 
-def test_config_typo_in_context_is_an_error_not_a_silently_different_context(tmp_path: Path) -> None:
+def test_config_context_typos_and_unknown_profiles_are_config_errors(tmp_path: Path) -> None:
     path = tmp_path / ".tcpaudit.toml"
     path.write_text("[context]\nnat_idle_timout = 240\n")  # was ignored: the audit assumed no NAT timeout
     with pytest.raises(ConfigError, match="unknown key.*'nat_idle_timout'.*nat_idle_timeout"):
+        load_config(path)
+    path.write_text(CONFIG_SAMPLE.replace('"azure-lb"', '""'))  # was accepted, then UnknownProfileError in the audit
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: context: ") + ".*unknown profile"):
         load_config(path)
     path.write_text(CONFIG_SAMPLE)
     assert load_config(path).context.nat_idle_timeout == 240
@@ -475,7 +478,9 @@ def test_kernel_release_parses_or_raises_kernel_release_error(text: str) -> None
         out = run_parser(lambda: parse(text), len(text), (KernelReleaseError,), None)
         if out is not None and parse is parse_release:
             assert all(0 <= v <= 9999 for v in out.version)  # type: ignore[attr-defined]
-            assert out.at_least("0.0") and not out < (0, 0)  # type: ignore[attr-defined,operator]
+            assert out.at_least(out.raw)  # type: ignore[attr-defined]
+            for other in ((0, 0), (4, 12), (9999, 9999, 9999)):  # a total order: exactly one of < and >=
+                assert (out < other) != (out >= other)  # type: ignore[operator]
 
 
 # ---- the lint parsers ------------------------------------------------------------------------------------
