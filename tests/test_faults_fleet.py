@@ -243,10 +243,6 @@ def test_degraded_hosts_say_what_they_could_not_read(fleet, sweep) -> None:  # t
     assert not any(c["outcome"] == "error" for t in (no_ss, restricted, freebsd) for c in t["checks"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reported, owner: collector/rules (engineers A and the rule authors): a host with no /proc at all (FreeBSD) is "
-    "audited as Linux 14.0.0 and ten rules (TCP002-4, TCP006-7, TCP009, PORT001, PORT003, CT004-5) report `pass` "
-    "with no sysctl, socket or counter read; a check that saw no evidence should be not_applicable"))
 def test_a_host_without_any_data_passes_no_rule(sweep) -> None:  # type: ignore[no-untyped-def]
     freebsd = next(t for t in sweep["report"]["targets"] if t["name"] == "freebsd")
     passed = sorted(c["rule"] for c in freebsd["checks"] if c["outcome"] == "pass")

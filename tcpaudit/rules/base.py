@@ -110,7 +110,9 @@ class Facts:
             return Value(name, self.snapshot.sysctls[name], "host")
         if present is False:
             return Value(name, None, "absent")
-        return self._from_kdb(name)
+        # A host is its own evidence: a tree that was not read is unknown there, not the kernel's default
+        # (a host without /proc/sys/net, e.g. not Linux, must not be judged on textbook defaults).
+        return Value(name, None, "unknown")
 
     def _from_kdb(self, name: str) -> Value:
         fact = self.kdb.sysctl(name) if self.kdb is not None else None
