@@ -140,6 +140,8 @@ GARBAGE = [
     "5.4.0/etc/passwd",
     "5" * 10_000,
     "5.4.0-" + "a" * 10_000,
+    "14.0-RELEASE-p3",  # FreeBSD uname -r: not a Linux kernel, must not be judged as Linux 14.0
+    "13.2-STABLE",
 ]
 
 

@@ -201,6 +201,19 @@ def test_manifests_and_directories(tmp_path: Path) -> None:
     assert f["location"] == {"file": "deploy/pod.yaml", "line": 9} and rc == 1
 
 
+def test_a_directory_with_nothing_to_lint_is_an_error_not_a_silent_pass(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/99-tuning.conf").write_text("net.ipv4.tcp_tw_recycle = 1\n")  # .conf, but not a sysctl place
+    p = run("lint", "etc", "--kernel", "4.9.0", cwd=tmp_path)
+    assert p.returncode == 2 and "no sysctl files or manifests found" in p.stderr and "Traceback" not in p.stderr
+    # the same file under a directory named for sysctl is picked up and judged
+    (tmp_path / "files/sysctl").mkdir(parents=True)
+    (tmp_path / "files/sysctl/99-tuning.conf").write_text("net.ipv4.tcp_tw_recycle = 1\n")
+    rc, report, _ = lint_json("files", "--kernel", "4.9.0", cwd=tmp_path)
+    assert [t["name"] for t in report["targets"]] == ["files/sysctl/99-tuning.conf"] and rc == 1
+    assert findings(report, "TCP001")
+
+
 def test_merge_applies_files_in_the_order_given(tmp_path: Path) -> None:
     a, b = tmp_path / "a.conf", tmp_path / "b.conf"
     a.write_text("net.ipv4.tcp_fin_timeout = 30\n")

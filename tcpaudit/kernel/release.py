@@ -168,6 +168,9 @@ def _check_text(text: object, kind: str) -> str:
     return stripped
 
 
+_BSD_BUILD_RE = re.compile(r"^(?:RELEASE|STABLE|CURRENT|PRERELEASE|BETA\d*|RC\d+|ALPHA\d*)(?:-p\d+)?$")
+
+
 def parse_version(text: str) -> tuple[int, int, int]:
     """Parse a plain upstream version: ``"4.12"``, ``"4.12.0"``, ``"v6.2"``.
 
@@ -350,6 +353,9 @@ def parse_release(text: str) -> KernelRelease:
     if rest and not build:
         raise KernelReleaseError(f"not a kernel release: {_show(text)} (empty build suffix)")
 
+    if _BSD_BUILD_RE.match(build):
+        # FreeBSD/NetBSD `uname -r` (14.0-RELEASE-p3, 13.2-STABLE): not a Linux kernel, so no Linux fact applies.
+        raise KernelReleaseError(f"not a Linux kernel release: {_show(text)} (a BSD release name)")
     flavour, distro_major = _detect_flavour(build) if build else (None, None)
     return KernelRelease(
         raw=stripped,

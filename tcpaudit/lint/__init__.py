@@ -77,7 +77,14 @@ def units_for_paths(paths: Iterable[str | Path], merge: bool = False) -> list[Co
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            for f in walk(p):
+            found_files = walk(p)
+            if not found_files:
+                # a gate that silently checks nothing is worse than an error
+                raise LintInputError(
+                    f"{raw}: no sysctl files or manifests found in this directory (looked for names containing "
+                    "'sysctl', *.conf under a sysctl directory, *.yaml/*.yml/*.json); name the files, or use "
+                    "--root for a whole system tree")
+            for f in found_files:
                 found = parse_file(f, str(f))
                 units += [u for u in found if u.assignments or u.problems]
         elif p.exists() or str(raw) == "-":

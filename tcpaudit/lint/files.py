@@ -124,7 +124,8 @@ def wanted_in_walk(path: Path) -> bool:
         return True
     if "sysctl" in name:
         return True
-    return name.endswith(".conf") and any(part.lower().endswith("sysctl.d") for part in path.parts)
+    # sysctl.d/, sysctl/, files/sysctl-tuning/ ...: a .conf under a directory named for sysctl is a sysctl file
+    return name.endswith(".conf") and any("sysctl" in part.lower() for part in path.parts[:-1])
 
 
 def walk(directory: Path) -> list[Path]:

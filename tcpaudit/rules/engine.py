@@ -87,7 +87,8 @@ def resolve_ids(ids: Iterable[str], rules: Iterable[Rule] | None = None) -> set[
 def fingerprint(target: str, finding: Finding) -> str:
     loc = finding.location.file if finding.location else ""
     key = "\x1f".join([finding.rule, target, ",".join(sorted(finding.keys)), loc])
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    # surrogatepass: a lone surrogate (from a mangled file name or host name) must fingerprint, not crash
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def run_rules(facts: Facts, target_name: str, rules: Iterable[Rule] | None = None,
