@@ -171,3 +171,24 @@ def test_runtime_fresh_namespace_counts_are_exact(make_netns) -> None:  # noqa: 
     assert snap["counters"]["sockstat"]["TCP"]["tw"] == socks["TCP"]["tw"] == 2
     assert snap["counters"]["sockstat"]["TCP"]["inuse"] == socks["TCP"]["inuse"]
     assert snap["sysctls"]["net.ipv4.tcp_tw_reuse"] == "0"
+
+
+CAPPED = """
+import json
+from tcpaudit.collect.build import build_snapshot
+from tcpaudit.collect.local import capture_local
+snap = build_snapshot(capture_local(table_cap=4))
+print(json.dumps({"total": snap.sockets.total, "gaps": [[g.item, g.reason.value, g.detail] for g in snap.gaps]}))
+"""
+
+
+def test_runtime_local_socket_table_cap_is_a_reported_gap(make_netns) -> None:  # noqa: F811
+    """A table beyond the local cap is cut there and the cut is said, never an error and never silent."""
+    ns = make_netns()
+    proc = ns.spawn(KNOWN_SOCKETS)
+    assert proc.ready()["sockets"] == 10
+    r = ns.run([PYTHON, "-c", CAPPED], cwd="/")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["total"] == 4
+    assert ["ss", "truncated", "stopped after 4 sockets; counts are lower bounds"] in out["gaps"]

@@ -28,6 +28,9 @@ from .parsers import (
 from .raw import SYSCTL_ROOTS, RawCapture
 
 DEFAULT_DETAIL_CAP = 50_000
+# A local audit analyses every socket up to this many (≈1.5 GB of ss text on a huge proxy would otherwise be
+# held whole); the remote collector caps at dump.SS_CAP because the table also crosses the network.
+DEFAULT_TABLE_CAP = 1_000_000
 COMMAND_TIMEOUT_S = 20.0
 
 FILES = {
@@ -243,8 +246,8 @@ class _SocketTables:
     `tcpaudit audit` of a dump build the same Snapshot; here the parse results ride along in raw.parsed.
     """
 
-    def __init__(self, detail_cap: int):
-        self.table = _Stream("ss", ["ss", "-tanoeH"], SsTableParser("ss"))
+    def __init__(self, detail_cap: int, table_cap: int = DEFAULT_TABLE_CAP):
+        self.table = _Stream("ss", ["ss", "-tanoeH"], SsTableParser("ss"), limit_lines=table_cap)
         self.detail = _Stream("ss-detail", ["ss", "-tinH", "state", "established"],
                               SsDetailParser("ss-detail", detail_cap), limit_lines=2 * detail_cap + 2)
         self.started: list[_Stream] = []
@@ -273,7 +276,9 @@ class _SocketTables:
             raw.gap("ss", GapReason.timeout, f"ss -tanoeH took longer than {COMMAND_TIMEOUT_S:.0f}s")
             return False
         assert t.proc is not None
-        if t.proc.returncode != 0:
+        if t.truncated:  # stopped (and killed) on purpose at the cap: what was read is good, and incomplete
+            raw.gap("ss", GapReason.truncated, f"stopped after {t.limit_lines} sockets; counts are lower bounds")
+        elif t.proc.returncode != 0:
             detail = t.stderr_tail() or f"exit {t.proc.returncode}"
             reason = GapReason.permission_denied if "ermission" in detail else GapReason.error
             raw.gap("ss", reason, f"ss -tanoeH: {detail}")
@@ -328,9 +333,10 @@ class _SocketTables:
         return []
 
 
-def capture_local(detail_cap: int = DEFAULT_DETAIL_CAP, proc_sys: str = "/proc/sys") -> RawCapture:
+def capture_local(detail_cap: int = DEFAULT_DETAIL_CAP, proc_sys: str = "/proc/sys",
+                  table_cap: int = DEFAULT_TABLE_CAP) -> RawCapture:
     raw = RawCapture(source=Source.local, collected_at=_dt.datetime.now(_dt.timezone.utc), detail_cap=detail_cap)
-    tables = _SocketTables(detail_cap)
+    tables = _SocketTables(detail_cap, table_cap)
     tables.start(raw)  # ss runs while the files below are read
     try:
         _capture_files(raw, proc_sys)
