@@ -217,7 +217,9 @@ def test_lookup_unknown_and_alias(db):
         ("net.ipv4.ip_local_port_range", "60999 32768", False),
         ("net.ipv4.ip_local_port_range", "0 60999", False),
         ("net.ipv4.ip_local_port_range", "1024 65536", False),
-        ("net.ipv4.ip_local_port_range", "1024", False),
+        ("net.ipv4.ip_local_port_range", "1024", True),  # one field sets the low end only (checked on 6.18)
+        ("net.ipv4.ip_local_port_range", "1024 2048 4096", False),
+        ("net.ipv4.ip_local_port_range", "0", False),
         ("net.ipv4.ip_local_reserved_ports", "", True),
         ("net.ipv4.ip_local_reserved_ports", "8080,9000-9100", True),
         ("net.ipv4.ip_local_reserved_ports", "9100-9000", False),

@@ -138,3 +138,21 @@ def test_rejected_values_keep_the_earlier_setting(tmp_path: Path) -> None:
     u = root_unit(tmp_path)
     eff = effective_settings(u.assignments, kernel_db(), parse_release_or_none("6.1.0"))
     assert eff["net.ipv4.tcp_keepalive_time"][0] == "600"
+
+
+def test_one_port_sets_only_the_low_end_of_the_range(tmp_path: Path) -> None:
+    """The kernel takes a single value for ip_local_port_range as the new low end and keeps the high end."""
+    from tcpaudit.kernel.db import load_kernel_db
+    from tcpaudit.kernel.release import parse_release
+
+    kdb, rel = load_kernel_db(), parse_release("5.15.0")
+    write(tmp_path, "etc/sysctl.d/10-a.conf", "net.ipv4.ip_local_port_range = 20000 50000\n")
+    write(tmp_path, "etc/sysctl.d/20-b.conf", "net.ipv4.ip_local_port_range = 30000\n")
+    u = root_unit(tmp_path)
+    assert effective_settings(u.assignments, kdb, rel)["net.ipv4.ip_local_port_range"][0] == "30000 50000"
+    write(tmp_path, "etc/sysctl.d/10-a.conf", "# nothing before: the default high end (60999) stays\n")
+    u = root_unit(tmp_path)
+    assert effective_settings(u.assignments, kdb, rel)["net.ipv4.ip_local_port_range"][0] == "30000 60999"
+    write(tmp_path, "etc/sysctl.d/20-b.conf", "net.ipv4.ip_local_port_range = 61000\n")  # above the high end: EINVAL
+    u = root_unit(tmp_path)
+    assert "net.ipv4.ip_local_port_range" not in effective_settings(u.assignments, kdb, rel)

@@ -297,7 +297,9 @@ class SysctlFact(_Model):
             return None
         if self.type == "port_range":
             parts = text.split()
-            if len(parts) != 2:
+            # One field is accepted: proc_dointvec_minmax fills range[0] only and the high end stays as it was
+            # (checked on 6.18: `echo 40000 > ip_local_port_range` gives '40000 60999'); LOW > HIGH is EINVAL.
+            if len(parts) not in (1, 2):
                 return f"{self.name}: expected two ports 'LOW HIGH', got {len(parts)} field(s)"
             ports = []
             for part in parts:
@@ -310,7 +312,7 @@ class SysctlFact(_Model):
                 if not lo_bound <= value <= hi_bound:
                     return f"{self.name}: port {value} is outside {lo_bound}..{hi_bound}"
                 ports.append(value)
-            if ports[0] > ports[1]:
+            if len(ports) == 2 and ports[0] > ports[1]:
                 return (
                     f"{self.name}: low port {ports[0]} is above high port {ports[1]} (kernel returns EINVAL)"
                 )

@@ -26,6 +26,16 @@ def _glob_candidates(kdb: Any) -> set[str]:
     return keys
 
 
+def _is_port_range(kdb: Any, key: str) -> bool:
+    fact = kdb.sysctl(key) if kdb is not None else None
+    return fact is not None and fact.type == "port_range"
+
+
+def _default(kdb: Any, release: Any, key: str) -> str | None:
+    fact = kdb.sysctl(key) if kdb is not None else None
+    return fact.default_in(release) if fact is not None and release is not None else None
+
+
 def effective_settings(assignments: list[Assignment], kdb: Any, release: Any) -> dict[str, tuple[str, Location]]:
     """What the kernel ends up with: per key, the last assignment it accepts.
 
@@ -46,7 +56,17 @@ def effective_settings(assignments: list[Assignment], kdb: Any, release: Any) ->
             continue
         if presence(kdb, release, a.key) is False or check_value(a, kdb).status == "invalid":
             continue
-        out[a.key] = (fold(a.value), a.location)
+        value = fold(a.value)
+        if len(value.split()) == 1 and _is_port_range(kdb, a.key):
+            # one field sets only the low end; the high end stays what it was (an earlier line or the default)
+            before = out[a.key][0] if a.key in out else _default(kdb, release, a.key)
+            high = before.split()[1:2] if before else []
+            if not high or not high[0].isdigit():
+                continue  # the result cannot be known: judge the default rather than guess
+            if int(value) > int(high[0]):
+                continue  # LOW above the current HIGH: EINVAL, the key keeps its value
+            value = f"{value} {high[0]}"
+        out[a.key] = (value, a.location)
     if globs:
         candidates = sorted(_glob_candidates(kdb) - explicit - excluded)
         for g in globs:
