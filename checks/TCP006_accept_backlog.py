@@ -6,10 +6,12 @@ from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta, Value
 SOMAXCONN = "net.core.somaxconn"
 SYN_BACKLOG = "net.ipv4.tcp_max_syn_backlog"
 _SHOW = 10
-# golang/go src/net/sock_linux.go maxAckBacklog(): "Linux stores the backlog as: uint16 in kernel
-# version < 4.1, uint32 in kernel version >= 4.1 ... Truncate number to avoid wrapping. See issue 5030
-# and 41470." The knowledge base has no entry for this, so the rule cites Go's reading of the kernel.
-_U16_BACKLOG_BEFORE = (4, 1)
+# Above 65535 the kernel version decides (kernel_db/issues.toml): before 4.1 the accept-queue limit is a
+# 16-bit field and a larger backlog wraps; 3.11 to 4.0 refuse such a somaxconn outright.
+_U16 = "KI-CORE-LISTEN-BACKLOG-U16"
+_CAP = "KI-CORE-SOMAXCONN-MAX-65535"
+_U16_MAX = 65535
+_TINY_QUEUE = 128  # a wrapped backlog below the old default somaxconn is a real outage under any burst
 
 
 def _where(v: Value) -> str:
@@ -52,6 +54,10 @@ class AcceptBacklog(Rule):
             "stalls for one or more retransmission timeouts.",
             "tcp_max_syn_backlog bounds the SYN (half-open) queue; with syncookies on (the default) overflow is "
             "answered with cookies instead of being dropped.",
+            "Above 65535 the kernel version matters: before 4.1 the limit was a 16-bit field (becb74f0acca made it "
+            "32-bit), so a backlog capped at a larger somaxconn wrapped modulo 65536 (3240000 -> 28736, 65536 -> "
+            "0); 3.11 to 4.0 refuse such a somaxconn with EINVAL instead (5f671d6b4ec3) and keep the old value. "
+            "From 4.1 a somaxconn above what applications pass to listen() is harmless and changes nothing.",
         ],
         when_it_matters=(
             "Servers that receive connection bursts (HTTP front ends, databases after a failover, service "
@@ -71,9 +77,13 @@ class AcceptBacklog(Rule):
                       url="https://github.com/torvalds/linux/commit/19f92a030ca6d772ab44b22ee6a01378a8cb32d4"),
             Reference(title="Andreas Veithen: How TCP backlog works in Linux",
                       url="https://veithen.io/2014/01/01/how-tcp-backlog-works-in-linux.html"),
-            Reference(title="golang/go src/net/sock_linux.go: backlog stored as uint16 before Linux 4.1 (issues "
-                            "5030, 41470)",
-                      url="https://github.com/golang/go/blob/master/src/net/sock_linux.go"),
+            Reference(title="net: increase sk_[max_]ack_backlog (v4.1, becb74f0acca): the limit was 16 bits before",
+                      url="https://git.zx2c4.com/linux-dev/commit/include?id=becb74f0acca19b5abfcb24dc602530f3deea66a"),
+            Reference(title="net: check net.core.somaxconn sysctl values (v3.11, 5f671d6b4ec3): EINVAL above 65535",
+                      url="https://git.zx2c4.com/linux-dev/commit/include/linux/stringify.h"
+                          "?id=5f671d6b4ec3e6d66c2a868738af2cdea09e7509"),
+            Reference(title="golang/go#5030: somaxconn=262144 gave listeners a queue of 0",
+                      url="https://github.com/golang/go/issues/5030"),
         ],
     )
 
@@ -84,7 +94,7 @@ class AcceptBacklog(Rule):
             return self.na("net.core.somaxconn and net.ipv4.tcp_max_syn_backlog unknown")
         limit = f.context.threshold("min_somaxconn")
         out = []
-        absurd = self._absurd(f, som_v, som)
+        absurd = self._absurd(f, som_v, som, syn)
         if absurd is not None:
             out.append(absurd)
 
@@ -173,25 +183,78 @@ class AcceptBacklog(Rule):
         out.append(self.finding(f, severity=sev, evidence=ev, context=ctx, fix=fix, explanation=" ".join(parts)))
         return out
 
-    def _absurd(self, f: Facts, v: Value, som: int | None):
-        if som is None or som <= 65535:
+    def _absurd(self, f: Facts, v: Value, som: int | None, syn: int | None):
+        """somaxconn above 65535: wraps or is refused before 4.1, harmless but pointless after."""
+        if som is None or som <= _U16_MAX:
             return None
-        old = f.kernel_at_least(_U16_BACKLOG_BEFORE)
-        if old is True:
-            return None
-        wrapped = som % 65536
-        when = ("this kernel (before 4.1)" if old is False else
-                "kernels before 4.1 (this target's kernel version is unknown)")
-        return self.finding(
-            f, severity=Severity.info, keys=[SOMAXCONN],
-            evidence={"somaxconn": som, "somaxconn_origin": v.origin, "kernel": f.snapshot.kernel.release,
-                      "wrapped_backlog": wrapped},
-            context=["Go's net package reads the kernel this way (src/net/sock_linux.go); the knowledge base has "
-                     "no entry for it"],
-            fix={SOMAXCONN: "65535"},
-            explanation=(
-                f"somaxconn={som} is above 65535. On {when} the listen backlog is stored in 16 bits, so an "
-                f"application that passes a backlog this large gets {wrapped} instead (the value wraps; Go "
-                "truncates to 65535 to avoid exactly this). Nothing is gained above 65535 there."
-            ),
-        )
+        wrapped = som & 0xFFFF
+        narrow, refusing = f.issue(_U16), f.issue(_CAP)
+        ev: dict = {"somaxconn": som, "somaxconn_origin": v.origin, "kernel": f.snapshot.kernel.release}
+        if syn is not None and syn > _U16_MAX:
+            ev["tcp_max_syn_backlog"] = syn
+        ctx = [f"{_U16}: {narrow.reason} (confidence {narrow.confidence})" if narrow is not None
+               else "kernel version or knowledge base unavailable: whether the backlog is 16 bits is unknown"]
+        if narrow is not None and narrow.applies is False:
+            ev["backlog_bits"] = 32
+            return self.finding(
+                f, severity=Severity.info, keys=[SOMAXCONN], evidence=ev, context=ctx,
+                remediation="Set somaxconn to what the listeners need (4096 is the default since 5.4; at most 65535 "
+                            "if the same file also goes to kernels before 4.1) and size each application's own "
+                            "listen() backlog.",
+                explanation=(
+                    f"somaxconn={som} ({_where(v)}) is above 65535. This kernel keeps the accept-queue limit in 32 "
+                    "bits (since 4.1, becb74f0acca), so nothing wraps - but nothing is gained either: each listener's "
+                    "queue is min(its listen() backlog, somaxconn), so a somaxconn above what applications pass "
+                    f"changes nothing, and {som} connections waiting for accept() would themselves mean the server "
+                    "has stopped accepting."
+                ),
+            )
+        ev["wrapped_backlog"] = wrapped
+        fix = {SOMAXCONN: str(_U16_MAX)}
+        when = f"this kernel ({f.snapshot.kernel.release})" if f.release is not None else "kernels before 4.1"
+        wraps = (f"listen(fd, N) caps N at somaxconn and stores it in a 16-bit field, so an application that asks "
+                 f"for 65536 or more (a big number, -1, or somaxconn itself, as Go's net package once did) gets "
+                 f"{som} mod 65536 = {wrapped}")
+        if refusing is not None:
+            ctx.append(f"{_CAP}: {refusing.reason} (confidence {refusing.confidence})")
+        observed: list[str] = []
+        if f.kind == "host" and f.snapshot.sockets.source == "ss":
+            observed = [f"{s.local_addr}:{s.local_port}" for s in f.snapshot.sockets.rows("LISTEN")
+                        if s.state == "LISTEN" and s.send_q == wrapped]
+            if observed:
+                ev["listeners_with_wrapped_backlog"] = observed[:_SHOW]
+        if f.kind == "config" and refusing is not None and refusing.applies is True:
+            return self.finding(
+                f, severity=Severity.medium, keys=[SOMAXCONN], evidence=ev, context=ctx, fix=fix,
+                explanation=(
+                    f"somaxconn={som} ({_where(v)}) is above 65535, and {when} refuses that: 3.11 to 4.0 bound the "
+                    "sysctl to 65535 while the backlog field was 16 bits (5f671d6b4ec3; where that bound ends is "
+                    "not verified, see the knowledge base). The write fails with EINVAL and somaxconn keeps its "
+                    "previous value - 128 unless something else raised it - so every listen() stays capped there, "
+                    "the opposite of what the line intends."
+                ),
+            )
+        if wrapped < _TINY_QUEUE:
+            sev = Severity.high
+        elif wrapped < f.context.threshold("min_somaxconn"):
+            sev = Severity.medium
+        else:
+            sev = Severity.low
+        certain = observed or (narrow is not None and narrow.applies is True)
+        if certain:
+            text = (f"somaxconn={som} ({_where(v)}) is above 65535 and {when} keeps the accept-queue limit in 16 "
+                    f"bits (becb74f0acca widened it in 4.1): {wraps}.")
+        else:
+            # the kernel's status rests on an assumption (a distribution build): one step below the certain case
+            sev = Severity.medium if sev is Severity.high else Severity.low
+            text = (f"somaxconn={som} ({_where(v)}) is above 65535. Before 4.1 the accept-queue limit is a 16-bit "
+                    f"field (becb74f0acca widened it) and {when} may still have it: {wraps}. Kernels 3.11 to 4.0 "
+                    "refuse the value instead (EINVAL: somaxconn keeps its old value, 128 by default). Either way "
+                    "the setting does not do what it says.")
+        if observed:
+            text += f" Listener(s) already show that backlog (Send-Q {wrapped}): {', '.join(observed[:_SHOW])}."
+        if wrapped < _TINY_QUEUE:
+            text += f" A queue of {wrapped} drops connection attempts under the smallest burst (golang/go#5030)."
+        else:
+            text += f" {wrapped} is still a usable queue, but not the one configured."
+        return self.finding(f, severity=sev, keys=[SOMAXCONN], evidence=ev, context=ctx, fix=fix, explanation=text)
