@@ -27,6 +27,10 @@ KernelOpt = Annotated[Optional[str], typer.Option(
     "(default: a current kernel, or kernel.osrelease in a `sysctl -a` capture).")]
 MergeOpt = Annotated[bool, typer.Option(
     "--merge", help="Apply all PATHs as one configuration, in the order given (like `sysctl -p A -p B`).")]
+K8sVersionOpt = Annotated[Optional[str], typer.Option(
+    "--k8s-version", metavar="X.Y", help="Kubernetes release the manifests are for, e.g. 1.29: decides which pod "
+    "sysctls the kubelet accepts by default (default: [context] kubernetes_version, else a recent release, "
+    "stated in the findings).")]
 
 
 def _check_kernel(kernel: Optional[str]) -> None:
@@ -38,6 +42,18 @@ def _check_kernel(kernel: Optional[str]) -> None:
         parse_release(kernel)
     except KernelReleaseError as exc:
         raise UsageError(f"--kernel: {exc}") from None
+
+
+def _set_k8s_version(opts, version: Optional[str]) -> None:  # type: ignore[no-untyped-def]
+    if version is None:
+        return
+    from .kernel.kubernetes import KubernetesVersionError, parse_k8s_version
+
+    try:
+        parse_k8s_version(version)
+    except KubernetesVersionError as exc:
+        raise UsageError(f"--k8s-version: {exc}") from None
+    opts.context.kubernetes_version = version.strip()
 
 
 def _lint_targets(paths: Optional[list[Path]], root: Optional[Path], kernel: Optional[str], merge: bool,
@@ -59,6 +75,7 @@ def lint(
     root: RootOpt = None,
     kernel: KernelOpt = None,
     merge: MergeOpt = False,
+    k8s_version: K8sVersionOpt = None,
     format: FormatOpt = None,
     fail_on: FailOnOpt = None,
     nat_idle_timeout: NatIdleOpt = None,
@@ -74,6 +91,7 @@ def lint(
 
     opts, _cfg = _audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, False,
                                 baseline)
+    _set_k8s_version(opts, k8s_version)
     formats = _parse_formats(format)
     targets = _lint_targets(paths, root, kernel, merge, opts)
     raise typer.Exit(emit(build_report(targets, opts.fail_on), formats, verbose))
@@ -102,6 +120,7 @@ def baseline(
     root: RootOpt = None,
     kernel: KernelOpt = None,
     merge: MergeOpt = False,
+    k8s_version: K8sVersionOpt = None,
     nat_idle_timeout: NatIdleOpt = None,
     profile: ProfileOpt = None,
     clients_behind_nat: ClientsNatOpt = None,
@@ -114,6 +133,7 @@ def baseline(
     from .suppress import dump_baseline, make_baseline
 
     opts, _cfg = _audit_options(config, None, nat_idle_timeout, profile, clients_behind_nat, disable, False)
+    _set_k8s_version(opts, k8s_version)
     snaps = [p for p in paths or [] if _is_snapshot(p)]
     lint_paths = [p for p in paths or [] if p not in snaps]
     targets = [audit_snapshot(load_snapshot_file(p), opts) for p in snaps]

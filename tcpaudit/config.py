@@ -7,6 +7,7 @@
     profiles = ["azure-lb"]
     clients_behind_nat = "yes"     # yes | no | unknown
     auto_detect = true
+    kubernetes_version = "1.29"     # what `tcpaudit lint` assumes for pod manifests (SYS007)
 
     [thresholds]
     min_ephemeral_ports = 10000

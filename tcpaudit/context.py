@@ -75,6 +75,9 @@ class ContextOptions(BaseModel):
     clients_behind_nat: YesNo | None = None
     auto_detect: bool = True
     thresholds: dict[str, float] = Field(default_factory=dict)
+    # Kubernetes release the manifests are for (1.29, v1.29.3): which pod sysctls the kubelet accepts (SYS007).
+    # Same grammar as tcpaudit.kernel.kubernetes.VERSION_PATTERN.
+    kubernetes_version: str | None = Field(None, pattern=r"^v?\d{1,3}\.\d{1,3}(?:\.\d{1,5})?$")
 
 
 class Context(BaseModel):
@@ -86,6 +89,7 @@ class Context(BaseModel):
     profiles: list[str] = Field(default_factory=list)
     sidecar_ports: list[int] = Field(default_factory=list)
     kubernetes: bool = False
+    kubernetes_version: str | None = None  # as given (--k8s-version / config); None: the rule's default
     thresholds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     assumed: list[str] = Field(default_factory=list)
 
@@ -113,6 +117,7 @@ def resolve_context(opts: ContextOptions, snapshot: Snapshot | None = None) -> C
             raise UnknownProfileError(f"unknown profile {pid!r} (known: {known})")
         chosen.append(profiles[pid])
     ctx.profiles = [p.id for p in chosen]
+    ctx.kubernetes_version = opts.kubernetes_version
 
     if opts.nat_idle_timeout is not None:
         ctx.nat_idle_timeout, ctx.nat_idle_explicit = opts.nat_idle_timeout, True

@@ -40,96 +40,89 @@ class PendingVerdict(UserWarning):
 TABLE: dict[str, dict[str, Any]] = {
     # ---- sysctl-conf -------------------------------------------------------------------------
     "sysctl-conf/akoscomp-proxybenchmark-sysctl-w.txt": dict(
-        fire=["PORT003", "TCP004"], not_=["TCP001", "SYS001", "SYS002", "TCP005"],
-        pending=["tcp_keepalive_time=30 is aggressive (no rule for too-short keepalive)"]),
+        fire=["PORT003", "TCP004", "TCP011=info"], not_=["TCP001", "SYS001", "SYS002", "TCP005", "TCP012"]),
     "sysctl-conf/aks-agentbaker-sysctl-d-60-CIS.conf": dict(
         clean=True, not_=NOTHING, runs=[dict(**NAT, fire=["NAT001"])]),
     "sysctl-conf/amazon-eks-ami-files-sysctl.conf": dict(
-        clean=True, not_=NOTHING,
-        pending=["tcp_no_ssthresh_metrics_save is absent on old kernels (SYS001 there needs the key in kernel_db)"]),
+        clean=True, not_=NOTHING, runs=[dict(kernel="4.14.0", fire=["SYS001=high"])]),  # the key came in 5.6
     "sysctl-conf/billywhizz-dv8-sysctl-w.txt": dict(
-        fire=["SYS001=high", "TCP002"], not_=["TCP001"],
-        runs=[dict(kernel="4.9.0", clients_behind_nat="yes", fire=["TCP001=low", "TCP002"], not_=["SYS001"])],
-        pending=["tcp_sack=0 (no rule)", "tcp_rmem/tcp_wmem minimum 80000000 and tcp_mem 80000000 pages are absurd "
-                 "(no memory-sizing rule)", "tcp_low_latency is a no-op since 4.14 (no 'inert key' rule)",
-                 "rp_filter=0 (out of the TCP/NAT rule set)"]),
+        fire=["SYS001=high", "TCP002", "TCP012=medium", "SYS005=high", "SYS006=info", "TCP006=info"],
+        not_=["TCP001", "TCP011"],
+        runs=[dict(kernel="4.9.0", clients_behind_nat="yes", fire=["TCP001=low", "TCP002", "TCP012=info", "TCP006=info"],
+                   not_=["SYS001", "SYS006"]),
+              dict(kernel="3.10.0", fire=["TCP006=high"])],  # somaxconn 131072 wraps to 0 in a 16-bit backlog
+        pending=["rp_filter=0 (out of the TCP/NAT rule set)"]),
     "sysctl-conf/bottlerocket-release-sysctl.conf": dict(
-        fire=["PORT003"], not_=NOTHING + ["TCP005", "NAT001"]),
+        fire=["PORT003", "CT006=info"], not_=NOTHING + ["TCP005", "NAT001", "CT006>=low"]),
     "sysctl-conf/canonical-content-cache-operator-sysctl.conf": dict(
         clean=True, not_=NOTHING, runs=[dict(**NAT, fire=["NAT001"])]),
     "sysctl-conf/chinchihfeng-nginx-role-sysctl.conf": dict(
-        fire=["SYS001=high", "TCP003", "TCP004", "PORT003"], not_=["TCP001", "SYS002"],
+        fire=["SYS001=high", "TCP003", "TCP004", "PORT003"], not_=["TCP001", "SYS002", "TCP011>=low"],
         runs=[dict(kernel=EL7, fire=["TCP003"], not_=["SYS001", "TCP001"]), dict(**NAT, not_=["NAT001"])]),
     "sysctl-conf/clay-wangzhi-ansible-role-sysinit-sysctl.conf": dict(
-        fire=["SYS001=high", "TCP002", "TCP005", "TCP009", "PORT003", "SYS003", "TCP004"], not_=["TCP001"],
-        runs=[dict(kernel=EL7, clients_behind_nat="yes", fire=["TCP001=low", "TCP002", "TCP005"], not_=["SYS001"])],
-        pending=["tcp_keepalive_time=30 is aggressive (no rule for too-short keepalive)"]),
+        fire=["SYS001=high", "TCP002", "TCP005", "TCP009", "PORT003", "SYS003", "TCP004", "TCP011=info"],
+        not_=["TCP001", "TCP012", "SYS005"],
+        runs=[dict(kernel=EL7, clients_behind_nat="yes", fire=["TCP001=low", "TCP002", "TCP005", "TCP011=info"],
+                   not_=["SYS001"])]),
     "sysctl-conf/coolsnowwolf-lede-sysctl-nf-conntrack.conf": dict(
-        fire=["SYS001=high"], runs=[dict(kernel="5.15.0", not_=["SYS001"])],
-        pending=["nf_conntrack_max=65535 is low for a busy NAT router (no config-side conntrack sizing rule)",
-                 "nf_conntrack_helper=1 automatic helper assignment is a security concern (no rule)"]),
+        fire=["SYS001=high", "CT006=low"], not_=["SYS006"],  # on 6.x the helper key is gone: SYS001, not SYS006
+        runs=[dict(kernel="5.15.0", fire=["CT006=low", "SYS006=low"], not_=["SYS001"])]),
     "sysctl-conf/daixijun-ansible-role-sysctl-sysctl.conf": dict(
-        fire=["TCP005", "TCP004"], not_=["TCP001", "SYS001", "SYS002"],
-        runs=[dict(nat_idle_timeout=900, not_=["NAT001"])],  # keepalive 600 s: safe for NATs idling >= 10 min
-        pending=["vm.drop_caches=3 and net.ipv4.route.flush=1 are write-only triggers in a persistent config "
-                 "(no rule)"]),
+        fire=["TCP005", "TCP004", "SYS006=low"], not_=["TCP001", "SYS001", "SYS002", "TCP011>=low"],
+        runs=[dict(nat_idle_timeout=900, not_=["NAT001", "TCP011>=low"])]),  # keepalive 600 s: safe for >= 10 min
     "sysctl-conf/dev-sec-os-hardening-defaults-main.yml": dict(
         fire=["TCP002", "TCP003"], not_=["TCP001", "SYS001", "SYS002", "SYS004"]),
     "sysctl-conf/du2016-cloud-native-devops-nf_conntrack-tuning.md": dict(
-        fire=["CT004", "CT005"], not_=NOTHING,
-        pending=["net.nf_conntrack_max is the legacy alias of net.netfilter.nf_conntrack_max (no rule)"]),
+        fire=["CT004", "CT005", "SYS006=info"], not_=NOTHING + ["SYS006>=low"]),
     "sysctl-conf/error404-vps-ddos-protection-sysctl.conf": dict(
         not_=NOTHING + ["TCP007", "TCP005", "CT004"]),
     "sysctl-conf/galliumos-procps-sysctl.conf": dict(clean=True, not_=NOTHING),
     "sysctl-conf/gandi-vm-config-sysctl.conf": dict(fire=["SYS002=high"], not_=["SYS001", "SYS004", "TCP001"]),
     "sysctl-conf/hawshemi-linux-optimizer-sysctl.conf": dict(
-        fire=["TCP004"], not_=NOTHING, runs=[dict(**NAT, fire=["NAT001"])],
-        pending=["tcp_mem '65536 131072 262144' pages is small for a big box (no memory-sizing rule)"]),
+        fire=["TCP004", "SYS005=info"], not_=NOTHING + ["CT006>=low", "SYS005>=low"],
+        runs=[dict(**NAT, fire=["NAT001"])]),
     "sysctl-conf/hxhgts-tcpoptimization-sysctl.conf": dict(
-        fire=["TCP002", "TCP009", "PORT003"], not_=["SYS004", "TCP001"],
-        pending=["tcp_mem '94500000 91500000 92700000' is non-monotonic and absurd (kernel_db does not check "
-                 "vector order; no memory-sizing rule)", "tcp_keepalive_time=30 is aggressive (no rule)"]),
+        fire=["TCP002", "TCP009", "PORT003", "SYS005=medium", "TCP011=info"], not_=["SYS004", "TCP001", "TCP012"]),
     "sysctl-conf/hyunseungbum-sbhyun-config-sysctl.conf": dict(
-        fire=["SYS002=high", "SYS001", "TCP003", "TCP004"], not_=["TCP001", "SYS004"],
-        runs=[dict(**NAT, fire=["NAT001"])],  # the keepalive lines are rejected, so the 7200 s default remains
-        pending=["net.ipv4.route.flush / ipv6 route.flush are write-only triggers (no rule)"]),
+        fire=["SYS002=high", "SYS001", "TCP003", "TCP004", "SYS006=low"], not_=["TCP001", "SYS004", "TCP011"],
+        runs=[dict(**NAT, fire=["NAT001"])]),  # the keepalive lines are rejected, so the 7200 s default remains
     "sysctl-conf/isucon11-8picoz-etc-sysctl.conf": dict(
         fire=["TCP004"], not_=NOTHING + ["TCP005", "PORT003>=low"]),
-    "sysctl-conf/khicks-nat-pi-sysctl.conf": dict(
-        clean=True, not_=NOTHING,
-        pending=["NAT gateway on conntrack defaults (max sized by RAM, established 432000 s): a config-side "
-                 "conntrack note needs a rule"]),
+    "sysctl-conf/khicks-nat-pi-sysctl.conf": dict(  # a NAT gateway on conntrack defaults: a note, not a risk
+        clean=True, fire=["CT006=info"], not_=NOTHING + ["CT006>=low"]),
     "sysctl-conf/l2dsr-lb-poc-sysctl.txt": dict(
-        not_=NOTHING + ["TCP004"], runs=[dict(**NAT, not_=["NAT001"])],
-        pending=["nf_conntrack_max=700000 needs a hashsize/memory check (no rule)",
-                 "somaxconn=500000 is suspicious (TCP006 checks only small queues)"]),
+        fire=["TCP011=info", "CT006=info", "TCP006=info", "SYS005=info"], not_=NOTHING + ["TCP004", "CT006>=low"],
+        runs=[dict(**NAT, fire=["TCP011=info"], not_=["NAT001"]),
+              dict(kernel="5.15.0", fire=["CT006=low"]),  # the random 8..31 conntrack chain limit (5.15..6.2)
+              dict(kernel="3.10.0", fire=["TCP006=low"])]),  # somaxconn 500000 wraps to 41248
     "sysctl-conf/linuxkit-00-linuxkit.conf": dict(clean=True, not_=NOTHING),
     "sysctl-conf/microdevops-formula-salt-pillar-kubernetes.sls": dict(
-        clean=True, not_=NOTHING,
-        pending=["fs.inotify limits of 2099999999 are absurd (no rule)",
-                 "a NAT-ing Kubernetes node without conntrack tuning (no config-side rule)"]),
+        clean=True, fire=["CT006=info"], not_=NOTHING + ["CT006>=low"],
+        pending=["fs.inotify limits of 2099999999 are absurd (outside the TCP/NAT rule set)"]),
     "sysctl-conf/migrgh-linux-default-hardening-sysctl.conf": dict(
         fire=["TCP003=low"], not_=["TCP001", "SYS002"],
-        pending=["kernel.unprivileged_userns_clone is Debian-only (kernel_db covers net.* only)"]),
-    "sysctl-conf/neocities-sysctl.conf": dict(
-        clean=True, not_=NOTHING + ["TCP005"],
-        pending=["somaxconn=3240000 / tcp_max_syn_backlog=3240000 are absurd (TCP006 checks only small queues)"]),
+        pending=["kernel.unprivileged_userns_clone is Debian-only (kernel_db covers upstream net.* keys only)"]),
+    "sysctl-conf/neocities-sysctl.conf": dict(  # absurd backlogs: harmless since 4.1, wrapped or refused before
+        clean=True, fire=["TCP006=info"], not_=NOTHING + ["TCP005", "SYS005"],
+        runs=[dict(kernel="3.10.0", fire=["TCP006=low"]), dict(kernel="4.0.5", fire=["TCP006=medium"]),
+              dict(kernel=EL7, fire=["TCP006=low"])]),
     "sysctl-conf/newhuan-mds-nginx-etc_sysctl.conf.md": dict(
-        fire=["TCP005", "TCP004"], not_=NOTHING, runs=[dict(**NAT, not_=["NAT001"])]),
+        fire=["TCP005", "TCP004"], not_=NOTHING + ["TCP011>=low"], runs=[dict(**NAT, not_=["NAT001", "TCP011>=low"])]),
     "sysctl-conf/openwrt-base-files-10-default.conf": dict(
-        clean=True, not_=NOTHING, runs=[dict(**NAT, not_=["NAT001"])]),
-    "sysctl-conf/openwrt-sysctl-nf-conntrack.conf": dict(clean=True, not_=NOTHING + ["CT005"]),
+        clean=True, not_=NOTHING + ["TCP011>=low", "TCP012", "CT006>=low"],
+        runs=[dict(**NAT, not_=["NAT001", "TCP011>=low"])]),
+    "sysctl-conf/openwrt-sysctl-nf-conntrack.conf": dict(clean=True, not_=NOTHING + ["CT005", "CT006"]),
     "sysctl-conf/systemd-50-default.conf": dict(clean=True, not_=NOTHING),
     "sysctl-conf/tikv-terraform-tikv-bench-sysctl.conf": dict(fire=["TCP007"], not_=NOTHING),
     "sysctl-conf/tuned-network-latency-tuned.conf": dict(clean=True, not_=NOTHING),
     "sysctl-conf/ubuntu-22.04-stock-sysctl-DariuszMak.conf": dict(clean=True, not_=NOTHING),
     # ---- sysctl -a captures: judged for their own kernel (kernel.osrelease) ---------------------
     "sysctl-dump/amzn1-4.14.55-ec2-docker-host-sysctl-a.txt": dict(
-        not_=NOTHING + ["SYS003"], runs=[dict(**NAT, fire=["NAT001"])]),
+        not_=NOTHING + ["SYS003", "TCP011", "TCP012", "SYS005", "SYS006", "CT006"], runs=[dict(**NAT, fire=["NAT001"])]),
     "sysctl-dump/centos7.2-3.10.0-327-ceph-node-sysctl-a-annotated.txt": dict(
-        fire=["SYS002", "TCP005"], not_=["TCP001", "SYS001", "SYS003", "SYS004"]),  # SYS002: the '# ...' notes
+        fire=["SYS002", "TCP005"], not_=["TCP001", "SYS001", "SYS003", "SYS004", "TCP011", "TCP012", "SYS005", "SYS006", "CT006"]),  # SYS002: the '# ...' notes
     "sysctl-dump/rhcos-4.18-el8-openshift-master-sosreport-sysctl-a.txt": dict(
-        fire=["TCP006"], not_=NOTHING + ["SYS003"], runs=[dict(**NAT, fire=["NAT001"])]),
+        fire=["TCP006"], not_=NOTHING + ["SYS003", "TCP011", "TCP012", "SYS005", "SYS006", "CT006"], runs=[dict(**NAT, fire=["NAT001"])]),
     # ---- Kubernetes --------------------------------------------------------------------------
     # SOURCES calls the port range "fine width": the shell splits the unquoted '32767 65535' into two arguments,
     # so sysctl writes only 32767 and fails on 65535 - SYS002 reports that (a deliberate deviation).
@@ -138,12 +131,16 @@ TABLE: dict[str, dict[str, Any]] = {
     "k8s/ocp-sysctl-NetworkAttachmentDefinition-tuning-cni.yml": dict(
         clean=True, not_=NOTHING, runs=[dict(**NAT, fire=["NAT001"])]),
     "k8s/ocp-sysctl-cni-sysctl-allowlist-configmap.yml": dict(clean=True, nothing_set=True),
-    "k8s/ocp-sysctl-example-safe-pod.yml": dict(fire=["TCP007"], not_=NOTHING + ["PORT003>=low"]),
+    "k8s/ocp-sysctl-example-safe-pod.yml": dict(
+        fire=["TCP007"], not_=NOTHING + ["PORT003>=low", "SYS007"],
+        runs=[dict(kubernetes_version="1.17", fire=["SYS007=medium"]),  # ping_group_range is safe from 1.18
+              dict(kubernetes_version="1.18", not_=["SYS007"])]),
     "k8s/ocp-sysctl-example-unsafe-pod.yml": dict(
-        clean=True, not_=NOTHING,
-        pending=["unsafe sysctls (net.core.somaxconn, kernel.msgmax) make the pod fail with SysctlForbidden unless "
-                 "the kubelet allows them (no rule; the safe set depends on the Kubernetes version)"]),
-    "k8s/ocp-sysctl-pod-with-sysctls-container-level.yml": dict(fire=["SYS004=high"], not_=["SYS001", "SYS002"]),
+        fire=["SYS007=medium"], not_=NOTHING,
+        runs=[dict(kubernetes_version="1.28", fire=["SYS007=medium"]),  # + tcp_keepalive_time (safe from 1.29)
+              dict(kernel=EL7, fire=["SYS007=medium"])]),  # tcp_keepalive_time needs kernel 4.5
+    "k8s/ocp-sysctl-pod-with-sysctls-container-level.yml": dict(
+        fire=["SYS004=high"], not_=["SYS001", "SYS002", "SYS007"]),
     "k8s/openshift-node-tuning-default-cr-tuned.yaml": dict(clean=True, nothing_set=True),
 }
 # proc/net captures and netstat/ss output are not configuration: lint finds no settings and says so. Their

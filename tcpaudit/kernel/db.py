@@ -654,6 +654,10 @@ class KnownIssue(_Model):
 class KernelDB(_Model):
     sysctls: dict[str, SysctlFact]
     issues: dict[str, KnownIssue]
+    # Loaded with the rest so rules get all knowledge through Facts.kdb and never read a file themselves;
+    # None for a custom knowledge-base directory that does not hold effects.toml / kubernetes.toml.
+    effects: Any = None  # tcpaudit.kernel.effects.EffectsDB
+    kubernetes: Any = None  # tcpaudit.kernel.kubernetes.KubeletSafeSysctls
 
     def sysctl(self, name: str) -> SysctlFact | None:
         """Fact for a fully qualified name (``net.ipv4.tcp_sack``) or ``net/ipv4/tcp_sack``."""
@@ -734,8 +738,16 @@ def _load(path: Path | None) -> KernelDB:
                 f"{ISSUES_FILE}: entry {issue.id!r}: sysctl_evidence {issue.sysctl_evidence.name!r} "
                 f"has no entry in {SYSCTLS_FILE}"
             )
+    from .effects import EFFECTS_FILE, load_effects_db  # they build on this module's helpers
+    from .kubernetes import KUBERNETES_FILE, load_kubernetes_db
+
+    extra: dict[str, Any] = {}
+    for field, file, loader in (("effects", EFFECTS_FILE, load_effects_db),
+                                ("kubernetes", KUBERNETES_FILE, load_kubernetes_db)):
+        if path is None or (path / file).is_file():
+            extra[field] = loader(path)
     try:
-        return KernelDB(sysctls=sysctls, issues=issues)
+        return KernelDB(sysctls=sysctls, issues=issues, **extra)
     except ValidationError as exc:  # pragma: no cover - models already validated
         raise KernelDBError(f"kernel_db: {_first_error(exc)}") from None
 
