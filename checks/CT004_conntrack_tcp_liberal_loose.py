@@ -1,17 +1,12 @@
 """CT004: conntrack TCP tracking loosened (be_liberal=1) or mid-stream pickup disabled (loose=0)."""
 
 from tcpaudit.model import Severity
-from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta, Value
+from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
 
 LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
 LOOSE = "net.netfilter.nf_conntrack_tcp_loose"
 IGNORE_RST = "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst"
 
-
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
 
 
 def forwarding_reasons(f: Facts) -> list[str]:
@@ -19,7 +14,7 @@ def forwarding_reasons(f: Facts) -> list[str]:
     why = []
     fwd = f.value("net.ipv4.ip_forward")
     if fwd.int == 1:
-        why.append(f"ip_forward=1 ({_where(fwd)})")
+        why.append(f"ip_forward=1 ({fwd.where()})")
     if f.snapshot.environment.nat_rules:
         why.append(f"{len(f.snapshot.environment.nat_rules)} iptables NAT rule(s)")
     if f.context.kubernetes:
@@ -106,7 +101,7 @@ class ConntrackTcpLiberalLoose(Rule):
             out.append(self.finding(
                 f, severity=sev, keys=[LIBERAL], evidence=ev, context=ctx, fix={LIBERAL: "0"},
                 explanation=(
-                    f"nf_conntrack_tcp_be_liberal={lib.raw} ({_where(lib)}): conntrack marks only out-of-window "
+                    f"nf_conntrack_tcp_be_liberal={lib.raw} ({lib.where()}): conntrack marks only out-of-window "
                     "RSTs as INVALID and lets every other out-of-window segment through. That keeps connections "
                     "alive where INVALID packets would otherwise escape NAT and trigger RSTs (the kube-proxy "
                     "'connection reset by peer' workaround), but it hides whatever produces the out-of-window "
@@ -124,7 +119,7 @@ class ConntrackTcpLiberalLoose(Rule):
                 context=["latent: it breaks connections only after conntrack state is lost"],
                 fix={LOOSE: "1"},
                 explanation=(
-                    f"nf_conntrack_tcp_loose=0 ({_where(loose)}): conntrack will not adopt a TCP connection "
+                    f"nf_conntrack_tcp_loose=0 ({loose.where()}): conntrack will not adopt a TCP connection "
                     "mid-stream. Whenever an entry is lost (conntrack -F on a firewall reload, a failover, eviction "
                     "from a full table, expiry while idle), every further packet of that connection is INVALID and "
                     f"is dropped by rules that drop INVALID: the connection hangs although both ends are fine.{nat}"

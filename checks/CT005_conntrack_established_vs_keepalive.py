@@ -16,11 +16,6 @@ KA_PROBES = "net.ipv4.tcp_keepalive_probes"
 _DOCUMENTED = {CT_EST: 432000, KA_TIME: 7200, KA_INTVL: 75, KA_PROBES: 9}
 
 
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
-
 
 def _int(f: Facts, name: str) -> tuple[int | None, str]:
     """The value and a description of where it came from; documented defaults only for config targets."""
@@ -36,7 +31,7 @@ def _forwarding_reasons(f: Facts) -> list[str]:
     why = []
     fwd = f.value("net.ipv4.ip_forward")
     if fwd.int == 1:
-        why.append(f"ip_forward=1 ({_where(fwd)})")
+        why.append(f"ip_forward=1 ({fwd.where()})")
     if f.snapshot.environment.nat_rules:
         why.append(f"{len(f.snapshot.environment.nat_rules)} iptables NAT rule(s)")
     if f.context.kubernetes:

@@ -60,10 +60,6 @@ def _next_pow2(n: int) -> int:
     return p
 
 
-def _where(v: Value) -> str:
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
-
 
 def _forwarding(f: Facts) -> list[str]:
     """Why this box forwards or NATs (empty: nothing shows it does)."""
@@ -71,7 +67,7 @@ def _forwarding(f: Facts) -> list[str]:
     for key, label in ((IP_FORWARD, "ip_forward"), (ALL_FORWARDING, "conf.all.forwarding")):
         v = f.value(key)
         if v.int is not None and v.int != 0:
-            why.append(f"{label}={v.int} ({_where(v)})")
+            why.append(f"{label}={v.int} ({v.where()})")
     if f.snapshot.environment.nat_rules:
         why.append(f"{len(f.snapshot.environment.nat_rules)} iptables NAT rule(s)")
     if f.context.kubernetes:
@@ -82,7 +78,7 @@ def _forwarding(f: Facts) -> list[str]:
 def _established(f: Facts) -> tuple[int, str]:
     v = f.value(CT_EST)
     if v.int is not None:
-        return v.int, f"nf_conntrack_tcp_timeout_established={v.int} s ({_where(v)})"
+        return v.int, f"nf_conntrack_tcp_timeout_established={v.int} s ({v.where()})"
     return DEFAULT_ESTABLISHED, f"nf_conntrack_tcp_timeout_established={DEFAULT_ESTABLISHED} s (documented default)"
 
 
@@ -243,7 +239,7 @@ class ConntrackSizingForwarding(Rule):
             return self.finding(f, severity=note_sev, evidence=ev, context=ctx, explanation=" ".join(parts),
                                 keys=[k for k in (IP_FORWARD, ALL_FORWARDING) if k in f.configured] + [MAX, BUCKETS])
 
-        where = _where(f.value(MAX)) if max_key == MAX else (
+        where = f.value(MAX).where() if max_key == MAX else (
             f"set as {LEGACY_MAX} in {f.configured[LEGACY_MAX][1].file}:{f.configured[LEGACY_MAX][1].line}")
         assumed = buckets or LARGEST_BUCKETS[modern]
         lf = 2 * cmax / assumed

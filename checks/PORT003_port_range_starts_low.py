@@ -1,7 +1,7 @@
 """PORT003: ip_local_port_range starts so low that outgoing connections take well-known service ports."""
 
 from tcpaudit.model import Severity
-from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta, Value
+from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
 from tcpaudit.snapshot import parse_port_list
 
 RANGE = "net.ipv4.ip_local_port_range"
@@ -18,11 +18,6 @@ SERVICE_PORTS: dict[int, str] = {
 }
 _SHOW = 25
 
-
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
 
 
 def _parity_matters(f: Facts) -> bool:
@@ -137,7 +132,7 @@ class PortRangeStartsLow(Rule):
             if listeners:
                 ev["listeners_below_threshold_in_range"] = listeners[:_SHOW]
         named = ", ".join(f"{p} ({wanted[p]})" for p in exposed[:10]) + (" ..." if len(exposed) > 10 else "")
-        parts = [f"ip_local_port_range={lo} {hi} ({_where(v)}) starts below {limit}, so outgoing connections "
+        parts = [f"ip_local_port_range={lo} {hi} ({v.where()}) starts below {limit}, so outgoing connections "
                  f"draw from {ev['ports_below_threshold_in_range']} ports below {limit} as well."]
         if exposed:
             parts.append(f"{len(exposed)} common service port(s) are inside it and not reserved: {named}. A service "

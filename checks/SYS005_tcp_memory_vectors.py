@@ -34,11 +34,6 @@ def _size(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
-
 
 def _judged(f: Facts, key: str) -> tuple[Value, list[int]] | None:
     """The three fields to judge: what the file sets (config) or what the host runs (host)."""
@@ -148,7 +143,7 @@ class TcpMemoryVectors(Rule):
         if not lo <= pr <= hi:
             sev = Severity.medium
             ev["out_of_order"] = True
-            parts.append(f"tcp_mem = {lo} {pr} {hi} ({_where(v)}) is out of order (min, pressure, max must not "
+            parts.append(f"tcp_mem = {lo} {pr} {hi} ({v.where()}) is out of order (min, pressure, max must not "
                          "decrease), and the kernel does not check it.")
             if lo > pr:
                 parts.append(f"min {lo} > pressure {pr}: __sk_mem_raise_allocated() returns early while TCP "
@@ -241,7 +236,7 @@ class TcpMemoryVectors(Rule):
         if not lo <= dflt <= hi:
             sev = Severity.medium
             ev["out_of_order"] = True
-            parts.append(f"{name} = {lo} {dflt} {hi} ({_where(v)}) is out of order (min, default, max must not "
+            parts.append(f"{name} = {lo} {dflt} {hi} ({v.where()}) is out of order (min, default, max must not "
                          "decrease); the kernel applies each field as written.")
             if dflt > hi:
                 parts.append(f"Every socket starts with a {dflt}-byte {what} buffer, larger than the {hi} bytes "
@@ -252,7 +247,7 @@ class TcpMemoryVectors(Rule):
         if lo >= MIN_MEDIUM:
             sev = _worst(sev, Severity.high if lo >= MIN_HIGH else Severity.medium)
             ev["min_bytes"] = lo
-            parts.append(f"{name} min = {lo} bytes ({_size(lo)}, {_where(v)}; the default is 4096): the kernel "
+            parts.append(f"{name} min = {lo} bytes ({_size(lo)}, {v.where()}; the default is 4096): the kernel "
                          f"keeps granting every TCP socket's {held} up to {_size(lo)} even when TCP as a whole is "
                          "above the tcp_mem pressure threshold, so memory pressure cannot shrink any socket below "
                          f"that; 1000 busy connections pin {_size(1000 * lo)}.")

@@ -5,11 +5,6 @@ from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
 from tcpaudit.snapshot import parse_port_list
 
 
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
-
 
 def _usable_ports(f: Facts) -> int | None:
     rng = f.value("net.ipv4.ip_local_port_range").ints
@@ -96,7 +91,7 @@ class TimestampsOff(ValueRule):
         if reuse.int == 1:
             sev = Severity.medium
             parts.append(
-                f"tcp_tw_reuse=1 ({_where(reuse)}) was clearly meant to let connect() reuse TIME-WAIT ports, but "
+                f"tcp_tw_reuse=1 ({reuse.where()}) was clearly meant to let connect() reuse TIME-WAIT ports, but "
                 "the kernel only reuses a TIME-WAIT socket that recorded a peer timestamp, so with timestamps off it "
                 "never does: every closed outgoing connection still locks its port for 60 s."
             )

@@ -5,11 +5,6 @@ from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
 from tcpaudit.snapshot import parse_port_list
 
 
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
-
 
 def _usable_ports(f: Facts) -> tuple[int | None, str | None]:
     rng = f.value("net.ipv4.ip_local_port_range").ints
@@ -120,7 +115,7 @@ class MaxTwBucketsLow(ValueRule):
         else:
             sev = Severity.medium
         parts = [
-            f"tcp_max_tw_buckets={n} ({_where(v)}): once {n} sockets are in TIME-WAIT, every further "
+            f"tcp_max_tw_buckets={n} ({v.where()}): once {n} sockets are in TIME-WAIT, every further "
             "connection this host closes is destroyed without TIME-WAIT."
         ]
         if below_ports:

@@ -14,11 +14,6 @@ _U16_MAX = 65535
 _TINY_QUEUE = 128  # a wrapped backlog below the old default somaxconn is a real outage under any burst
 
 
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
-
 
 def _judged(f: Facts, v: Value) -> int | None:
     """The integer to judge: config targets only judge what the file sets."""
@@ -140,7 +135,7 @@ class AcceptBacklog(Rule):
             sev = Severity.low
             fix[SOMAXCONN] = target
             parts.append(
-                f"somaxconn={som} ({_where(som_v)}) caps every listen() backlog at {som}: as soon as {som} "
+                f"somaxconn={som} ({som_v.where()}) caps every listen() backlog at {som}: as soon as {som} "
                 "connections wait for accept(), further handshakes are dropped and clients wait for SYN/SYN-ACK "
                 "retransmissions (1 s, then 2 s, ...)."
             )
@@ -169,7 +164,7 @@ class AcceptBacklog(Rule):
                 sev = syn_sev
             fix[SYN_BACKLOG] = target
             parts.append(
-                f"tcp_max_syn_backlog={syn} ({_where(syn_v)}) bounds the half-open (SYN) queue; "
+                f"tcp_max_syn_backlog={syn} ({syn_v.where()}) bounds the half-open (SYN) queue; "
                 + ("with tcp_syncookies=0 SYNs beyond it are dropped." if cookies == 0 else
                    "with syncookies on, overflow is answered with cookies (degraded but not dropped).")
             )
@@ -202,7 +197,7 @@ class AcceptBacklog(Rule):
                             "if the same file also goes to kernels before 4.1) and size each application's own "
                             "listen() backlog.",
                 explanation=(
-                    f"somaxconn={som} ({_where(v)}) is above 65535. This kernel keeps the accept-queue limit in 32 "
+                    f"somaxconn={som} ({v.where()}) is above 65535. This kernel keeps the accept-queue limit in 32 "
                     "bits (since 4.1, becb74f0acca), so nothing wraps - but nothing is gained either: each listener's "
                     "queue is min(its listen() backlog, somaxconn), so a somaxconn above what applications pass "
                     f"changes nothing, and {som} connections waiting for accept() would themselves mean the server "
@@ -227,7 +222,7 @@ class AcceptBacklog(Rule):
             return self.finding(
                 f, severity=Severity.medium, keys=[SOMAXCONN], evidence=ev, context=ctx, fix=fix,
                 explanation=(
-                    f"somaxconn={som} ({_where(v)}) is above 65535, and {when} refuses that: 3.11 to 4.0 bound the "
+                    f"somaxconn={som} ({v.where()}) is above 65535, and {when} refuses that: 3.11 to 4.0 bound the "
                     "sysctl to 65535 while the backlog field was 16 bits (5f671d6b4ec3; where that bound ends is "
                     "not verified, see the knowledge base). The write fails with EINVAL and somaxconn keeps its "
                     "previous value - 128 unless something else raised it - so every listen() stays capped there, "
@@ -242,12 +237,12 @@ class AcceptBacklog(Rule):
             sev = Severity.low
         certain = observed or (narrow is not None and narrow.applies is True)
         if certain:
-            text = (f"somaxconn={som} ({_where(v)}) is above 65535 and {when} keeps the accept-queue limit in 16 "
+            text = (f"somaxconn={som} ({v.where()}) is above 65535 and {when} keeps the accept-queue limit in 16 "
                     f"bits (becb74f0acca widened it in 4.1): {wraps}.")
         else:
             # the kernel's status rests on an assumption (a distribution build): one step below the certain case
             sev = Severity.medium if sev is Severity.high else Severity.low
-            text = (f"somaxconn={som} ({_where(v)}) is above 65535. Before 4.1 the accept-queue limit is a 16-bit "
+            text = (f"somaxconn={som} ({v.where()}) is above 65535. Before 4.1 the accept-queue limit is a 16-bit "
                     f"field (becb74f0acca widened it) and {when} may still have it: {wraps}. Kernels 3.11 to 4.0 "
                     "refuse the value instead (EINVAL: somaxconn keeps its old value, 128 by default). Either way "
                     "the setting does not do what it says.")

@@ -4,11 +4,6 @@ from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
 
 
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
-
 
 class SynCookies(ValueRule):
     key = "net.ipv4.tcp_syncookies"
@@ -99,7 +94,7 @@ class SynCookies(ValueRule):
         return self.finding(
             f, severity=sev, evidence=ev, context=ctx, fix={self.key: "1"},
             explanation=(
-                f"tcp_syncookies=0 ({_where(v)}): when a listener's SYN queue is full{q}, further SYNs are "
+                f"tcp_syncookies=0 ({v.where()}): when a listener's SYN queue is full{q}, further SYNs are "
                 "dropped instead of being answered with a cookie. A SYN flood locks legitimate clients out, and "
                 "even a legitimate burst makes clients wait for SYN retransmissions (1 s, 2 s, 4 s ...) or time "
                 f"out.{happening}"

@@ -1,7 +1,7 @@
 """TCP008: orphaned sockets near tcp_max_orphans: the kernel resets connections ("too many orphaned sockets")."""
 
 from tcpaudit.model import Severity
-from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta, Value
+from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
 
 KEY = "net.ipv4.tcp_max_orphans"
 # net/ipv4/tcp_timer.c tcp_out_of_resources(): shift++ when the peer has not opened its window / nothing
@@ -10,11 +10,6 @@ KEY = "net.ipv4.tcp_max_orphans"
 _MAX_SHIFT = 2
 _ORPHAN_BYTES = 64 * 1024  # ip-sysctl.rst: "each orphan eats up to ~64K of unswappable memory"
 
-
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
 
 
 class OrphanLimit(Rule):
@@ -109,7 +104,7 @@ class OrphanLimit(Rule):
         else:
             sev = Severity.medium
         parts = [
-            f"{orphans} orphaned sockets against tcp_max_orphans={limit_max} ({_where(v)})"
+            f"{orphans} orphaned sockets against tcp_max_orphans={limit_max} ({v.where()})"
             + (f", {ratio:.0%} of the limit." if ratio is not None else ".")
         ]
         if ratio is not None and ratio >= 1:

@@ -12,11 +12,6 @@ _INIT_RTO_S = 1
 _DOCUMENTED = {SYN: 6, SYNACK: 5}
 
 
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
-
 
 def give_up_after(retries: int) -> int:
     """Seconds until the handshake is abandoned: the initial timeout plus one doubled timeout per retry."""
@@ -105,7 +100,7 @@ class SynRetriesLow(Rule):
             keys.append(SYN)
             fix[SYN] = str(_default(f, SYN))
             parts.append(
-                f"tcp_syn_retries={syn} ({_where(syn_v)}): connect() sends the SYN, retransmits it {syn} "
+                f"tcp_syn_retries={syn} ({syn_v.where()}): connect() sends the SYN, retransmits it {syn} "
                 f"time(s) at 1 s, 2 s ... intervals and fails with ETIMEDOUT after {t} s (default: "
                 f"{ev['connect_gives_up_after_s_default']} s). Losing {syn + 1} packet(s) in a row, or a server or "
                 "NAT gateway that drops SYNs for a few seconds, fails the connection."
@@ -116,7 +111,7 @@ class SynRetriesLow(Rule):
             keys.append(SYNACK)
             fix[SYNACK] = str(_default(f, SYNACK))
             parts.append(
-                f"tcp_synack_retries={synack} ({_where(synack_v)}): a half-open request is dropped after "
+                f"tcp_synack_retries={synack} ({synack_v.where()}): a half-open request is dropped after "
                 f"{t} s; if the client's final ACK was lost by then, the client (already 'connected') gets a RST "
                 "on its first data, or waits forever for a server-speaks-first greeting."
             )

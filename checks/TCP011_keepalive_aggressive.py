@@ -30,17 +30,12 @@ RECOMMENDED_WINDOW_S = 60
 RECOMMENDED_IDLE_S = 120  # half of the shortest common NAT-gateway idle timeout (Azure 240 s)
 
 
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
-
 
 def _origins(*values: Value) -> str:
     """'time, intvl set in a.conf (lines 3, 4); probes kernel default' - where each of the values came from."""
     groups: dict[str, list[tuple[str, int | None]]] = {}
     for v in values:
-        where = f"set in {v.location.file}" if v.origin == "config" and v.location else _where(v)
+        where = f"set in {v.location.file}" if v.origin == "config" and v.location else v.where()
         groups.setdefault(where, []).append((v.name.rsplit("_", 1)[-1], v.location.line if v.location else None))
     out = []
     for where, items in groups.items():
@@ -68,10 +63,6 @@ def _effective(f: Facts, name: str) -> tuple[int | None, Value, bool]:
         return _default(f, name), v, True
     return None, v, False
 
-
-def _lower(sev: Severity) -> Severity:
-    order = [Severity.info, Severity.low, Severity.medium, Severity.high, Severity.critical]
-    return order[max(0, order.index(sev) - 1)]
 
 
 class KeepaliveAggressive(Rule):
@@ -277,7 +268,7 @@ class KeepaliveAggressive(Rule):
                          f"({with_ka} in all), so the setting is latent until an application enables SO_KEEPALIVE.")
             ctx.append(f"host: no established connection{which} uses SO_KEEPALIVE right now, severity lowered one "
                        "step")
-            return _lower(sev)
+            return sev.lowered()
         if with_ka:
             parts.append(f"{with_ka} of the {est} established connections have a keepalive timer ({remote} of them "
                          "to other hosts) and are exposed.")

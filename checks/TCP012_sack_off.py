@@ -16,11 +16,6 @@ ISSUE = "KI-TCP-SACK-PANIC"
 FIX_EVIDENCE = "net.ipv4.tcp_min_snd_mss"
 
 
-def _where(v: Value) -> str:
-    """Where a value came from ('kernel default', 'set in file:line', 'on the host'), without repeating it."""
-    d, prefix = v.describe(), f"{v.name}={v.raw} ("
-    return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
-
 
 class SackOff(Rule):
     meta = RuleMeta(
@@ -114,7 +109,7 @@ class SackOff(Rule):
             ev["sack_panic_fixed"] = True
             ev["sack_panic_evidence"] = f"host has {FIX_EVIDENCE}"
         parts = [
-            f"tcp_sack=0 ({_where(sack)}): this host neither offers nor accepts SACK, so no connection uses "
+            f"tcp_sack=0 ({sack.where()}): this host neither offers nor accepts SACK, so no connection uses "
             "selective acknowledgements in either direction. When several segments of one window are lost the "
             "sender learns of one hole per round trip (NewReno) or waits for a retransmission timeout, and RACK "
             "loss detection and tail loss probes, which Linux runs only on SACK connections, are off: a lost last "
@@ -171,7 +166,7 @@ class SackOff(Rule):
             f, severity=Severity.info, keys=[DSACK], fix={DSACK: "1"},
             evidence={"tcp_sack": sack.raw, "tcp_dsack": 0, "tcp_dsack_origin": dsack.origin},
             explanation=(
-                f"tcp_dsack=0 ({_where(dsack)}): SACK is on but this host never sends duplicate-SACKs (RFC 2883), so "
+                f"tcp_dsack=0 ({dsack.where()}): SACK is on but this host never sends duplicate-SACKs (RFC 2883), so "
                 "a peer that retransmitted a segment needlessly (reordering, a delayed ACK, a spurious timeout) never "
                 "learns it: it keeps the congestion-window cut it could have undone, and RACK cannot widen its "
                 "reordering window. The cost is throughput after reordering; nothing fails."

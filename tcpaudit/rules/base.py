@@ -77,6 +77,12 @@ class Value:
         ints = self.ints
         return ints[0] if ints is not None and len(ints) == 1 else None
 
+    def where(self) -> str:
+        """Where the value came from ('kernel default', 'set in file:line', 'on the host'), for a sentence that
+        already shows the value; a missing value gets its whole description."""
+        d, prefix = self.describe(), f"{self.name}={self.raw} ("
+        return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
+
     def describe(self) -> str:
         where = {
             "host": "on the host",
