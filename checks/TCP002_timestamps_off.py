@@ -2,16 +2,8 @@
 
 from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
-from tcpaudit.snapshot import parse_port_list
 
 
-
-def _usable_ports(f: Facts) -> int | None:
-    rng = f.value("net.ipv4.ip_local_port_range").ints
-    if not rng or len(rng) != 2 or rng[1] < rng[0]:
-        return None
-    reserved = parse_port_list(f.value("net.ipv4.ip_local_reserved_ports").raw or "")
-    return sum(1 for p in range(rng[0], rng[1] + 1) if p not in reserved)
 
 
 class TimestampsOff(ValueRule):
@@ -100,7 +92,8 @@ class TimestampsOff(ValueRule):
             parts.append("tcp_tw_reuse=2 (loopback only) is likewise inert without timestamps.")
         if f.kind == "host":
             tw = f.snapshot.counters.get("TCP.tw")
-            ports = _usable_ports(f)
+            eph = f.usable_ephemeral_ports()
+            ports = eph[2] if eph else None
             if tw is not None:
                 ev["time_wait_sockets"] = tw
             if ports:

@@ -2,17 +2,8 @@
 
 from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
-from tcpaudit.snapshot import parse_port_list
 
 
-
-def _usable_ports(f: Facts) -> tuple[int | None, str | None]:
-    rng = f.value("net.ipv4.ip_local_port_range").ints
-    if not rng or len(rng) != 2 or rng[1] < rng[0]:
-        return None, None
-    reserved = parse_port_list(f.value("net.ipv4.ip_local_reserved_ports").raw or "")
-    n = sum(1 for p in range(rng[0], rng[1] + 1) if p not in reserved)
-    return n, f"{rng[0]}-{rng[1]}"
 
 
 def _is_power_of_two(n: int) -> bool:
@@ -80,7 +71,8 @@ class MaxTwBucketsLow(ValueRule):
         if n is None:
             return self.na(f"{self.key}={v.raw!r} is not an integer (or computed from RAM at boot)")
         limit = f.context.threshold("min_tw_buckets")
-        ports, port_range = _usable_ports(f)
+        eph = f.usable_ephemeral_ports()
+        ports, port_range = (eph[2], f"{eph[0]}-{eph[1]}") if eph else (None, None)
         ev: dict = {"tcp_max_tw_buckets": n, "tcp_max_tw_buckets_origin": v.origin, "min_tw_buckets": limit}
         if ports is not None:
             ev["usable_ephemeral_ports"] = ports

@@ -581,7 +581,13 @@ def test_lint_samples_truncated_at_every_position() -> None:
 
 
 @pytest.mark.parametrize("name, text", [("x.json", "[" * 100_000),
-                                        ("x.yaml", "a: '{\"sysctl\": " + "[" * 100_000 + "'\n")])
+                                        ("x.yaml", "a: '{\"sysctl\": " + "[" * 100_000 + "'\n"),
+                                        # libyaml's C composer segfaults on these (measured): they must be
+                                        # routed to the pure-Python loader and end as a clear error
+                                        ("x.yaml", "[" * 100_000 + "]" * 100_000),
+                                        ("x.yaml", "{a: " * 100_000 + "1" + "}" * 100_000),
+                                        ("x.yaml", "- " * 100_000 + "a\n"),
+                                        ("x.yaml", "kind: Pod\nspec:\n  x: " + "- " * 100_000 + "a\n")])
 def test_lint_deeply_nested_json_is_not_a_crash(name: str, text: str) -> None:
     """Found by this fuzzing: json.loads raised RecursionError through parse_text (fixed in fc30b6b)."""
     _lint(name, text)

@@ -236,3 +236,33 @@ def test_usage_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text('[[waiver]]\nrule = "SYS001"\nreason = ""\n')
     p = run("lint", "--root", str(tmp_path), "--config", str(tmp_path / "bad.toml"))
     assert p.returncode == 2
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_in_every_format(tmp_path: Path) -> None:
+    """Python hands such names over as lone surrogates, which no encoder writes: shown as \\xNN instead."""
+    import os
+    import xml.etree.ElementTree as ET
+
+    d = os.fsencode(tmp_path / "sysctl.d")
+    os.mkdir(d)
+    with open(os.path.join(d, b"bad\xff.conf"), "w") as fh:
+        fh.write("net.ipv4.tcp_tw_recycle = 1\n")
+    for fmt in ("json", "sarif", "junit", "markdown", "table"):
+        p = run("lint", "sysctl.d", "--kernel", "4.9.0", "--format", fmt, cwd=tmp_path)
+        assert p.returncode == 1, (fmt, p.stderr)
+        assert "bad\\xff.conf" in p.stdout.replace("\\\\", "\\"), fmt
+        if fmt in ("json", "sarif"):
+            json.loads(p.stdout)
+        if fmt == "junit":
+            ET.fromstring(p.stdout)
+
+
+def test_the_json_reporter_escapes_what_no_encoder_can_write() -> None:
+    from tcpaudit.model import Report
+    from tcpaudit.reporters.json import render
+
+    p = run("lint", "-", "--format", "json", input="net.ipv4.tcp_fin_timeout = 10\n")
+    data = json.loads(p.stdout)
+    data["targets"][0]["name"] = "host\udcff"  # a lone surrogate: pydantic-core cannot encode it
+    text = render(Report.model_validate(data))
+    assert json.loads(text)["targets"][0]["name"] == "host\udcff"

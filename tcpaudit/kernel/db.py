@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .release import KernelRelease, KernelReleaseError, parse_release
 
@@ -659,16 +659,37 @@ class KernelDB(_Model):
     effects: Any = None  # tcpaudit.kernel.effects.EffectsDB
     kubernetes: Any = None  # tcpaudit.kernel.kubernetes.KubeletSafeSysctls
 
+    # Answers memoised per name and release: the knowledge base is immutable, and a lint of hundreds of
+    # files asks the same few dozen questions for every file (docs/benchmarks.md).
+    _memo: dict[Any, Any] = PrivateAttr(default_factory=dict)
+
     def sysctl(self, name: str) -> SysctlFact | None:
         """Fact for a fully qualified name (``net.ipv4.tcp_sack``) or ``net/ipv4/tcp_sack``."""
+        memo_key = ("fact", name)
+        if memo_key in self._memo:
+            return self._memo[memo_key]
         key = normalize_sysctl_name(name)
         fact = self.sysctls.get(key)
-        if fact is not None:
-            return fact
-        for candidate in self.sysctls.values():
-            if key in candidate.aliases:
-                return candidate
-        return None
+        if fact is None:
+            fact = next((c for c in self.sysctls.values() if key in c.aliases), None)
+        self._memo[memo_key] = fact
+        return fact
+
+    def kernel_value(self, name: str, release: KernelRelease) -> tuple[Literal["default", "absent", "unknown"],
+                                                                       str | None]:
+        """What a kernel of `release` holds for `name` with nothing configured: its default, absent, or unknown."""
+        memo_key = ("value", name, release)
+        if memo_key not in self._memo:
+            fact = self.sysctl(name)
+            present = fact.present_in(release) if fact is not None else None
+            if present is False:
+                answer: tuple[Any, str | None] = ("absent", None)
+            elif present is None:
+                answer = ("unknown", None)
+            else:
+                answer = ("default", fact.default_in(release))  # type: ignore[union-attr]
+            self._memo[memo_key] = answer
+        return self._memo[memo_key]
 
     def issue(self, issue_id: str) -> KnownIssue | None:
         return self.issues.get(issue_id)

@@ -112,8 +112,14 @@ def parse_text(text: str, display: str, name: str | None = None) -> list[ConfigU
     return units
 
 
+def shown_name(name: str) -> str:
+    """A file name as reports show it: bytes that are not UTF-8 (surrogate-escaped by Python) become \\xNN,
+    so every reporter can encode it and the name still says which file it was."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def parse_file(path: Path, display: str | None = None) -> list[ConfigUnit]:
-    display = display or str(path)
+    display = shown_name(display or str(path))
     return parse_text(read_text(path, display), display)
 
 
@@ -222,5 +228,6 @@ def display_path(path: Path, root: Path, root_display: str) -> str:
     try:
         rel = path.relative_to(root)
     except ValueError:
-        return str(path)
-    return re.sub(r"/+$", "", root_display) + "/" + rel.as_posix() if root_display not in ("", ".") else rel.as_posix()
+        return shown_name(str(path))
+    shown = re.sub(r"/+$", "", root_display) + "/" + rel.as_posix() if root_display not in ("", ".") else rel.as_posix()
+    return shown_name(shown)

@@ -267,9 +267,28 @@ def _pod_specs(node: Node, path: str = "", out: list | None = None, seen: set | 
     return out
 
 
+# libyaml's parser when PyYAML was built with it (the wheels are): the same nodes and marks, ~5x faster
+# than the pure-Python composer, which was half of a 600-file lint (docs/benchmarks.md). Its composer
+# recurses in C without Python's recursion limit, so a hostile document nested ~100,000 deep crashes the
+# process (SIGSEGV, measured). Nesting depth is at most the longest line (indentation plus compact "- - -"
+# markers) plus the flow brackets; documents that could be deeper than _C_DEPTH_LIMIT (10,000 levels were
+# measured safe) go to the pure-Python loader, which stops with RecursionError.
+_C_LOADER = getattr(yaml, "CSafeLoader", None)
+_C_DEPTH_LIMIT = 4000
+
+
+def _loader_for(text: str) -> type:
+    if _C_LOADER is None:
+        return yaml.SafeLoader
+    bound = text.count("[") + text.count("{")
+    if bound < _C_DEPTH_LIMIT:
+        bound += max(map(len, text.splitlines()), default=0)
+    return _C_LOADER if bound < _C_DEPTH_LIMIT else yaml.SafeLoader
+
+
 def compose_documents(text: str, file: str) -> list[Node]:
     try:
-        return [d for d in yaml.compose_all(text, Loader=yaml.SafeLoader) if d is not None]
+        return [d for d in yaml.compose_all(text, Loader=_loader_for(text)) if d is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from ..context import Context
 from ..model import Finding, Location, Severity
-from ..snapshot import Snapshot
+from ..snapshot import Snapshot, parse_port_list
 
 RULE_ID = re.compile(r"^(TCP|NAT|CT|PORT|SYS)\d{3}$")
 
@@ -121,15 +121,19 @@ class Facts:
         return Value(name, None, "unknown")
 
     def _from_kdb(self, name: str) -> Value:
-        fact = self.kdb.sysctl(name) if self.kdb is not None else None
-        if fact is None or self.release is None:
+        if self.kdb is None or self.release is None:
             return Value(name, None, "unknown")
-        present = fact.present_in(self.release)
-        if present is False:
-            return Value(name, None, "absent")
-        if present is None:
-            return Value(name, None, "unknown")
-        return Value(name, fact.default_in(self.release), "default")
+        origin, raw = self.kdb.kernel_value(name, self.release)
+        return Value(name, raw, origin)
+
+    def usable_ephemeral_ports(self) -> tuple[int, int, int] | None:
+        """(low, high, usable): ip_local_port_range minus the ip_local_reserved_ports inside it; None if unknown."""
+        rng = self.value("net.ipv4.ip_local_port_range").ints
+        if not rng or len(rng) != 2 or rng[1] < rng[0]:
+            return None
+        lo, hi = rng
+        reserved = parse_port_list(self.value("net.ipv4.ip_local_reserved_ports").raw or "")
+        return lo, hi, hi - lo + 1 - sum(1 for p in reserved if lo <= p <= hi)
 
     def kernel_at_least(self, version: tuple[int, ...]) -> bool | None:
         if self.release is None:
