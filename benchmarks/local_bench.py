@@ -160,7 +160,22 @@ def run_socket_rows(quick: bool = False) -> list[dict[str, Any]]:
                                     f"run_socket_bench({n}) failed: {type(exc).__name__}: {exc}", "<= 2x"))
             continue
         rows.append(socket_row(n, result))
+        rows.extend(socket_extra_rows(n, result))
     return rows
+
+
+def socket_extra_rows(n: int, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """tcpaudit against the stricter netlink floor, and the netlink collector against tcpaudit's ss path."""
+    s, fnl, tss = (_flat(result, k) for k in ("tcpaudit", "floor_netlink", "tcpaudit_ss"))
+    out = []
+    if s is not None and fnl is not None:
+        out.append(row("local", f"{n:,} sockets", subject="tcpaudit host", baseline="netlink floor", s=s, b=fnl,
+                       note="floor receiving the same sock_diag dumps and parsing nothing (no ss)"))
+    if s is not None and tss is not None:
+        out.append(row("optimisations", f"{n:,} sockets", subject="tcpaudit host, sock_diag",
+                       baseline="tcpaudit host, ss text", s=s, b=tss,
+                       note="TCPAUDIT_SOCKET_SOURCE=ss: the table from ss -tanoeH / -tinH, parsed while they print"))
+    return out
 
 
 def _socket_kwargs(fn: Any, quick: bool) -> dict[str, Any]:

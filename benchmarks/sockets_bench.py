@@ -30,6 +30,10 @@ Returned dict (all times in seconds, RSS in MiB):
     floor_s            median wall time of the floor
     overhead_s         tcpaudit_s - floor_s
     sockets_per_s      sockets / overhead_s: tcpaudit's own throughput (wall clock)
+    floor_netlink_*    the stricter floor: the same, with the socket table received over NETLINK_SOCK_DIAG (as
+                       tcpaudit reads it) and not parsed, instead of running ss; sockets_per_s_netlink_floor
+                       is tcpaudit's throughput against it
+    tcpaudit_ss_*      tcpaudit made to take the table from ss text (TCPAUDIT_SOCKET_SOURCE=ss), its fallback
     floor_ratio        tcpaudit_s / floor_s
     tcpaudit_rss_mib   peak RSS of the tcpaudit process tree (wait4 rusage: python and its ss children)
     floor_rss_mib      the same for the floor
@@ -125,6 +129,30 @@ for root in ("ipv4", "ipv6", "core", "netfilter"):
             read(os.path.join(dirpath, fn))
 subprocess.run(["ss", "-tanoeH"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
 subprocess.run(["ss", "-tinH", "state", "established"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+if os.geteuid() == 0:
+    subprocess.run(["iptables-save", "-t", "nat"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                   stdin=subprocess.DEVNULL)
+'''
+
+
+# The same floor, with the socket table read the way tcpaudit reads it locally now: the NETLINK_SOCK_DIAG
+# dumps (IPv4 and IPv6, tcp_info asked for) received whole and not parsed, instead of running ss.
+FLOOR_NETLINK = FLOOR.split("subprocess.run([\"ss\"")[0] + r'''
+import socket, struct
+for family in (socket.AF_INET, socket.AF_INET6):
+    nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)
+    nl.send(struct.pack("=IHHII BBBB I 48x", 72, 20, 0x301, 1, 0, family, 6, 2, 0, 0xFFFFFFFF))
+    done = False
+    while not done:
+        buf = nl.recv(65536)
+        off = 0
+        while off + 16 <= len(buf):
+            length, kind = struct.unpack_from("=IH", buf, off)
+            if kind in (2, 3) or length < 16:
+                done = True
+                break
+            off += (length + 3) & ~3
+    nl.close()
 if os.geteuid() == 0:
     subprocess.run(["iptables-save", "-t", "nat"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                    stdin=subprocess.DEVNULL)
@@ -248,8 +276,11 @@ def run_socket_bench(n_sockets: int = 200_000, repeats: int = 3, profile: str | 
         holder = ns.script("holder.py", HOLDER)
         maker = ns.script("tw_maker.py", TW_MAKER)
         floor = ns.script("floor.py", FLOOR)
+        floor_nl = ns.script("floor_netlink.py", FLOOR_NETLINK)
         cmd = [PYTHON, "-m", "tcpaudit", "host", "--format", "json"]
+        ss_cmd = ["env", "TCPAUDIT_SOCKET_SOURCE=ss", *cmd]  # the text path: ss, parsed while it prints
         floor_cmd = [PYTHON, floor, ",".join(FILES.values())]
+        floor_nl_cmd = [PYTHON, floor_nl, ",".join(FILES.values())]
         # The empty namespace first: what both cost with no sockets (interpreter, imports, files, rules).
         empty: dict[str, list[tuple[float, float, float, int]]] = {"tcpaudit": [], "floor": []}
         for _ in range(repeats):
@@ -273,10 +304,13 @@ def run_socket_bench(n_sockets: int = 200_000, repeats: int = 3, profile: str | 
 
         if profile:
             cmd = [PYTHON, "-m", "cProfile", "-o", profile, "-m", "tcpaudit", "host", "--format", "json"]
-        runs: dict[str, list[tuple[float, float, float, int]]] = {"tcpaudit": [], "floor": []}
-        for _ in range(repeats):  # interleaved, so drift affects both alike
+        runs: dict[str, list[tuple[float, float, float, int]]] = {"tcpaudit": [], "floor": [], "floor_netlink": [],
+                                                                  "tcpaudit_ss": []}
+        for _ in range(repeats):  # interleaved, so drift affects all alike
             runs["floor"].append(_timed(ns.setns_argv(floor_cmd), ns.dir))
             runs["tcpaudit"].append(_timed(ns.setns_argv(cmd), ns.dir))
+            runs["floor_netlink"].append(_timed(ns.setns_argv(floor_nl_cmd), ns.dir))
+            runs["tcpaudit_ss"].append(_timed(ns.setns_argv(ss_cmd), ns.dir))
         after = _count(ns)
         # One untimed run for the findings (and proof the table was complete).
         out = subprocess.run(ns.setns_argv([PYTHON, "-m", "tcpaudit", "host", "--format", "json"]), capture_output=True,
@@ -324,10 +358,19 @@ def run_socket_bench(n_sockets: int = 200_000, repeats: int = 3, profile: str | 
         "marginal_sockets_per_cpu_s": (round(sockets / (cpu_ta - cpu_fl - fixed_cpu))
                                        if cpu_ta - cpu_fl > fixed_cpu else None),
         "empty_tcpaudit_rss_mib": round(max(r[1] for r in empty["tcpaudit"]), 1),
+        # the stricter floor (sock_diag received, not parsed) and tcpaudit's own ss text path (the fallback)
+        **{f"{name}_{key}": val for name in ("floor_netlink", "tcpaudit_ss") for key, val in (
+            ("s", round(statistics.median(r[0] for r in runs[name]), 3)),
+            ("runs_s", [round(r[0], 3) for r in runs[name]]),
+            ("cpu_s", round(statistics.median(r[2] for r in runs[name]), 3)),
+            ("rss_mib", round(max(r[1] for r in runs[name]), 1)))},
+        "sockets_per_s_netlink_floor": (round(sockets / (ta - statistics.median(r[0] for r in runs["floor_netlink"])))
+                                        if ta > statistics.median(r[0] for r in runs["floor_netlink"]) else None),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "nice": nice,
-        "note": ("timed inside the namespace via nsenter --net (setns); tcpaudit runs both ss commands at once "
-                 "and parses while they print, the floor runs them one after the other"
+        "note": ("timed inside the namespace via nsenter --net (setns); tcpaudit reads the table over "
+                 "NETLINK_SOCK_DIAG, the floor runs ss -tanoeH and ss -tinH (floor_netlink: receives the same "
+                 "netlink dumps and parses nothing; tcpaudit_ss: tcpaudit made to run and parse ss)"
                  + ("" if after["total"] >= 0.98 * before["total"] else
                     "; NOT VALID: TIME-WAIT sockets expired under the timed runs (machine too busy)")
                  + (f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs" if os.getloadavg()[0] > 1.5

@@ -86,7 +86,7 @@ class IdleWithoutKeepalive(Rule):
             "loopback_not_counted": loopback,
             "socket_detail": t.detail,
         }
-        partial = " (idle times were collected for part of the table only)" if t.detail != "ss-i" else ""
+        partial = " (idle times were collected for part of the table only)" if not t.detail_complete else ""
         return self.finding(
             f, severity=sev, evidence=ev, context=[f.context.describe_nat()],
             explanation=(

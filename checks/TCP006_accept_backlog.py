@@ -109,7 +109,7 @@ class AcceptBacklog(Rule):
                 ev["ListenDrops"] = drops
             rate = max(f.counter_rate("TcpExt.ListenOverflows") or 0.0, f.counter_rate("TcpExt.ListenDrops") or 0.0)
             t = f.snapshot.sockets
-            if t.source == "ss":
+            if t.listen_queues:
                 for s in t.rows("LISTEN"):
                     if s.state != "LISTEN" or s.send_q <= 0:
                         continue
@@ -213,7 +213,7 @@ class AcceptBacklog(Rule):
         if refusing is not None:
             ctx.append(f"{_CAP}: {refusing.reason} (confidence {refusing.confidence})")
         observed: list[str] = []
-        if f.kind == "host" and f.snapshot.sockets.source == "ss":
+        if f.kind == "host" and f.snapshot.sockets.listen_queues:
             observed = [f"{s.local_addr}:{s.local_port}" for s in f.snapshot.sockets.rows("LISTEN")
                         if s.state == "LISTEN" and s.send_q == wrapped]
             if observed:

@@ -151,11 +151,12 @@ class SocketTable(BaseModel):
     still covers all of them.
     """
 
-    source: str = Field("none", description="ss, proc, or none")
+    source: str = Field("none", description="netlink (sock_diag, read locally), ss, proc, or none")
     total: int = 0
     state_counts: dict[str, int] = Field(default_factory=dict)
     detail: str = Field(
-        "none", description="where keepalive/idle detail came from: ss-i (complete), ss-i-partial, none"
+        "none",
+        description="where keepalive/idle detail came from: netlink or ss-i (complete), ss-i-partial, none",
     )
     family: list[int] = Field(default_factory=list)
     state: list[str] = Field(default_factory=list)
@@ -184,6 +185,17 @@ class SocketTable(BaseModel):
 
     def __len__(self) -> int:
         return len(self.family)
+
+    @property
+    def listen_queues(self) -> bool:
+        """LISTEN rows carry the accept queue (recv_q) and its limit (send_q), as sock_diag reports them;
+        /proc/net/tcp has no limit."""
+        return self.source in ("netlink", "ss")
+
+    @property
+    def detail_complete(self) -> bool:
+        """Every ESTAB row has its idle times (lastsnd/lastrcv) where the kernel reported them."""
+        return self.detail in ("netlink", "ss-i")
 
     def rows(self, *states: str) -> Iterator[Socket]:
         """Every row, or only the rows in `states` (table order): rules that look at LISTEN or ESTAB sockets

@@ -136,11 +136,13 @@ for _ in commands():
 '''
 
 
-def test_runtime_fresh_namespace_counts_are_exact(make_netns) -> None:  # noqa: F811
+@pytest.mark.parametrize("source", ["netlink", "ss"])
+def test_runtime_fresh_namespace_counts_are_exact(make_netns, source: str) -> None:  # noqa: F811
+    """Both ways the local collector reads the table: sock_diag (the default) and ss (its fallback)."""
     ns = make_netns(net__ipv4__tcp_tw_reuse=0)
     proc = ns.spawn(KNOWN_SOCKETS)
     expected = proc.ready()["sockets"]
-    snap = _snapshot(ns.argv([]))
+    snap = _snapshot(ns.argv(["env", f"TCPAUDIT_SOCKET_SOURCE={source}"]))
     tcp = ns.run(["cat", "/proc/net/tcp"]).stdout
     tcp6 = ns.run(["cat", "/proc/net/tcp6"]).stdout
     netstat = ns.run(["cat", "/proc/net/netstat"]).stdout
@@ -148,10 +150,10 @@ def test_runtime_fresh_namespace_counts_are_exact(make_netns) -> None:  # noqa: 
     sockstat = ns.run(["cat", "/proc/net/sockstat"]).stdout
 
     t = snap["sockets"]
-    assert t["source"] == "ss"
+    assert t["source"] == source
     assert t["total"] == len(t["state"]) == expected == _tcp_lines(tcp) + _tcp_lines(tcp6)
     assert t["state_counts"] == {"LISTEN": 2, "ESTAB": 6, "TIME-WAIT": 2}
-    assert t["detail"] == "ss-i"  # all 6 established sockets got lastsnd/lastrcv
+    assert t["detail"] == ("ss-i" if source == "ss" else "netlink")  # all 6 established got lastsnd/lastrcv
     assert sum(1 for x in t["lastsnd_ms"] if x is not None) == 6
 
     # the ss table and /proc/net/tcp{,6} (through tcpaudit's own /proc parser) name the same sockets
@@ -174,21 +176,22 @@ def test_runtime_fresh_namespace_counts_are_exact(make_netns) -> None:  # noqa: 
 
 
 CAPPED = """
-import json
+import json, sys
 from tcpaudit.collect.build import build_snapshot
 from tcpaudit.collect.local import capture_local
-snap = build_snapshot(capture_local(table_cap=4))
+snap = build_snapshot(capture_local(table_cap=4, sockets=sys.argv[1]))
 print(json.dumps({"total": snap.sockets.total, "gaps": [[g.item, g.reason.value, g.detail] for g in snap.gaps]}))
 """
 
 
-def test_runtime_local_socket_table_cap_is_a_reported_gap(make_netns) -> None:  # noqa: F811
+@pytest.mark.parametrize("source,item", [("netlink", "sock_diag"), ("ss", "ss")])
+def test_runtime_local_socket_table_cap_is_a_reported_gap(make_netns, source: str, item: str) -> None:  # noqa: F811
     """A table beyond the local cap is cut there and the cut is said, never an error and never silent."""
     ns = make_netns()
     proc = ns.spawn(KNOWN_SOCKETS)
     assert proc.ready()["sockets"] == 10
-    r = ns.run([PYTHON, "-c", CAPPED], cwd="/")
+    r = ns.run([PYTHON, "-c", CAPPED, source], cwd="/")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["total"] == 4
-    assert ["ss", "truncated", "stopped after 4 sockets; counts are lower bounds"] in out["gaps"]
+    assert [item, "truncated", "stopped after 4 sockets; counts are lower bounds"] in out["gaps"]

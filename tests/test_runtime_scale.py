@@ -189,7 +189,7 @@ import json, sys
 from tcpaudit.collect.local import capture_local
 from tcpaudit.collect.build import build_snapshot
 from tcpaudit.collect import parsers as p
-raw = capture_local(detail_cap=int(sys.argv[1]))
+raw = capture_local(detail_cap=int(sys.argv[1]), sockets="ss")  # the ss path (sock_diag: test_sockdiag)
 out = {"parsed": sorted(raw.parsed), "items": sorted(raw.items), "gaps": [g.item + ":" + g.reason.value for g in raw.gaps]}
 out["table_equal"] = raw.parsed["ss"] == p.parse_ss_columns(raw.items["ss"])
 if "ss-detail" in raw.items:

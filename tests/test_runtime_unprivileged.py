@@ -38,7 +38,7 @@ def test_runtime_unprivileged_run_reports_gaps(make_netns) -> None:  # noqa: F81
     snap = run.snapshot  # written by nobody into the scratch directory
     assert snap is not None
     assert snap["environment"]["nat_rules"] is None  # unknown, not "no rules"
-    assert snap["sockets"]["source"] == "ss"  # the socket table needs no privilege
+    assert snap["sockets"]["source"] == "netlink"  # the socket table needs no privilege
     assert snap["sockets"]["state_counts"] == {"LISTEN": 1, "ESTAB": 2}
     assert snap["counters"]["netstat"]["TcpExt"] and snap["counters"]["sockstat"]["TCP"]
     assert "net.ipv4.tcp_fastopen_key" not in snap["sysctls"]

@@ -83,7 +83,9 @@ def test_cached_sysctl_parser_matches_parse_grep_sysctls():
 def test_script_output_gives_the_same_capture_as_the_local_collector():
     data = run_collector()
     raw = raw_from_dump(data)
-    local = capture_local()
+    # the local collector's ss path reads what the script reads (its default, sock_diag, gives the same
+    # table without the text: tests/test_sockdiag.py)
+    local = capture_local(sockets="ss")
     assert set(raw.items) == set(local.items)
     for k in set(raw.items) - VOLATILE_ITEMS:
         assert raw.items[k] == local.items[k], k
@@ -122,7 +124,7 @@ def test_failing_ss_falls_back_to_proc_like_the_local_collector(tmp_path, monkey
     gaps = {(g.item, g.reason.value, g.detail) for g in raw.gaps if g.item.startswith("ss")}
     assert gaps == {("ss", "permission_denied", "ss -tanoeH: Cannot open netlink socket: Permission denied")}
     try:
-        local = capture_local()
+        local = capture_local(sockets="ss")  # the local collector's ss path, as the remote one
     except ValueError as exc:  # local.py reads ss's stderr after closing it (reported; not this module's code)
         pytest.xfail(f"local collector fails when ss fails: {exc}")
     assert set(raw.items) - {"iptables-nat"} == set(local.items) - {"iptables-nat"}

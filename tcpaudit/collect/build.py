@@ -136,7 +136,9 @@ def build_snapshot(raw: RawCapture) -> Snapshot:
     sockets = SocketTable()
     cols = None
     source = "none"
-    if "ss" in items:
+    if "sock_diag" in raw.parsed:  # the local collector's netlink dump: every column, idle times included
+        sockets = SocketTable.from_columns(raw.parsed["sock_diag"], source="netlink", detail="netlink")
+    elif "ss" in items:
         cols = raw.parsed["ss"] if "ss" in raw.parsed else parse("ss", parse_ss_columns)
         source = "ss"
     if cols is None and ("proc-net-tcp" in items or "proc-net-tcp6" in items):

@@ -1,4 +1,5 @@
-"""The local collector: reads /proc and /sys directly, runs `ss` when present.
+"""The local collector: reads /proc and /sys directly, the socket table over netlink (sock_diag, as `ss`
+does), running `ss` when sock_diag is refused and reading /proc/net/tcp{,6} when neither works.
 
 Works unprivileged: whatever it cannot read becomes a CollectionGap in the
 Snapshot, never an exception and never a silent omission. It only reads.
@@ -333,16 +334,60 @@ class _SocketTables:
         return []
 
 
-def capture_local(detail_cap: int = DEFAULT_DETAIL_CAP, proc_sys: str = "/proc/sys",
-                  table_cap: int = DEFAULT_TABLE_CAP) -> RawCapture:
-    raw = RawCapture(source=Source.local, collected_at=_dt.datetime.now(_dt.timezone.utc), detail_cap=detail_cap)
-    tables = _SocketTables(detail_cap, table_cap)
-    tables.start(raw)  # ss runs while the files below are read
+# Where the socket table comes from: "netlink" (sock_diag, the default), "ss" (run ss and parse its text,
+# as the remote collector does; also the fallback when sock_diag is refused), or "auto". Library callers
+# pass `sockets=`; TCPAUDIT_SOCKET_SOURCE sets it for a whole process (benchmarks, debugging).
+SOCKET_SOURCES = ("auto", "netlink", "ss")
+
+
+def _socket_source(sockets: str | None) -> str:
+    mode = sockets or os.environ.get("TCPAUDIT_SOCKET_SOURCE") or "auto"
+    return mode if mode in SOCKET_SOURCES else "auto"
+
+
+def _capture_sock_diag(raw: RawCapture, table_cap: int) -> bool | None:
+    """The socket table over NETLINK_SOCK_DIAG into raw.parsed["sock_diag"].
+
+    True: captured; False: the dump timed out (a gap; the caller falls back to /proc); None: the kernel or a
+    sandbox refuses sock_diag here, and ss (which needs the same interface, or reads /proc) is tried instead.
+    """
+    from .sockdiag import SockDiagTimeout, SockDiagUnavailable, dump_tcp
+
     try:
+        cols, truncated = dump_tcp(timeout_s=COMMAND_TIMEOUT_S, limit=table_cap)
+    except SockDiagUnavailable:  # the table's source ("ss" or "proc") then says what was used instead
+        return None
+    except SockDiagTimeout:
+        raw.gap("sock_diag", GapReason.timeout, f"the netlink socket dump took longer than {COMMAND_TIMEOUT_S:.0f}s")
+        return False
+    if truncated:
+        raw.gap("sock_diag", GapReason.truncated, f"stopped after {table_cap} sockets; counts are lower bounds")
+    raw.parsed["sock_diag"] = cols
+    return True
+
+
+def capture_local(detail_cap: int = DEFAULT_DETAIL_CAP, proc_sys: str = "/proc/sys",
+                  table_cap: int = DEFAULT_TABLE_CAP, sockets: str | None = None) -> RawCapture:
+    """Everything the local collector reads. `sockets`: one of SOCKET_SOURCES (default: the environment's
+    TCPAUDIT_SOCKET_SOURCE, else auto = netlink, then ss when sock_diag is refused)."""
+    raw = RawCapture(source=Source.local, collected_at=_dt.datetime.now(_dt.timezone.utc), detail_cap=detail_cap)
+    tables = _SocketTables(detail_cap, table_cap) if _socket_source(sockets) == "ss" else None
+    captured = False
+    try:
+        if tables is not None:
+            tables.start(raw)  # ss runs while the files below are read
         _capture_files(raw, proc_sys)
-        captured = tables.finish(raw)
+        if tables is None:
+            got = _capture_sock_diag(raw, table_cap)
+            if got is None:
+                tables = _SocketTables(detail_cap, table_cap)
+                tables.start(raw)
+            else:
+                captured = got
+        if tables is not None:
+            captured = tables.finish(raw)
     finally:
-        for s in tables.started:
+        for s in tables.started if tables is not None else ():
             s.stop()
     if not captured:
         for item, path in (("proc-net-tcp", "/proc/net/tcp"), ("proc-net-tcp6", "/proc/net/tcp6")):
