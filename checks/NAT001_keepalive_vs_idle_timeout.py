@@ -29,18 +29,24 @@ class KeepaliveVsIdleTimeout(ValueRule):
             "A send() on the dead connection is retransmitted until tcp_retries2 gives up (about 15 minutes with "
             "the default of 15), so threads block on blocking I/O for that long; the peer keeps an orphaned "
             "ESTABLISHED socket that is never cleaned up.",
-            "TCP keepalive keeps the flow alive only if its first probe is sent before the idle timeout: after "
-            "tcp_keepalive_time seconds of idleness, then every tcp_keepalive_intvl seconds. And only on sockets "
-            "that set SO_KEEPALIVE: the sysctl changes nothing for sockets that never enable it.",
+            "TCP keepalive keeps the flow alive only if the connection is never silent for as long as the idle "
+            "timeout. The first probe goes out after tcp_keepalive_time seconds without a received segment; the "
+            "timer then re-arms for tcp_keepalive_intvl, and when it fires the connection has again been silent "
+            "that long (the probe's ACK carries no data), so on an idle connection probes come every "
+            "max(tcp_keepalive_time, tcp_keepalive_intvl) seconds (tcp_keepalive_timer in "
+            "net/ipv4/tcp_timer.c). Both must be below the idle timeout: a short keepalive_time with the 75 s "
+            "default interval still loses the flow behind a 60 s idle timeout right after the first probe.",
+            "Keepalive only runs on sockets that set SO_KEEPALIVE: the sysctls change nothing for sockets that "
+            "never enable it (and TCP_KEEPIDLE / TCP_KEEPINTVL override them per socket).",
         ],
         when_it_matters=(
             "Hosts behind a NAT gateway or load balancer with long-lived, sometimes idle connections: database "
             "pools, message brokers, HTTP keep-alive pools, gRPC channels, SSH sessions."
         ),
         remediation=(
-            "Set net.ipv4.tcp_keepalive_time well below the idle timeout (for example half of it) and make sure "
-            "the applications' sockets enable SO_KEEPALIVE (or set TCP_KEEPIDLE per socket, or use application "
-            "pings). Alternatively raise the middlebox idle timeout, or enable its TCP reset on idle so both ends "
+            "Set net.ipv4.tcp_keepalive_time and net.ipv4.tcp_keepalive_intvl well below the idle timeout (for "
+            "example half of it) and make sure the applications' sockets enable SO_KEEPALIVE (or set TCP_KEEPIDLE "
+            "and TCP_KEEPINTVL per socket, or use application pings). Alternatively raise the middlebox idle timeout, or enable its TCP reset on idle so both ends "
             "learn of the drop."
         ),
         references=[
@@ -64,15 +70,20 @@ class KeepaliveVsIdleTimeout(ValueRule):
         keepalive = v.int
         if keepalive is None or idle is None:
             return self.na(f"{self.key}={v.raw!r} is not an integer")
-        if keepalive < idle:
-            return None
         intvl = f.value("net.ipv4.tcp_keepalive_intvl")
         probes = f.value("net.ipv4.tcp_keepalive_probes")
+        # An idle connection with keepalive is silent for tcp_keepalive_time before the first probe, then for
+        # max(time, intvl) between probes (tcp_keepalive_timer re-arms for intvl and probes again only once
+        # time has passed since the last received segment).
+        silence = max(keepalive, intvl.int or 0)
+        if silence < idle:
+            return None
         ev = {
             "tcp_keepalive_time": keepalive,
             "tcp_keepalive_time_origin": v.origin,
             "tcp_keepalive_intvl": intvl.int,
             "tcp_keepalive_probes": probes.int,
+            "longest_silence_s": silence,
             "nat_idle_timeout": idle,
             "nat_idle_timeout_source": f.context.nat_idle_source,
         }
@@ -81,24 +92,39 @@ class KeepaliveVsIdleTimeout(ValueRule):
         if f.kind == "host" and len(f.snapshot.sockets):
             t = f.snapshot.sockets
             est = with_ka = 0
-            for state, raddr, timer in zip(t.state, t.remote_addr, t.timer):
-                if state == "ESTAB" and not is_loopback(raddr):
+            for state, laddr, raddr, timer in zip(t.state, t.local_addr, t.remote_addr, t.timer):
+                if state == "ESTAB" and not is_loopback(raddr) and raddr != laddr:
                     est += 1
                     with_ka += timer == "keepalive"
             ev["established_non_loopback"] = est
             ev["established_with_keepalive_timer"] = with_ka
             sockets_note = "" if not est else (f" Of {est} established non-loopback connections, {with_ka} show a keepalive timer "
-                            "(SO_KEEPALIVE on); the rest are not protected by this sysctl at all.")
-        new_time = max(30, idle // 2)
+                            "(SO_KEEPALIVE on); the rest are not protected by these sysctls at all.")
+        target = max(1, idle // 2)
+        fix = {}
+        if keepalive >= idle:
+            fix["net.ipv4.tcp_keepalive_time"] = str(target)
+        if intvl.int is not None and intvl.int >= idle:
+            fix["net.ipv4.tcp_keepalive_intvl"] = str(target)
+        if keepalive >= idle:
+            what = (f"The first keepalive probe goes out after {keepalive} s of idleness, but the NAT/load balancer "
+                    f"drops idle flows after {idle} s ({f.context.nat_idle_source}). Connections idle between "
+                    f"{idle} s and {keepalive} s are cut silently")
+            if intvl.int is not None and intvl.int >= idle:
+                what += f"; and tcp_keepalive_intvl={intvl.int} s would leave the same gap between later probes"
+        else:
+            what = (f"The first keepalive probe goes out after {keepalive} s of idleness, in time, but the timer then "
+                    f"re-arms for tcp_keepalive_intvl={intvl.int} s: an idle connection stays silent that long "
+                    f"between probes, longer than the {idle} s after which the NAT/load balancer drops idle flows "
+                    f"({f.context.nat_idle_source}). The flow is forgotten right after the first probe, and the "
+                    "connection is cut silently")
         return self.finding(
             f, severity=sev, evidence=ev,
             context=[f.context.describe_nat()],
-            fix={"net.ipv4.tcp_keepalive_time": str(new_time)},
+            fix=fix,
             explanation=(
-                f"The first keepalive probe goes out after {keepalive} s of idleness, but the NAT/load balancer "
-                f"drops idle flows after {idle} s ({f.context.nat_idle_source}). Connections idle between {idle} s "
-                f"and {keepalive} s are cut silently: later sends hit no flow (or a reused SNAT port: wrong-sequence "
-                "ACK, then RST) and block for up to tcp_retries2 (~15 min) before failing; the peer keeps an "
-                f"orphaned ESTABLISHED socket.{sockets_note}"
+                f"{what}: later sends hit no flow (or a reused SNAT port: wrong-sequence ACK, then RST) and block "
+                "for up to tcp_retries2 (~15 min) before failing; the peer keeps an orphaned ESTABLISHED "
+                f"socket.{sockets_note}"
             ),
         )

@@ -12,7 +12,7 @@ class IdleWithoutKeepalive(Rule):
         id="NAT002",
         title="Established connections idle longer than the NAT/LB idle timeout, without keepalive",
         severity=Severity.high,
-        keys=["net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_retries2"],
+        keys=["net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_retries2"],
         applies_to=["host"],
         summary=(
             "The socket table shows connections that have sent and received nothing for longer than the "
@@ -25,7 +25,10 @@ class IdleWithoutKeepalive(Rule):
             "A connection idle longer than the NAT/LB idle timeout has outlived its flow entry: the middlebox "
             "dropped it silently (no RST to either end).",
             "Keepalive probes carry no data, so they do not reset lastsnd/lastrcv; a socket whose keepalive timer "
-            "fires within the idle timeout is kept alive and is not counted.",
+            "fires within the idle timeout is kept alive and is not counted. After its first probe the timer "
+            "re-arms for the keepalive interval (TCP_KEEPINTVL, default tcp_keepalive_intvl = 75 s), so a socket "
+            "with a short TCP_KEEPIDLE but a long interval shows a timer further away than the idle timeout and "
+            "is counted: its flow is dropped between two probes.",
             "The next request on such a connection is lost: it is retransmitted until tcp_retries2 is exhausted "
             "(~15 min by default) or answered with RST, which applications report as random timeouts or "
             "'connection reset by peer' on pooled connections.",
@@ -35,9 +38,11 @@ class IdleWithoutKeepalive(Rule):
             "many connections are already dead and waiting to fail."
         ),
         remediation=(
-            "Enable SO_KEEPALIVE (or TCP_KEEPIDLE) on these sockets with a first probe well below the idle "
-            "timeout, lower net.ipv4.tcp_keepalive_time accordingly, or make the pool discard connections idle "
-            "longer than the timeout (e.g. maxIdleTime / idle eviction). Loopback connections are never counted."
+            "Enable SO_KEEPALIVE on these sockets with both the first probe (TCP_KEEPIDLE, or "
+            "net.ipv4.tcp_keepalive_time) and the interval between probes (TCP_KEEPINTVL, or "
+            "net.ipv4.tcp_keepalive_intvl) well below the idle timeout, or make the pool discard connections idle "
+            "longer than the timeout (e.g. maxIdleTime / idle eviction). Loopback connections, and connections "
+            "between two of the host's own addresses, never cross a NAT and are not counted."
         ),
         references=[
             Reference(title="Azure Load Balancer TCP idle timeout",
@@ -64,7 +69,7 @@ class IdleWithoutKeepalive(Rule):
                 continue
             if s.timer == "keepalive" and s.timer_ms is not None and s.timer_ms <= limit_ms:
                 continue  # the next probe comes before the middlebox gives up
-            if is_loopback(s.remote_addr):
+            if is_loopback(s.remote_addr) or s.remote_addr == s.local_addr:  # never leaves the host
                 loopback += 1
                 continue
             stale += 1

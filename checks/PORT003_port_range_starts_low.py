@@ -75,7 +75,7 @@ class PortRangeStartsLow(Rule):
     def check(self, f: Facts):
         v = f.value(RANGE)
         if v.origin == "absent":
-            return self.na(f"{RANGE} does not exist on this kernel")
+            return self.na(f.absent_reason(RANGE))
         rng = v.ints
         if v.raw is None:
             return self.na(f"{RANGE} value unknown")

@@ -61,7 +61,7 @@ class OrphanLimit(Rule):
     def check(self, f: Facts):
         v = f.value(KEY)
         if v.origin == "absent":
-            return self.na(f"{KEY} does not exist on this kernel")
+            return self.na(f.absent_reason(KEY))
         limit_max = v.int
         if limit_max is None:
             return self.na(f"{KEY} value unknown")

@@ -8,7 +8,7 @@ environment, previous, uptime_s, ...); the rest takes defaults. Sugar:
   kind: config + configured: {key: value}   -> a config target (lint), each key at line n of "case.conf"
   lint: TEXT or {file: NAME, text: TEXT}    -> a config target exactly as `tcpaudit lint` parses that file
   context: {nat_idle_timeout, profiles, clients_behind_nat, auto_detect, thresholds}
-Expectation: expect: fail | pass | not_applicable; severity; evidence (subset); explanation_contains.
+Expectation: expect: fail | pass | not_applicable; severity; evidence (subset); explanation_contains; reason_contains (not_applicable).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def build_case(case: dict[str, Any]):  # type: ignore[no-untyped-def]
         return _lint_case(case)
     data = {k: v for k, v in case.items() if k not in {
         "name", "seed", "kind", "kernel", "sockets", "configured", "context", "expect", "severity", "evidence",
-        "explanation_contains", "note", "socket_detail"}}
+        "explanation_contains", "reason_contains", "note", "socket_detail"}}
     kind = case.get("kind", "host")
     release = case.get("kernel", "6.1.0-18-amd64")
     data.setdefault("hostname", "case-host")

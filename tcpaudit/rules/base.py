@@ -126,6 +126,16 @@ class Facts:
         origin, raw = self.kdb.kernel_value(name, self.release)
         return Value(name, raw, origin)
 
+    def absent_reason(self, name: str) -> str:
+        """Why `name` is absent here: not on this kernel, or (on a host, for a global sysctl) not visible
+        from the network namespace the snapshot was taken in."""
+        fact = self.kdb.sysctls.get(name) if self.kdb is not None else None
+        if (self.kind == "host" and fact is not None and self.release is not None
+                and fact.per_netns_in(self.release) is False and fact.present_in(self.release)):
+            return (f"{name} is a global sysctl, shown only in the host's initial network namespace: this "
+                    "snapshot comes from a container or another network namespace (audit the host itself)")
+        return f"{name} does not exist on this kernel"
+
     def usable_ephemeral_ports(self) -> tuple[int, int, int] | None:
         """(low, high, usable): ip_local_port_range minus the ip_local_reserved_ports inside it; None if unknown."""
         rng = self.value("net.ipv4.ip_local_port_range").ints
@@ -247,7 +257,7 @@ class ValueRule(Rule):
     def check(self, f: Facts) -> CheckOutput:
         v = f.value(self.key)
         if v.origin == "absent":
-            return self.na(f"{self.key} does not exist on this kernel")
+            return self.na(f.absent_reason(self.key))
         if v.raw is None:
             return self.na(f"{self.key} value unknown")
         return self.judge(f, v)
