@@ -92,7 +92,10 @@ def fleet(
             dests += [parse_destination(h) for h in concrete_config_hosts(load_ssh_config(ssh_config))]
     except (InventoryError, SSHSetupError) as exc:
         raise UsageError(str(exc)) from None
-    dests = dedupe(dests)
+    dropped: list[str] = []
+    dests = dedupe(dests, dropped)
+    for line in dropped:
+        typer.echo(f"tcpaudit: {line}", err=True)
     if not dests:
         raise UsageError("no hosts: give hosts, --inventory FILE, or --ssh-config-hosts")
     try:

@@ -163,15 +163,21 @@ def parse_ansible_json(text: str, name: str = "<inventory>") -> list[Destination
     return out
 
 
-def dedupe(dests: Iterable[Destination]) -> list[Destination]:
-    """Each host once, by normalised name (first occurrence wins), in inventory order."""
-    seen: set[str] = set()
+def dedupe(dests: Iterable[Destination], dropped: list[str] | None = None) -> list[Destination]:
+    """Each host once, by normalised name (first occurrence wins), in inventory order. A later entry for
+    the same host with another user is dropped too; `dropped` collects one line for each such entry so the
+    caller can say so."""
+    seen: dict[str, Destination] = {}
     out = []
     for d in dests:
         key = d.name.lower().rstrip(".")
-        if key in seen:
+        first = seen.get(key)
+        if first is not None:
+            if dropped is not None and first.user != d.user:
+                dropped.append(f"{d.name} is listed more than once with different users; audited once, as "
+                               f"{first.user + '@' if first.user else ''}{first.name}")
             continue
-        seen.add(key)
+        seen[key] = d
         out.append(d)
     return out
 

@@ -168,6 +168,23 @@ def test_changed_host_key_is_always_refused(healthy, keys, tmp_path):
     assert kh.read_text() == before
 
 
+def test_known_hosts_markers_as_openssh_reads_them(healthy, keys, tmp_path):
+    """@cert-authority lines (host certificates: not supported) and lines that do not parse are skipped,
+    not fatal for every host; a @revoked key is refused even when it is also listed, and with --accept-new."""
+    plain = healthy.known_line()
+    host_field, key_type, blob = plain.split()[:3]
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"@cert-authority *.corp.example {key_type} {blob}\n"
+                  "broken-host ssh-ed25519 not!base64\n" + plain)
+    res = collector(keys, known_hosts=kh).collect(dest(healthy))
+    assert res.status is TargetStatus.ok, res.error
+    kh.write_text(f"@revoked * {key_type} {blob}\n" + plain)
+    for accept_new in (False, True):
+        res = collector(keys, known_hosts=kh, accept_new=accept_new).collect(dest(healthy))
+        assert res.status is TargetStatus.host_key_rejected, res.error
+        assert "@revoked" in (res.error or "")
+
+
 def test_host_key_of_another_type_does_not_count_as_known(healthy, keys, tmp_path):
     rsa = sshd.keygen(tmp_path / "rsa_host_key", "rsa")
     kh = tmp_path / "known_hosts"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import getpass
+import logging
 import glob
 import ipaddress
 import os
@@ -38,6 +39,13 @@ from ..model import TargetStatus
 from ..sanitize import clean_text
 from ..snapshot import CounterSample, Snapshot, Source
 from .dump import MAX_DUMP_BYTES, DumpError, DumpReader, collector_script, snapshot_from_dump
+
+# paramiko logs transport failures (a host that closes before its banner, a socket closed under a timed-out
+# handshake) with tracebacks; with no handler Python's last-resort handler prints them on stderr in the middle
+# of a sweep. Each failure already becomes that host's status and reason; TCPAUDIT_DEBUG=1 shows the log.
+if not os.environ.get("TCPAUDIT_DEBUG"):
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
+    logging.getLogger("paramiko").propagate = False
 
 REMOTE_COMMAND = "sh -s"
 SUDO_COMMAND = "sudo -n sh -s"
@@ -64,6 +72,14 @@ class UnknownHostKeyError(paramiko.SSHException):
                          "verify it and add it to known_hosts, or use --accept-new")
 
 
+class RevokedHostKeyError(paramiko.SSHException):
+    def __init__(self, hostname: str, key: paramiko.PKey):
+        self.hostname = hostname
+        self.key = key
+        super().__init__(f"host key for {hostname} ({key.get_name()} {key.fingerprint}) is marked @revoked in "
+                         "known_hosts; refusing to connect")
+
+
 class _Timeout(Exception):
     pass
 
@@ -86,20 +102,20 @@ def validate_host(host: str, what: str = "host") -> str:
         raise DestinationError(f"empty {what} name")
     shown = clean_text(host, 80)
     if host.startswith("-"):
-        raise DestinationError(f"{what} {shown!r} starts with '-': not a host name")
+        raise DestinationError(f"{what} '{shown}' starts with '-': not a host name")
     if _bad_chars(host):
-        raise DestinationError(f"{what} {shown!r} contains whitespace or control characters")
+        raise DestinationError(f"{what} '{shown}' contains whitespace or control characters")
     if ":" in host:
         addr, pct, scope = host.partition("%")
         try:
             ipaddress.IPv6Address(addr)
         except ValueError:
-            raise DestinationError(f"{what} {shown!r} is not a host name or an IPv6 address") from None
+            raise DestinationError(f"{what} '{shown}' is not a host name or an IPv6 address") from None
         if pct and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", scope):
-            raise DestinationError(f"{what} {shown!r}: the IPv6 scope is not an interface name or number")
+            raise DestinationError(f"{what} '{shown}': the IPv6 scope is not an interface name or number")
         return host
     if not _HOST_RE.fullmatch(host):
-        raise DestinationError(f"{what} {shown!r} contains characters that cannot be in a host name")
+        raise DestinationError(f"{what} '{shown}' contains characters that cannot be in a host name")
     return host
 
 
@@ -108,9 +124,9 @@ def validate_user(user: str) -> str:
     if not user:
         raise DestinationError("empty user name")
     if user.startswith("-"):
-        raise DestinationError(f"user {shown!r} starts with '-'")
+        raise DestinationError(f"user '{shown}' starts with '-'")
     if _bad_chars(user) or not _USER_RE.fullmatch(user):
-        raise DestinationError(f"user {shown!r} contains characters that cannot be in a user name")
+        raise DestinationError(f"user '{shown}' contains characters that cannot be in a user name")
     return user
 
 
@@ -145,9 +161,9 @@ def parse_destination(text: str, *, user: str | None = None, port: int | None = 
     if not isinstance(text, str) or not text:
         raise DestinationError("empty destination")
     if text.startswith("-"):
-        raise DestinationError(f"destination {clean_text(text, 80)!r} starts with '-': not a host name")
+        raise DestinationError(f"destination '{clean_text(text, 80)}' starts with '-': not a host name")
     if _bad_chars(text):
-        raise DestinationError(f"destination {clean_text(text, 80)!r} contains whitespace or control characters")
+        raise DestinationError(f"destination '{clean_text(text, 80)}' contains whitespace or control characters")
     rest = text[len("ssh://"):] if text.startswith("ssh://") else text
     rest = rest.rstrip("/") if text.startswith("ssh://") else rest
     d_user = None
@@ -158,10 +174,10 @@ def parse_destination(text: str, *, user: str | None = None, port: int | None = 
     if rest.startswith("["):
         host, sep, tail = rest[1:].partition("]")
         if not sep:
-            raise DestinationError(f"destination {clean_text(text, 80)!r}: missing ']'")
+            raise DestinationError(f"destination '{clean_text(text, 80)}': missing ']'")
         if tail:
             if not tail.startswith(":"):
-                raise DestinationError(f"destination {clean_text(text, 80)!r}: junk after ']'")
+                raise DestinationError(f"destination '{clean_text(text, 80)}': junk after ']'")
             d_port = validate_port(tail[1:])
     elif rest.count(":") == 1:
         host, _, p = rest.partition(":")
@@ -223,6 +239,8 @@ def load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
         if not default.is_file():
             return paramiko.SSHConfig.from_text("")
         path = default
+    elif str(path) == os.devnull:  # `ssh -F /dev/null`: no configuration at all
+        return paramiko.SSHConfig.from_text("")
     elif not Path(path).is_file():
         raise SSHSetupError(f"ssh config {path} does not exist or is not a file")
     try:
@@ -295,18 +313,51 @@ class _Resolved:
 
 # ---- host keys ---------------------------------------------------------------------------------------------
 class _KnownHosts:
-    """known_hosts files loaded once per run and shared by all hosts; new keys appended under a lock."""
+    """known_hosts files loaded once per run and shared by all hosts; new keys appended under a lock.
+
+    Lines are read as sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT" describes them. Marker lines are OpenSSH's:
+    `@revoked` keys are refused for every host (as OpenSSH does, even with --accept-new); `@cert-authority`
+    lines trust host certificates, which paramiko cannot verify, so they are skipped and such a host needs a
+    plain key line (otherwise its key is unknown and refused). A line paramiko cannot parse is skipped as
+    OpenSSH skips it, instead of failing every host of the sweep.
+    """
 
     def __init__(self, read_files: list[str], write_file: str):
         self.keys = paramiko.HostKeys()
+        self.revoked: set[tuple[str, str]] = set()  # (key type, base64 blob)
         self.write_file = write_file
         self.lock = threading.Lock()
         for f in read_files:
             if os.path.isfile(f):
                 try:
-                    self.keys.load(f)
+                    with open(f, encoding="utf-8") as fh:
+                        self._load(fh)
                 except (OSError, UnicodeDecodeError) as exc:
                     raise SSHSetupError(f"cannot read known_hosts file {f}: {exc}") from None
+
+    def _load(self, lines) -> None:  # type: ignore[no-untyped-def]
+        for lineno, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("@"):
+                marker, _, rest = line.partition(" ")
+                if marker == "@revoked":
+                    fields = rest.split()
+                    if len(fields) >= 3:
+                        self.revoked.add((fields[1], fields[2]))
+                continue  # @cert-authority (unsupported) or an unknown marker: not a plain host key
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
+            except Exception:  # noqa: BLE001 - InvalidHostKey, SSHException, binascii.Error...: skipped, as OpenSSH does
+                continue
+            if entry is None or entry.key is None:
+                continue
+            for host in entry.hostnames:
+                self.keys.add(host, entry.key.get_name(), entry.key)
+
+    def is_revoked(self, key: paramiko.PKey) -> bool:
+        return (key.get_name(), key.get_base64()) in self.revoked
 
     def lookup(self, name: str):  # type: ignore[no-untyped-def]
         with self.lock:
@@ -397,7 +448,7 @@ class SSHCollector:
         s = self.settings
         cfg = self.lookup(alias)
         if cfg.get("proxycommand"):
-            raise SSHSetupError(f"{alias}: ProxyCommand is not supported (use ProxyJump)")
+            raise SSHSetupError("ProxyCommand is not supported (use ProxyJump)")
         hostname = validate_host(str(cfg.get("hostname", alias)), "HostName")
         user = user or s.user or cfg.get("user") or getpass.getuser()
         validate_user(user)
@@ -614,6 +665,8 @@ class SSHCollector:
                 raise _Timeout("timed out waiting for the SSH banner and key exchange")
             raise exc or paramiko.SSHException("SSH negotiation failed")
         server_key = t.get_remote_server_key()
+        if store.is_revoked(server_key):
+            raise RevokedHostKeyError(name, server_key)
         if known is None or not len(known):
             policy = AcceptNewHostKey(store, r.hash_known_hosts) if r.accept_new else RefuseUnknownHostKey()
             policy.missing_host_key(self, name, server_key)
@@ -820,7 +873,7 @@ def _classify(exc: BaseException, stopping: bool) -> tuple[TargetStatus, str]:
         return TargetStatus.error, str(exc)
     if isinstance(exc, _Timeout):
         return TargetStatus.timeout, str(exc)
-    if isinstance(exc, UnknownHostKeyError):
+    if isinstance(exc, (UnknownHostKeyError, RevokedHostKeyError)):
         return TargetStatus.host_key_rejected, str(exc)
     if isinstance(exc, paramiko.BadHostKeyException):
         return TargetStatus.host_key_rejected, (
