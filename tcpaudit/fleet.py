@@ -193,7 +193,7 @@ class SweepResult:
 
 
 def _warm_up() -> None:
-    """Load the rule catalogue and the kernel knowledge base once, before the worker threads start."""
+    """Load the rule catalogue and the kernel knowledge base once, before any host is audited."""
     from .audit import kernel_db
     from .rules.engine import catalogue
 
@@ -207,17 +207,19 @@ def sweep(dests: list[Destination], collector: SSHCollector, opts: AuditOptions,
     """Collect and audit every host, `jobs` at a time. Ctrl-C stops cleanly: the hosts done are kept and the
     rest are listed as `interrupted`."""
     t0 = time.monotonic()
-    _warm_up()
     n = len(dests)
     jobs = max(1, min(jobs or min(32, n), max(1, n)))
     results: list[Target | None] = [None] * n
     sysctls: dict[str, dict[str, str]] = {}
     lock = threading.Lock()
 
+    warm = threading.Event()
+
     def work(i: int) -> Target:
         d = dests[i]
         res = collector.collect(d, sample_s=sample_s)
         if res.status is TargetStatus.ok and res.snapshot is not None:
+            warm.wait()
             try:
                 target = audit_snapshot(res.snapshot, opts, name=d.name)
             except Exception as exc:  # noqa: BLE001 - one host's audit failure is that host's status
@@ -234,6 +236,15 @@ def sweep(dests: list[Destination], collector: SSHCollector, opts: AuditOptions,
     futures = {pool.submit(work, i): i for i in range(n)}
     pending = set(futures)
     try:
+        # The catalogue and the knowledge base load here while the first connections are in flight (key
+        # exchange and the remote collector take far longer); audits wait for them.
+        try:
+            _warm_up()
+        except Exception:  # the catalogue failed to load: no host can be audited, stop connecting
+            collector.interrupt()
+            raise
+        finally:
+            warm.set()
         while pending:
             done, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
             for f in done:
