@@ -53,6 +53,9 @@ class HalfClosedOutlivesConntrack(Rule):
     )
 
     def check(self, f: Facts):
+        if f.kind == "config":
+            return self.na("needs a host's socket table and conntrack state (half-closed sockets on redirected "
+                           "ports), which a configuration file does not have: run `tcpaudit host`")
         if not f.snapshot.conntrack.present:
             return self.na("conntrack is not loaded on this host")
         ports = set(f.context.sidecar_ports)

@@ -58,7 +58,7 @@ class InvalidValue(Rule):
         for a in items:
             if presence(f.kdb, f.release, a.key) is False:
                 continue  # SYS001 reports it
-            vc = check_value(a, f.kdb)
+            vc = check_value(a, f.kdb, f.release)
             ev = {"key": a.key, "value": a.value, "written_as": a.syntax}
             if a.note:  # the shell split the value: that is the finding, not the fragment that was written
                 out.append(self.finding(

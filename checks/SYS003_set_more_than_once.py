@@ -58,7 +58,7 @@ class SetMoreThanOnce(Rule):
             if len(items) < 2:
                 continue
             accepted = [a for a in items if presence(f.kdb, f.release, key) is not False
-                        and check_value(a, f.kdb).status != "invalid"]
+                        and check_value(a, f.kdb, f.release).status != "invalid"]
             winner = accepted[-1] if accepted else items[-1]
             others = [a for a in items if a is not winner]
             differ = len({" ".join((a.value or "").split()) for a in items}) > 1

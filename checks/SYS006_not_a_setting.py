@@ -106,7 +106,7 @@ class NotASetting(Rule):
                 continue  # SYS001 reports a key the kernel does not have
             if effect.applies_in(f.release) is not True:
                 continue
-            acting = [a for a in group if check_value(a, f.kdb).status != "invalid"  # SYS002: the write fails
+            acting = [a for a in group if check_value(a, f.kdb, f.release).status != "invalid"  # SYS002: the write fails
                       and not (effect.values and a.templated) and effect.acts_on(a.value or "")]
             if acting:
                 out.append(self._report(f, effect, acting))

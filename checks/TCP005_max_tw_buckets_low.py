@@ -68,8 +68,11 @@ class MaxTwBucketsLow(ValueRule):
 
     def judge(self, f: Facts, v: Value):
         n = v.int
+        if n is None and v.origin == "default":  # the knowledge base describes the RAM-sized default, no number
+            return self.na(f"{self.key} is not set here, and its kernel default is computed at boot from RAM (half "
+                           "the established-hash size), so there is no value to judge")
         if n is None:
-            return self.na(f"{self.key}={v.raw!r} is not an integer (or computed from RAM at boot)")
+            return self.na(f"{self.key}={v.raw!r} is not an integer")
         limit = f.context.threshold("min_tw_buckets")
         eph = f.usable_ephemeral_ports()
         ports, port_range = (eph[2], f"{eph[0]}-{eph[1]}") if eph else (None, None)

@@ -32,7 +32,8 @@ RECOMMENDED_IDLE_S = 120  # half of the shortest common NAT-gateway idle timeout
 
 
 def _origins(*values: Value) -> str:
-    """'time, intvl set in a.conf (lines 3, 4); probes kernel default' - where each of the values came from."""
+    """'time, intvl set in a.conf (lines 3, 4); probes kernel default' - where each of the values came from
+    ('(line 3)' for one line)."""
     groups: dict[str, list[tuple[str, int | None]]] = {}
     for v in values:
         where = f"set in {v.location.file}" if v.origin == "config" and v.location else v.where()
@@ -40,7 +41,8 @@ def _origins(*values: Value) -> str:
     out = []
     for where, items in groups.items():
         lines = [str(line) for _, line in items if line is not None]
-        out.append(f"{', '.join(n for n, _ in items)} {where}" + (f" (lines {', '.join(lines)})" if lines else ""))
+        at = f" ({'line' if len(lines) == 1 else 'lines'} {', '.join(lines)})" if lines else ""
+        out.append(f"{', '.join(n for n, _ in items)} {where}{at}")
     return "; ".join(out)
 
 

@@ -55,6 +55,24 @@ class Waiver(BaseModel):
             raise ValueError("a waiver needs a reason")
         return v.strip()
 
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, v: str) -> str:
+        """A waiver for a rule that does not exist (a typo, a rule id from another tool) would never match: the
+        finding it was written for would keep failing, or a real one would go unwaived without anyone noticing."""
+        import difflib
+
+        from .rules.engine import catalogue
+
+        known = {rid.upper() for r in catalogue() for rid in (r.meta.id, *r.meta.aliases)}
+        if v.strip().upper() in known:
+            return v.strip()
+        close = difflib.get_close_matches(v.strip().upper(), sorted(known), n=1, cutoff=0.6)
+        closest = close or difflib.get_close_matches(v.strip().upper(), sorted(known), n=1, cutoff=0.0)
+        hint = (f"; did you mean {close[0]}?" if close else f"; the closest known id is {closest[0]}" if closest
+                else "")
+        raise ValueError(f"unknown rule {clean_text(v, 40)!r}{hint} (`tcpaudit rules` lists them)")
+
 
 class RulesSection(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -72,6 +72,9 @@ def load_baseline(path: str | Path) -> Baseline:
         data = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise BaselineError(f"{p}: cannot read baseline: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BaselineError(f"{p}: not a tcpaudit baseline (not UTF-8 text; `tcpaudit baseline -o FILE` writes "
+                            "one)") from None
     try:
         b = Baseline.model_validate_json(data)
     except ValidationError as exc:

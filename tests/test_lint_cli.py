@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import junitparser
@@ -266,3 +267,126 @@ def test_the_json_reporter_escapes_what_no_encoder_can_write() -> None:
     data["targets"][0]["name"] = "host\udcff"  # a lone surrogate: pydantic-core cannot encode it
     text = render(Report.model_validate(data))
     assert json.loads(text)["targets"][0]["name"] == "host\udcff"
+
+
+# ---- misspelled keys, out-of-range ints, unreadable inputs, waivers, SARIF locations, wording ---------------------
+def test_a_misspelled_key_is_reported_with_the_key_it_meant(tmp_path: Path) -> None:
+    (tmp_path / "f.conf").write_text("# keepalive for the NLB\nnet.ipv4.tcp_keepalive_intval = 60\n")
+    rc, report, _ = lint_json("f.conf", "--kernel", "5.15.0", cwd=tmp_path)
+    (f,) = findings(report)
+    assert f["rule"] == "SYS004" and f["severity"] == "medium" and rc == 0
+    assert f["location"] == {"file": "f.conf", "line": 2} and f["keys"] == ["net.ipv4.tcp_keepalive_intval"]
+    assert "did you mean net.ipv4.tcp_keepalive_intvl?" in f["explanation"]
+    assert "cannot stat /proc/sys/net/ipv4/tcp_keepalive_intval" in f["explanation"]
+    assert "never applies" in f["explanation"]
+
+
+def test_valid_keys_the_knowledge_base_does_not_know_are_not_typos(tmp_path: Path) -> None:
+    (tmp_path / "ok.conf").write_text(
+        "fs.file-max = 2097152\nvm.swappiness = 10\nnet.ipv4.conf.all.rp_filter = 1\nnet.ipv4.vs.conntrack = 1\n"
+        "net.bridge.bridge-nf-call-iptables = 1\nnet.ipv4.neigh.default.gc_thresh1 = 80000\n"
+        "net.core.netdev_max_backlog = 16384\nnet.ipv4.tcp_fastopen = 3\nnet.ipv4.tcp_congestion_control = bbr\n"
+        "net.ipv4.tcp_mtu_probing = 1\nnet.ipv4.tcp_fack = 1\nnet.ipv4.tcp_retries1 = 3\nnet.ipv4.udp_mem = 1 2 3\n"
+        "net.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_tcp_timeout_close = 10\n"
+        "net.netfilter.nf_conntrack_sctp_timeout_established = 3600\nnet.netfilter.nf_conntrack_dccp_loose = 1\n")
+    _, report, _ = lint_json("ok.conf", "--kernel", "4.9.0", cwd=tmp_path)
+    assert not findings(report, "SYS004") and not findings(report, "SYS001"), findings(report)
+
+
+def test_an_int_sysctl_above_int_max_is_rejected(tmp_path: Path) -> None:
+    """do_proc_dointvec_conv() refuses values outside the C int range with EINVAL (Linux 4.1 and later)."""
+    (tmp_path / "s.conf").write_text("net.core.somaxconn = 99999999999\nnet.netfilter.nf_conntrack_max = -2147483649\n"
+                                     "net.ipv4.tcp_max_tw_buckets = 2147483647\n"
+                                     "net.ipv4.tcp_mem = 99999999999 99999999999 99999999999\n")
+    rc, report, _ = lint_json("s.conf", "--kernel", "5.15.0", cwd=tmp_path)
+    bad = {f["keys"][0]: f for f in findings(report, "SYS002")}
+    assert set(bad) == {"net.core.somaxconn", "net.netfilter.nf_conntrack_max"}, "INT_MAX itself and the "\
+        "unsigned long tcp_mem vector are accepted"
+    assert bad["net.core.somaxconn"]["severity"] == "high" and bad["net.core.somaxconn"]["location"]["line"] == 1
+    assert "-2147483648..2147483647" in bad["net.core.somaxconn"]["explanation"] and rc == 1
+    t = report["targets"][0]
+    assert "net.core.somaxconn" not in t["sysctls"], "the write fails: the kernel keeps its value"
+
+
+def test_a_binary_file_is_a_one_line_input_error(tmp_path: Path) -> None:
+    blob = b"net.ipv4.tcp_sack = 1\n\x00\x00\x01\x02ELF\x00binary\nmore\x00\n"
+    (tmp_path / "b.conf").write_bytes(blob)
+    (tmp_path / "rootfs/etc/sysctl.d").mkdir(parents=True)
+    (tmp_path / "rootfs/etc/sysctl.d/10-blob.conf").write_bytes(blob)
+    (tmp_path / "deploy/sysctl.d").mkdir(parents=True)
+    (tmp_path / "deploy/sysctl.d/10-blob.conf").write_bytes(blob)
+    for args, shown in ((["b.conf"], "b.conf"), (["--root", "rootfs"], "rootfs/etc/sysctl.d/10-blob.conf"),
+                        (["deploy"], "deploy/sysctl.d/10-blob.conf")):
+        p = run("lint", *args, "--kernel", "5.15.0", cwd=tmp_path)
+        assert p.returncode == 2 and not p.stdout, (args, p.stdout)
+        assert p.stderr.count("\n") == 1 and shown in p.stderr and "binary" in p.stderr, p.stderr
+    # not UTF-8 but text: still linted
+    (tmp_path / "latin1.conf").write_bytes(b"# r\xe9seau\nnet.ipv4.tcp_tw_recycle = 1\n")
+    rc, report, _ = lint_json("latin1.conf", "--kernel", "5.15.0", cwd=tmp_path)
+    assert findings(report, "SYS001") and rc == 1
+
+
+def test_a_baseline_that_is_not_utf8_is_a_one_line_input_error(tmp_path: Path) -> None:
+    (tmp_path / "x.conf").write_text("net.ipv4.tcp_fin_timeout = 30\n")
+    (tmp_path / "bin.conf").write_bytes(b"\xff\xfe\x00garbage\x80")
+    p = run("lint", "x.conf", "--baseline", "bin.conf", cwd=tmp_path)
+    assert p.returncode == 2 and "internal error" not in p.stderr
+    assert p.stderr.count("\n") == 1 and "bin.conf" in p.stderr and "baseline" in p.stderr
+
+
+def test_a_root_with_no_sysctl_files_is_an_error_not_a_silent_pass(tmp_path: Path) -> None:
+    (tmp_path / "emptydir").mkdir()
+    for cmd in (["lint"], ["baseline", "-o", "b.json"]):
+        p = run(*cmd, "--root", "emptydir", cwd=tmp_path)
+        assert p.returncode == 2 and not p.stdout, (cmd, p.stdout)
+        assert p.stderr.count("\n") == 1 and "emptydir" in p.stderr and "no sysctl files" in p.stderr
+    # a tree whose only file is masked is a real configuration that sets nothing
+    (tmp_path / "masked/etc/sysctl.d").mkdir(parents=True)
+    os.symlink("/dev/null", tmp_path / "masked/etc/sysctl.d/50-vendor.conf")
+    p = run("lint", "--root", "masked", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+
+
+def test_a_waiver_for_an_unknown_rule_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "x.conf").write_text("net.ipv4.tcp_fin_timeout = 30\n")
+    (tmp_path / ".tcpaudit.toml").write_text('[[waiver]]\nrule = "SYS01"\nreason = "the el7 fleet"\n')
+    p = run("lint", "x.conf", cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert ".tcpaudit.toml" in p.stderr and "SYS01" in p.stderr and "did you mean SYS001?" in p.stderr
+    (tmp_path / ".tcpaudit.toml").write_text('[[waiver]]\nrule = "NOPE99"\nreason = "the el7 fleet"\n')
+    p = run("lint", "x.conf", cwd=tmp_path)
+    assert p.returncode == 2 and "NOPE99" in p.stderr and "closest known id is" in p.stderr
+    (tmp_path / ".tcpaudit.toml").write_text('[[waiver]]\nrule = "sys001"\nreason = "the el7 fleet"\n')
+    assert run("lint", "x.conf", cwd=tmp_path).returncode == 0
+
+
+def test_sarif_results_about_unset_keys_have_a_file(tmp_path: Path) -> None:
+    import jsonschema
+
+    schema = ROOT.parent / "shared/schemas/sarif-schema-2.1.0.json"
+    (tmp_path / "k.conf").write_text("net.ipv4.tcp_fin_timeout = 30\n")
+    p = run("lint", "k.conf", "--profile", "azure-lb", "--format", "sarif", cwd=tmp_path)
+    doc = json.loads(p.stdout)
+    results = doc["runs"][0]["results"]
+    unset = [r for r in results if r["ruleId"] in ("NAT001", "NAT003")]
+    assert unset, [r["ruleId"] for r in results]
+    for r in results:
+        assert r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "k.conf", r["ruleId"]
+    assert all(r["locations"][0]["physicalLocation"]["region"]["startLine"] == 1 for r in unset)
+    if schema.is_file():
+        assert not list(jsonschema.Draft4Validator(json.loads(schema.read_text())).iter_errors(doc))
+
+
+def test_config_targets_are_worded_as_configuration(tmp_path: Path) -> None:
+    (tmp_path / "k.conf").write_text("net.ipv4.tcp_fin_timeout = 30\nnet.ipv4.tcp_keepalive_time = 30\n")
+    junit = run("lint", "k.conf", "--format", "junit", cwd=tmp_path).stdout
+    skipped = {c.name.split(":")[0]: c.result[0].message for s in junitparser.JUnitXml.fromstring(junit) for c in s
+               if c.result and isinstance(c.result[0], junitparser.Skipped)}
+    assert "on this host" not in skipped["CT002"] and "configuration" in skipped["CT002"]
+    assert "computed" not in skipped["TCP005"].split("is not set here")[0] and "'" not in skipped["TCP005"]
+    _, report, _ = lint_json("k.conf", cwd=tmp_path)
+    (tcp011,) = findings(report, "TCP011")
+    assert "(line 2)" in tcp011["explanation"] and "(lines 2)" not in tcp011["explanation"]
+    md = run("lint", "k.conf", "--format", "markdown", cwd=tmp_path).stdout
+    item = next(line for line in md.splitlines() if line.startswith("- **TCP011**"))
+    assert item.endswith("— at k.conf:2") and "target k.conf" not in item

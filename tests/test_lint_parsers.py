@@ -320,3 +320,65 @@ def test_parsers_never_crash(lines: list[str], name: str, crlf: bool) -> None:
     assert units
     for t in lint_units(units, kernel="5.15.0"):
         assert all(c.outcome.value != "error" for c in t.checks), [c.reason for c in t.checks]
+
+
+# ---- misspelled keys ---------------------------------------------------------------------------
+def _real_keys() -> set[str]:
+    """Every key of the real `sysctl -a` captures of the shared corpus (3.10, 4.14, 4.18) and of this host."""
+    import os
+    import re
+    from pathlib import Path
+
+    keys: set[str] = set()
+    for dump in (Path(__file__).resolve().parents[2] / "shared/corpus/sysctl-dump").glob("*"):
+        for line in dump.read_text(errors="replace").splitlines():
+            m = re.match(r"^([A-Za-z0-9_./:-]+)\s*=", line)
+            if m:
+                keys.add(m.group(1))
+    for dirpath, _, files in os.walk("/proc/sys/net"):
+        keys.update(os.path.join(dirpath, f)[len("/proc/sys/"):].replace("/", ".") for f in files)
+    return keys
+
+
+def test_no_real_key_is_taken_for_a_misspelling() -> None:
+    from tcpaudit.kernel.db import load_kernel_db
+    from tcpaudit.lint.values import likely_misspelling
+
+    kdb, keys = load_kernel_db(), _real_keys()
+    if len(keys) < 500:
+        pytest.skip("neither the shared corpus nor /proc/sys/net is available")
+    assert {k: m for k in keys if (m := likely_misspelling(kdb, k))} == {}
+
+
+@pytest.mark.parametrize("typed, meant", [
+    ("net.ipv4.tcp_keepalive_intval", "net.ipv4.tcp_keepalive_intvl"),
+    ("net.ipv4.tcp_keepalive_itnvl", "net.ipv4.tcp_keepalive_intvl"),
+    ("net.ipv4.tcp_keepaliveintvl", "net.ipv4.tcp_keepalive_intvl"),
+    ("net.ipv4.tcp-keepalive-time", "net.ipv4.tcp_keepalive_time"),
+    ("net.core.somaxcon", "net.core.somaxconn"),
+    ("net.ipv4.tcp_fin_timout", "net.ipv4.tcp_fin_timeout"),
+    ("net.ipv4.tcp_max_tw_bucket", "net.ipv4.tcp_max_tw_buckets"),
+    ("net.netfilter.nf_conntrack_tcp_timeout_establised", "net.netfilter.nf_conntrack_tcp_timeout_established"),
+    ("net.ipv4.TCP_SACK", "net.ipv4.tcp_sack"),
+    # not typos: real keys next to known ones, other trees, other directories, digits, whole tokens
+    ("net.ipv4.tcp_fack", None), ("net.ipv4.tcp_retries1", None), ("net.ipv4.tcp_retries3", None),
+    ("net.ipv4.udp_mem", None), ("net.netfilter.nf_conntrack_acct", None),
+    ("net.netfilter.nf_conntrack_tcp_timeout_close", None), ("net.ipv4.conf.all.rp_filter", None),
+    ("net.ipv4.neigh.default.gc_thresh1", None), ("fs.file-max", None), ("vm.swappiness", None),
+    ("net.bridge.bridge-nf-call-iptables", None), ("net.ipv4.tcp_keepalive_*", None),
+    ("net.ipv4.tcp_keepalive_intvl", None),  # known: SYS001 judges it
+])
+def test_likely_misspelling(typed: str, meant: str | None) -> None:
+    from tcpaudit.kernel.db import load_kernel_db
+    from tcpaudit.lint.values import likely_misspelling
+
+    assert likely_misspelling(load_kernel_db(), typed) == meant
+
+
+def test_misspellings_are_not_looked_for_in_sysctl_a_captures() -> None:
+    capture = "kernel.osrelease = 5.15.0-91-generic\nnet.ipv4.tcp_keepalive_intval = 75\n"
+    (t,) = lint_units(parse_text(capture, "dump.txt"))
+    assert not [f for f in t.findings if f.rule == "SYS004"]
+    (t,) = lint_units(parse_text("net.ipv4.tcp_keepalive_intval = 75\n-net.ipv4.tcp_keepalive_intval = 75\n", "a.conf"))
+    (f,) = [f for f in t.findings if f.rule == "SYS004"]
+    assert "(also a.conf:2)" in f.explanation, "one finding per key and file"

@@ -156,3 +156,32 @@ def test_one_port_sets_only_the_low_end_of_the_range(tmp_path: Path) -> None:
     write(tmp_path, "etc/sysctl.d/20-b.conf", "net.ipv4.ip_local_port_range = 61000\n")  # above the high end: EINVAL
     u = root_unit(tmp_path)
     assert "net.ipv4.ip_local_port_range" not in effective_settings(u.assignments, kdb, rel)
+
+
+def test_an_int_outside_the_c_int_range_keeps_the_earlier_setting_from_4_1_on(tmp_path: Path) -> None:
+    """do_proc_dointvec_conv() refuses it with EINVAL since 230633d109e3 (4.1); before, it was truncated."""
+    from tcpaudit.audit import kernel_db, parse_release_or_none
+
+    write(tmp_path, "etc/sysctl.d/50-a.conf", "net.core.somaxconn = 4096\nnet.ipv4.tcp_keepalive_time = 600\n")
+    write(tmp_path, "etc/sysctl.d/60-b.conf", "net.core.somaxconn = 99999999999\n"
+                                              "net.ipv4.tcp_keepalive_time = 99999999999\n")
+    u = root_unit(tmp_path)
+    eff = effective_settings(u.assignments, kernel_db(), parse_release_or_none("5.15.0"))
+    assert eff["net.core.somaxconn"][0] == "4096"
+    # proc_dointvec_jiffies: its limit (INT_MAX / HZ) depends on the kernel's HZ, so the value is not judged
+    assert eff["net.ipv4.tcp_keepalive_time"][0] == "99999999999"
+    old = effective_settings(u.assignments, kernel_db(), parse_release_or_none("3.10.0"))
+    assert old["net.core.somaxconn"][0] == "99999999999"
+
+
+def test_a_root_with_only_masked_files_sets_nothing_but_is_not_an_error(tmp_path: Path) -> None:
+    import pytest
+
+    from tcpaudit.lint import LintInputError
+
+    with pytest.raises(LintInputError, match="no sysctl files under this root"):
+        root_unit(tmp_path)
+    (tmp_path / "etc/sysctl.d").mkdir(parents=True)
+    os.symlink("/dev/null", tmp_path / "etc/sysctl.d/50-x.conf")
+    u = root_unit(tmp_path)
+    assert not u.assignments and "no sysctl.d or sysctl.conf files under this root" in u.notes[0]

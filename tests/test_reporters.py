@@ -243,3 +243,35 @@ def test_one_severity_mapping() -> None:
     assert [_levels.sarif_level(s) for s in _levels.ORDER] == ["note", "note", "warning", "error", "error"]
     assert [_levels.rank(s) for s in Severity] == [0, 1, 2, 3, 4]
     assert _levels.label("high") == "HIGH"
+
+
+def test_sarif_gives_unlocated_config_findings_the_file_applied_last() -> None:
+    """Code scanning does not show results without a file: a finding about a key the configuration does not set
+    goes to line 1 of the file that takes precedence; host results keep logical locations only."""
+    config = Target(name="rootfs", kind="config", files=["rootfs/usr/lib/sysctl.d/50-vendor.conf",
+                                                         "rootfs/etc/sysctl.d/60-net.conf"],
+                    findings=[_f("rootfs", "NAT001", Severity.medium, keys=["net.ipv4.tcp_keepalive_time"],
+                                 explanation="kernel default 7200 s is after the 240 s idle timeout.")])
+    host = Target(name="web1", kind="host", findings=[_f("web1", "NAT001", Severity.medium,
+                                                         keys=["net.ipv4.tcp_keepalive_time"], explanation="x")])
+    doc = json.loads(render(build_report([config, host], "high"), "sarif", metas=[]))
+    on_config, on_host = doc["runs"][0]["results"]
+    (loc,) = on_config["locations"]
+    assert loc["physicalLocation"] == {"artifactLocation": {"uri": "rootfs/etc/sysctl.d/60-net.conf"},
+                                       "region": {"startLine": 1}}
+    assert loc["logicalLocations"][0]["name"] == "net.ipv4.tcp_keepalive_time"
+    assert "physicalLocation" not in on_host["locations"][0]
+    v = _sarif_validator()
+    assert not list(v.iter_errors(doc))
+
+
+def test_markdown_does_not_repeat_a_target_named_after_its_file() -> None:
+    loc = Location(file="k.conf", line=5)
+    single = Target(name="k.conf", kind="config", files=["k.conf"], findings=[
+        _f("k.conf", "SYS003", Severity.info, keys=["net.ipv4.tcp_fin_timeout"], location=loc, explanation="x"),
+        _f("k.conf", "SYS002", Severity.high, keys=["net.ipv4.tcp_keepalive_time"], location=loc, explanation="y",
+           suppressed=Suppression(kind="inline", reason="lab only"))])
+    md = render(build_report([single], "high"), "markdown")
+    items = [line for line in md.splitlines() if line.startswith("- **SYS")]
+    assert len(items) == 2 and all("— at k.conf:5" in i and "target k.conf" not in i for i in items), items
+    assert "target rootfs at rootfs/etc/sysctl.d/60-net.conf:3" in rendered("markdown")

@@ -129,3 +129,25 @@ def test_host_audits_apply_waivers_and_baselines() -> None:
     base = make_baseline([audit_snapshot(snap)])
     t2 = audit_snapshot(snap, AuditOptions(baseline=base))
     assert all(f.suppressed is not None for f in t2.findings if f.outcome is Outcome.fail)
+
+
+def test_a_baseline_that_is_not_utf8_is_a_baseline_error(tmp_path: Path) -> None:
+    p = tmp_path / "bin.conf"
+    p.write_bytes(b"\xff\xfe\x00garbage\x80")
+    with pytest.raises(BaselineError, match=f"{p}: not a tcpaudit baseline"):
+        load_baseline(p)
+
+
+def test_a_waiver_must_name_a_known_rule_or_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from tcpaudit.rules import engine
+
+    with pytest.raises(ValidationError, match="unknown rule 'SYS01'; did you mean SYS001?"):
+        Waiver(rule="SYS01", reason="el7 still boots this image")
+    assert Waiver(rule="tcp001", reason="el7 still boots this image").rule == "tcp001"
+    real = engine.catalogue()
+    renamed = real[0].meta.model_copy(update={"aliases": ["OLD042"]})
+    fake = type("Renamed", (), {"meta": renamed})()
+    monkeypatch.setattr(engine, "catalogue", lambda: (fake, *real[1:]))
+    assert Waiver(rule="OLD042", reason="renamed rules keep their old ids").rule == "OLD042"

@@ -43,7 +43,7 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]  # PEP 562: `from tc
 
 def root_unit(root: str | Path) -> ConfigUnit:
     """The boot-time sysctl configuration of the tree under `root`, in `sysctl --system` order."""
-    from .files import LintInputError, display_path, read_text, system_files
+    from .files import SYSTEM_CONF, SYSTEM_DIRS, LintInputError, display_path, read_text, system_files
 
     root_display = str(root)
     root_p = Path(root).resolve()
@@ -63,15 +63,19 @@ def root_unit(root: str | Path) -> ConfigUnit:
         unit.files.append(shown)
     if tree.files:
         unit.notes.insert(0, "applied in `sysctl --system` order: " + ", ".join(s for s, _ in tree.files))
-    else:
+    elif tree.notes:  # every file masked or dangling: a real tree that sets nothing
         unit.notes.insert(0, f"{root_display}: no sysctl.d or sysctl.conf files under this root")
+    else:
+        # a --root typo in CI must not pass green, as a directory with nothing to lint does not
+        raise LintInputError(f"{root_display}: no sysctl files under this root (looked for *.conf in "
+                             + ", ".join(SYSTEM_DIRS) + f" and for {SYSTEM_CONF}); is it the right directory?")
     return unit
 
 
 def units_for_paths(paths: Iterable[str | Path], merge: bool = False) -> list[ConfigUnit]:
     """Files as given, directories walked in sorted order; `merge` applies them all, in that order, as one
     configuration (like `sysctl -p A -p B`)."""
-    from .files import LintInputError, parse_file, parse_text, walk
+    from .files import LintInputError, parse_file, parse_text, refuse_binary, walk
 
     units: list[ConfigUnit] = []
     for raw in paths:
@@ -87,8 +91,12 @@ def units_for_paths(paths: Iterable[str | Path], merge: bool = False) -> list[Co
             for f in found_files:
                 found = parse_file(f, str(f))
                 units += [u for u in found if u.assignments or u.problems]
-        elif p.exists() or str(raw) == "-":
-            units += parse_file(p) if str(raw) != "-" else parse_text(_stdin(), "<stdin>")
+        elif str(raw) == "-":
+            text = _stdin()
+            refuse_binary(text, "<stdin>")
+            units += parse_text(text, "<stdin>")
+        elif p.exists():
+            units += parse_file(p)
         else:
             raise LintInputError(f"{raw}: no such file or directory")
     if merge and units:

@@ -38,7 +38,16 @@ def read_text(path: Path, display: str) -> str:
     if len(data) > MAX_FILE_BYTES:
         raise LintInputError(f"{display}: larger than {MAX_FILE_BYTES >> 20} MiB, refusing to lint")
     text = data.decode("utf-8", errors="replace")
+    refuse_binary(text, display)
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def refuse_binary(text: str, display: str) -> None:
+    """A NUL byte means a binary file (or UTF-16), not configuration: reading its bytes as lines would only
+    produce noise findings. Other bytes that are not UTF-8 are kept (as U+FFFD) and linted."""
+    if "\x00" in text:
+        raise LintInputError(f"{display}: binary file (it contains NUL bytes), not a sysctl configuration or "
+                             "manifest; refusing to lint it")
 
 
 _TEMPLATE_LINE = re.compile(r"^[ \t]*\{\{.*\}\}[ \t]*$", re.MULTILINE)

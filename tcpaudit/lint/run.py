@@ -12,8 +12,8 @@ from ..model import KernelRef, Location, Target
 from ..rules.engine import catalogue, run_rules
 from ..sanitize import clean_text
 from ..snapshot import KernelInfo, Snapshot, Source
-from .model import Assignment, ConfigFacts, ConfigUnit
-from .values import check_value, fold, presence
+from .model import Assignment, ConfigFacts, ConfigUnit, Problem
+from .values import check_value, fold, likely_misspelling, presence
 
 # The kernel a config is judged for when --kernel is not given: a current LTS-era release.
 DEFAULT_KERNEL = "6.8.0"
@@ -54,7 +54,7 @@ def effective_settings(assignments: list[Assignment], kdb: Any, release: Any) ->
         if a.is_glob:
             globs.append(a)
             continue
-        if presence(kdb, release, a.key) is False or check_value(a, kdb).status == "invalid":
+        if presence(kdb, release, a.key) is False or check_value(a, kdb, release).status == "invalid":
             continue
         value = fold(a.value)
         if len(value.split()) == 1 and _is_port_range(kdb, a.key):
@@ -75,8 +75,44 @@ def effective_settings(assignments: list[Assignment], kdb: Any, release: Any) ->
                     continue
                 concrete = Assignment(key=key, value=g.value, location=g.location, raw_key=g.raw_key,
                                       syntax=g.syntax)
-                if check_value(concrete, kdb).status != "invalid":
+                if check_value(concrete, kdb, release).status != "invalid":
                     out[key] = (fold(g.value or ""), g.location)
+    return out
+
+
+# What happens to a key the kernel does not have, by how it is written (as SYS001 words it).
+_UNKNOWN_KEY_EFFECT = {
+    "sysctl.conf": ("`sysctl --system` (and systemd-sysctl at boot) prints \"cannot stat /proc/sys/{path}: No such "
+                    "file or directory\" and goes on"),
+    "sysctl -w": "`sysctl -w` fails with \"cannot stat /proc/sys/{path}\"",
+    "tuned": "tuned logs an error for it",
+}
+_UNKNOWN_KEY_DEFAULT = "writing /proc/sys/{path} fails"
+
+
+def misspelled_keys(assignments: list[Assignment], kdb: Any) -> list[Problem]:
+    """SYS004 problems for keys that are one slip away from a key the knowledge base knows (one per key and file)."""
+    groups: dict[tuple[str, str], list[Assignment]] = {}
+    for a in assignments:
+        if a.value is not None and not a.is_glob:
+            groups.setdefault((a.key, a.location.file), []).append(a)
+    out = []
+    for (key, _file), group in groups.items():
+        meant = likely_misspelling(kdb, key)
+        if meant is None:
+            continue
+        first = group[0]
+        effect = _UNKNOWN_KEY_EFFECT.get(first.syntax, _UNKNOWN_KEY_DEFAULT).format(path=key.replace(".", "/"))
+        also = f" (also {', '.join(a.where for a in group[1:])})" if len(group) > 1 else ""
+        quiet = (" The '-' prefix makes sysctl ignore that error, so not even a message is left."
+                 if all(a.ignore_errors for a in group) else "")
+        out.append(Problem(
+            "unknown_key",
+            f"{key}{also} is not a sysctl tcpaudit knows, and it is one slip away from one it does: did you mean "
+            f"{meant}? For a key the kernel does not have, {effect}, and the intended setting never applies "
+            f"({meant} keeps its current value).{quiet} Correct the name, or check it with `sysctl -a` on the "
+            "target kernel.",
+            first.location, (key,)))
     return out
 
 
@@ -104,8 +140,10 @@ def config_facts(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None
         sysctls={k: v for k, (v, _) in configured.items()},
     )
     ctx = resolve_context(opts.context, snap)
+    # A `sysctl -a` capture (kernel_hint) lists what a kernel has: its names are never typos.
+    typos = [] if unit.kernel_hint else misspelled_keys(unit.assignments, kdb)
     facts = ConfigFacts(snapshot=snap, context=ctx, kind="config", kdb=kdb, release=release, configured=configured,
-                        assignments=list(unit.assignments), problems=list(unit.problems))
+                        assignments=list(unit.assignments), problems=list(unit.problems) + typos)
     return facts, notes + ctx.assumed
 
 

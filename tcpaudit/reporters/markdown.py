@@ -34,9 +34,17 @@ def _where(f: Finding) -> str:
     return md(f"{f.location.file}:{f.location.line}" if f.location.line else f.location.file, 300)
 
 
-def _finding_item(t: Target, f: Finding) -> list[str]:
+def _target_at(t: Target, f: Finding) -> str:
+    """'target web1', 'target rootfs at rootfs/etc/sysctl.d/60-net.conf:3', or 'at a.conf:5' when the target is
+    that file (a file linted on its own is named after itself)."""
     where = _where(f)
-    head = (f"- **{f.rule}** {md(f.title, 200)} — target {md(t.name, 200)}" + (f" at {where}" if where else ""))
+    if where and f.location is not None and f.location.file == t.name:
+        return f"at {where}"
+    return f"target {md(t.name, 200)}" + (f" at {where}" if where else "")
+
+
+def _finding_item(t: Target, f: Finding) -> list[str]:
+    head = f"- **{f.rule}** {md(f.title, 200)} — {_target_at(t, f)}"
     out = [head]
     if f.outcome is Outcome.error:
         out.append("  - rule crashed: this target was **not** checked for it")
@@ -83,9 +91,7 @@ def render(report: Report, **_: object) -> str:
         for t, f in suppressed:
             sup = f.suppressed
             assert sup is not None
-            where = _where(f)
-            lines.append(f"- **{f.rule}** ({f.severity.value}) {md(f.title, 200)} — target {md(t.name, 200)}"
-                         + (f" at {where}" if where else "")
+            lines.append(f"- **{f.rule}** ({f.severity.value}) {md(f.title, 200)} — {_target_at(t, f)}"
                          + f" — {sup.kind}: {md(sup.reason, 300)}" + (f" (expires {md(sup.expires)})" if sup.expires
                                                                         else ""))
         lines += ["", "</details>"]

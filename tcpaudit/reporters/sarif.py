@@ -3,7 +3,8 @@
 - one run; `tool.driver.rules` comes from the rule catalogue (not from the findings), with the
   help text of `tcpaudit explain`;
 - one result per finding: level from the shared severity mapping, a physical location (file and
-  line) for config targets, a logical location (target/key) for hosts, a stable
+  line) for config targets (line 1 of the file applied last when the finding is about a key the
+  configuration does not set), a logical location (target/key) for hosts, a stable
   `partialFingerprints` entry, and `suppressions` (inSource for inline comments, external for
   waivers and baselines) for suppressed findings;
 - error outcomes (a rule crashed) are results with level error; targets that could not be
@@ -76,6 +77,12 @@ def _locations(t: Target, f: Finding) -> list[dict[str, Any]]:
         if f.location.line and f.location.line > 0:
             phys["region"] = {"startLine": f.location.line}
         return [{"physicalLocation": phys, "logicalLocations": [logical]}]
+    if t.kind == "config" and t.files:
+        # A finding about a key the configuration does not set (the kernel default is judged) has no line of its
+        # own, but code scanning drops results without a file: put it at the top of the file that takes
+        # precedence, the one applied last, where a line that sets the key would win.
+        return [{"physicalLocation": {"artifactLocation": {"uri": _uri(_t(t.files[-1]))}, "region": {"startLine": 1}},
+                 "logicalLocations": [logical]}]
     return [{"logicalLocations": [logical]}]
 
 
