@@ -25,16 +25,21 @@ class ConntrackTableUsage(Rule):
         summary=(
             "Every flow that passes netfilter connection tracking (NAT, stateful firewall rules, Docker and "
             "Kubernetes service routing) needs an entry in the conntrack table. When nf_conntrack_count reaches "
-            "nf_conntrack_max the kernel first evicts unconfirmed-idle entries (early_drop) and then drops the "
-            "packets of new flows ('nf_conntrack: table full, dropping packet'): new connections time out while "
-            "existing ones keep working, which looks like random failures under load."
+            "nf_conntrack_max the kernel first tries to evict a non-assured entry (IPS_ASSURED not set; for TCP a "
+            "connection whose handshake conntrack has not seen complete) nearby in the hash table (early_drop), "
+            "and then drops the packets of new flows ('nf_conntrack: table full, dropping packet'): new "
+            "connections time out while existing ones keep working, which looks like random failures under load."
         ),
         mechanism=[
             "The first packet of a flow allocates a conntrack entry; the entry lives until its protocol timeout "
             "(for an established TCP flow nf_conntrack_tcp_timeout_established, 5 days by default).",
-            "When the table holds nf_conntrack_max entries, allocation tries to evict a non-assured entry "
-            "(per-CPU stat early_drop); if none can be evicted the packet is dropped (stat drop) and the kernel "
-            "logs 'nf_conntrack: table full, dropping packet'.",
+            "When the table holds nf_conntrack_max entries, allocation tries to evict a confirmed entry without "
+            "IPS_ASSURED from the 8 hash buckets starting at the new flow's (early_drop_list(), per-CPU stat "
+            "early_drop); assured entries are never evicted there, so a table full of established flows cannot "
+            "make room. If nothing can be evicted the packet is dropped (stat drop) and the kernel logs "
+            "'nf_conntrack: table full, dropping packet'. After such a failure the garbage collector (in the "
+            "nf_conntrack_core.c read) also reaps assured TCP entries in closing states (tcp_can_early_drop()) "
+            "while the table is over 95% full.",
             "The dropped packet is usually a SYN: the client retransmits after 1 s, 3 s, ... and connect() fails "
             "after tcp_syn_retries. Established flows are unaffected, so the failure is partial and load-dependent.",
             "insert_failed counts entries that lost an insertion race or clashed (typically parallel UDP DNS "
@@ -55,6 +60,8 @@ class ConntrackTableUsage(Rule):
         references=[
             Reference(title="nf_conntrack-sysctl.rst: nf_conntrack_max, nf_conntrack_count, nf_conntrack_buckets",
                       url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst"),
+            Reference(title="net/netfilter/nf_conntrack_core.c early_drop_list(): skips IPS_ASSURED entries",
+                      url="https://github.com/torvalds/linux/blob/master/net/netfilter/nf_conntrack_core.c"),
             Reference(title="conntrack(8): -S per-CPU statistics (drop, early_drop, insert_failed, ...)",
                       url="https://manpages.debian.org/conntrack.8"),
             Reference(title="Kubernetes blog: kube-proxy subtleties, debugging an intermittent connection reset",

@@ -29,23 +29,34 @@ class ConntrackTcpLiberalLoose(Rule):
         severity=Severity.low,
         keys=[LIBERAL, LOOSE],
         summary=(
-            "Two conntrack TCP switches change which packets are INVALID. nf_conntrack_tcp_be_liberal=1 stops "
-            "window tracking for everything except RSTs: it is the known workaround for Kubernetes 'connection "
-            "reset by peer' (out-of-window packets marked INVALID escape NAT), but it also hides the window "
-            "problems that cause them. nf_conntrack_tcp_loose=0 forbids picking up connections mid-stream, so after "
+            "Two conntrack TCP switches change which packets are INVALID. nf_conntrack_tcp_be_liberal=1 lets every "
+            "segment that fails the window check through; only a RST below what the peer has already acknowledged "
+            "is still INVALID. It is the known workaround for Kubernetes 'connection reset by peer' (out-of-window "
+            "packets marked INVALID escape NAT), but it also hides the window problems that cause them. "
+            "nf_conntrack_tcp_loose=0 forbids picking up connections mid-stream, so after "
             "a conntrack flush, a failover or an entry lost to a full table, every existing connection's packets "
             "are INVALID and dropped or left un-NATed."
         ),
         mechanism=[
             "Conntrack checks every TCP segment against the sequence/ack window it has tracked; a segment outside "
-            "it is marked INVALID (nf_conntrack-sysctl.rst).",
+            "it is marked INVALID (nf_conntrack-sysctl.rst). Recent kernels pass a few of these unmarked instead "
+            "(retransmissions of already acknowledged data, overly delayed ACKs: NFCT_TCP_IGNORE); in 5.14 "
+            "(1da4cd82dd18) every failing segment was INVALID.",
             "INVALID packets match no NAT mapping: a ruleset that drops INVALID drops them, and one that does not "
             "passes them un-translated, so the receiver answers with a RST that kills the connection (the "
             "kube-proxy 'connection reset by peer' case).",
-            "be_liberal=1: 'we mark only out of window RST segments as INVALID', so late retransmissions and "
-            "window-probe oddities pass; connections survive, but the root cause (e.g. a middlebox breaking "
-            "window scaling, or asymmetric routing) stays invisible and the stateful firewall accepts any "
-            "in-flow segment.",
+            "be_liberal=1: tcp_in_window() accepts every segment that fails the window check (in current kernels "
+            "nf_tcp_log_invalid() returns ACCEPT for a liberal connection; in 5.14 the same test sits at the end of "
+            "tcp_in_window()), so late retransmissions, overlong segments and window-probe oddities pass. The "
+            "separate RST check in nf_conntrack_tcp_packet() still runs -- a RST whose sequence number is below "
+            "the peer's highest ACK is 'invalid rst' -- which is what nf_conntrack-sysctl.rst means by 'we mark "
+            "only out of window RST segments as INVALID'. Connections survive, but the root cause (e.g. a "
+            "middlebox breaking window scaling, or asymmetric routing) stays invisible and the stateful firewall "
+            "accepts any in-flow segment.",
+            "nf_conntrack_tcp_ignore_invalid_rst=1 (5.14+, 1da4cd82dd18) acts on different packets: it skips only "
+            "that RST check, so such RSTs (the RST answering a challenge ACK, KI-CT-CHALLENGE-ACK-RST) are no longer "
+            "INVALID. It does nothing for out-of-window data and ACK segments -- the kube-proxy case -- and a RST "
+            "beyond the window still fails tcp_in_window(). It is not a narrower be_liberal.",
             "loose=0: a packet of an established connection that has no conntrack entry (entries flushed with "
             "'conntrack -F', lost in a failover, evicted from a full table, or expired while idle) cannot create "
             "one mid-stream; it is INVALID, so the connection dies although both endpoints are fine.",
@@ -58,9 +69,10 @@ class ConntrackTcpLiberalLoose(Rule):
         remediation=(
             "Leave nf_conntrack_tcp_loose=1 (default) unless the firewall really must not adopt unknown flows. "
             "Treat nf_conntrack_tcp_be_liberal=1 as a documented workaround: fix or confirm the source of the "
-            "out-of-window packets, or on 5.14+ kernels use the narrower nf_conntrack_tcp_ignore_invalid_rst, or "
-            "make the ruleset drop INVALID packets explicitly (-m conntrack --ctstate INVALID -j DROP) so they "
-            "never leak un-NATed."
+            "out-of-window packets, or make the ruleset drop INVALID packets explicitly (-m conntrack --ctstate "
+            "INVALID -j DROP) so they never leak un-NATed. nf_conntrack_tcp_ignore_invalid_rst (5.14+) does not "
+            "replace it: it only stops RSTs below the peer's ACK from being INVALID (the challenge-ACK case, "
+            "KI-CT-CHALLENGE-ACK-RST) and leaves out-of-window data and ACK segments INVALID."
         ),
         references=[
             Reference(title="nf_conntrack-sysctl.rst: nf_conntrack_tcp_be_liberal (default 0), nf_conntrack_tcp_loose "
@@ -68,8 +80,12 @@ class ConntrackTcpLiberalLoose(Rule):
                       url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst"),
             Reference(title="Kubernetes blog: kube-proxy subtleties, debugging an intermittent connection reset",
                       url="https://kubernetes.io/blog/2019/03/29/kube-proxy-subtleties-debugging-an-intermittent-connection-reset/"),
-            Reference(title="netfilter: conntrack: add tcp_ignore_invalid_rst sysctl (d7fba8ff3e50)",
-                      url="https://github.com/torvalds/linux/commit/d7fba8ff3e50fb25ffe583bf945df052f6caffa2"),
+            Reference(title="netfilter: conntrack: add new sysctl to disable RST check (1da4cd82dd18, merged for 5.14 "
+                            "via d7fba8ff3e50): nf_conntrack_tcp_ignore_invalid_rst",
+                      url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=1da4cd82dd180224503e745ccf3220e3490d8897"),
+            Reference(title="net/netfilter/nf_conntrack_proto_tcp.c: tcp_in_window(), nf_conntrack_tcp_packet() "
+                            "('invalid rst')",
+                      url="https://github.com/torvalds/linux/blob/master/net/netfilter/nf_conntrack_proto_tcp.c"),
         ],
     )
 
@@ -96,13 +112,16 @@ class ConntrackTcpLiberalLoose(Rule):
             else:
                 sev = Severity.low
                 ctx = ["nothing shows this box NATs or forwards, so there is no known reason for the workaround"]
-            narrower = (" This kernel has nf_conntrack_tcp_ignore_invalid_rst, a narrower switch for the RST case."
+            narrower = (" This kernel has nf_conntrack_tcp_ignore_invalid_rst, but that is not a narrower "
+                        "be_liberal: it only stops RSTs below the peer's ACK from being INVALID (the challenge-ACK "
+                        "case) and leaves out-of-window data and ACKs INVALID."
                         if ignore.raw is not None else "")
             out.append(self.finding(
                 f, severity=sev, keys=[LIBERAL], evidence=ev, context=ctx, fix={LIBERAL: "0"},
                 explanation=(
-                    f"nf_conntrack_tcp_be_liberal={lib.raw} ({lib.where()}): conntrack marks only out-of-window "
-                    "RSTs as INVALID and lets every other out-of-window segment through. That keeps connections "
+                    f"nf_conntrack_tcp_be_liberal={lib.raw} ({lib.where()}): conntrack lets every segment that fails "
+                    "its window check through and marks only RSTs below the peer's acknowledged sequence INVALID. "
+                    "That keeps connections "
                     "alive where INVALID packets would otherwise escape NAT and trigger RSTs (the kube-proxy "
                     "'connection reset by peer' workaround), but it hides whatever produces the out-of-window "
                     f"packets and weakens the stateful firewall.{narrower}"

@@ -1,4 +1,4 @@
-"""TCP002: tcp_timestamps=0 trades PAWS, RTT samples and tcp_tw_reuse for very little."""
+"""TCP002: tcp_timestamps=0 trades PAWS, timestamp-based loss recovery and tcp_tw_reuse for very little."""
 
 from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
@@ -10,14 +10,17 @@ class TimestampsOff(ValueRule):
     key = "net.ipv4.tcp_timestamps"
     meta = RuleMeta(
         id="TCP002",
-        title="tcp_timestamps is off: no PAWS, coarse RTT estimates, and tcp_tw_reuse silently does nothing",
+        title="tcp_timestamps is off: no PAWS, no timestamp-based undo of spurious retransmissions, and tcp_tw_reuse "
+              "silently does nothing",
         severity=Severity.medium,
         keys=["net.ipv4.tcp_timestamps", "net.ipv4.tcp_tw_reuse"],
         summary=(
             "tcp_timestamps=0 removes the RFC 7323 timestamp option from every connection. That disables PAWS "
-            "(protection against old duplicate segments once the sequence space wraps), leaves RTT estimation with "
-            "one sample per window and no samples from retransmitted segments, and makes tcp_tw_reuse a no-op "
-            "because reuse of a TIME-WAIT port is only allowed for connections that carried timestamps. It is set "
+            "(protection against old duplicate segments once the sequence space wraps), takes away the timestamp "
+            "echo that lets Linux detect spurious retransmissions and take an RTT sample when only retransmitted "
+            "data is acknowledged (the sender still times every ACK of never-retransmitted data), and makes "
+            "tcp_tw_reuse a no-op because reuse of a TIME-WAIT port is only allowed for connections that carried "
+            "timestamps. It is set "
             "as a 'hardening' measure and as a client-side workaround for servers running tcp_tw_recycle."
         ),
         mechanism=[
@@ -27,21 +30,29 @@ class TimestampsOff(ValueRule):
             "the only defence against an old duplicate segment is the sequence window. At 1 Gbit/s the 32-bit "
             "sequence space wraps every ~34 s, at 10 Gbit/s every ~3.4 s, well within a segment's possible "
             "lifetime, so a delayed duplicate can be accepted as new data.",
-            "RTT is then sampled at most once per window and never from a retransmitted segment (Karn), so the "
-            "RTO follows real path delay changes slowly: spurious retransmissions after a delay spike, long stalls "
-            "after a loss.",
+            "RTT sampling itself goes on: tcp_clean_rtx_queue() times every ACK that covers never-retransmitted "
+            "data from the segments' send timestamps, and tcp_ack_update_rtt() prefers that to the timestamp echo. "
+            "What is lost is the rest of what TS-ECR gives: an RTT sample when an ACK covers retransmitted data "
+            "(Karn's rule forbids the send-time sample then), and the Eifel-style detection of spurious "
+            "retransmissions (tcp_packet_delayed() and tcp_skb_spurious_retrans() compare TS-ECR with the "
+            "retransmission time), so after a spurious timeout or fast retransmit the cwnd cut is undone only if "
+            "D-SACK (needs SACK) or, for a timeout, F-RTO catches it. The receiver's own RTT estimate for "
+            "receive-buffer autotuning falls back to one sample per window (tcp_rcv_rtt_measure()).",
             "tcp_twsk_unique() (net/ipv4/tcp_ipv4.c) lets connect() take over a TIME-WAIT 4-tuple only when the "
             "TIME-WAIT socket recorded a peer timestamp (tw_ts_recent_stamp). Without timestamps none does, so "
             "tcp_tw_reuse=1 does nothing and a client with heavy connection churn keeps every port locked for the "
             "full 60 s TIME-WAIT: connect() fails with EADDRNOTAVAIL once the ephemeral range is used up.",
             "The usual motivations are weak: the 'uptime leak' through timestamps is gone since Linux 4.10 "
-            "(tcp_timestamps=1 adds a random offset, per ip-sysctl.rst 'for each connection'), and turning timestamps off on a client only "
+            "(tcp_timestamps=1 adds a random offset: per connection in 4.10, 95a22caee396; per source/destination "
+            "address pair after 28ee1b746f49; per connection again with 165573e41f2f (2026); ip-sysctl.rst says "
+            "'for each connection'), and turning timestamps off on a client only "
             "to get through to a peer that still runs tcp_tw_recycle (field report 004) works around that peer's "
             "bug at the cost of every other connection.",
         ],
         when_it_matters=(
             "Clients that open many short connections to the same service (tcp_tw_reuse would have helped), fast "
-            "long-lived transfers (PAWS), lossy or variable paths (RTT estimation). Set by hardening baselines such "
+            "long-lived transfers (PAWS), paths with reordering or delay spikes (undo of spurious retransmissions). "
+            "Set by hardening baselines such "
             "as dev-sec os_hardening and by tuning scripts that also set tcp_tw_recycle/tcp_tw_reuse."
         ),
         remediation=(
@@ -57,6 +68,8 @@ class TimestampsOff(ValueRule):
                       url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
             Reference(title="net/ipv4/tcp_ipv4.c tcp_twsk_unique(): reuse requires tw_ts_recent_stamp",
                       url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_ipv4.c"),
+            Reference(title="net/ipv4/tcp_input.c: tcp_ack_update_rtt() (Karn, TS-ECR fallback), tcp_packet_delayed()",
+                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_input.c"),
             Reference(title="tcp: allow to turn tcp timestamp randomization off (v4.10, 25429d7b7dca)",
                       url="https://github.com/torvalds/linux/commit/25429d7b7dca01dc4f17205de023a30ca09390d0"),
             Reference(title="dev-sec ansible os_hardening defaults (sets net.ipv4.tcp_timestamps: 0)",
@@ -77,8 +90,9 @@ class TimestampsOff(ValueRule):
         sev = Severity.low
         parts = [
             "tcp_timestamps=0: no connection here carries TCP timestamps, so PAWS is off (old duplicate segments "
-            "are only kept out by the sequence window, which wraps in ~34 s at 1 Gbit/s) and RTT is sampled at most "
-            "once per window, never from retransmissions."
+            "are only kept out by the sequence window, which wraps in ~34 s at 1 Gbit/s), spurious "
+            "retransmissions can no longer be recognised from the timestamp echo (only D-SACK or F-RTO can undo "
+            "the cwnd cut), and ACKs of retransmitted data give no RTT sample."
         ]
         if reuse.int == 1:
             sev = Severity.medium
@@ -114,7 +128,8 @@ class TimestampsOff(ValueRule):
         else:
             parts.append(
                 "If this was set so that connections get through to a server that still runs tcp_tw_recycle (field "
-                "report 004), it does work, but it trades this host's PAWS and RTT accuracy for that server's bug; "
+                "report 004), it does work, but it trades this host's PAWS and timestamp-based loss recovery for "
+                "that server's bug; "
                 "limit it to the network namespace that needs it."
             )
         if f.kernel_at_least((4, 10)):

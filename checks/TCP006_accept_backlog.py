@@ -47,8 +47,12 @@ class AcceptBacklog(Rule):
             "The client side usually believes the connection is established (it got the SYN-ACK) and sends its "
             "request, which the server also drops until the connection is finally accepted: the first request "
             "stalls for one or more retransmission timeouts.",
-            "tcp_max_syn_backlog bounds the SYN (half-open) queue; with syncookies on (the default) overflow is "
-            "answered with cookies instead of being dropped.",
+            "The SYN (half-open) queue is bounded by the same listener backlog: tcp_conn_request() treats it as "
+            "full at min(listen() backlog, somaxconn) requests (inet_csk_reqsk_queue_is_full()), and with "
+            "syncookies on (the default) overflow is answered with cookies instead of being dropped. "
+            "tcp_max_syn_backlog only matters with tcp_syncookies=0: SYNs from peers without TCP-metrics history "
+            "are then dropped once the queue holds 3/4 of it. (Kernels before ef547f2ac16b 'tcp: remove "
+            "max_qlen_log' sized the SYN queue from min(backlog, tcp_max_syn_backlog) instead.)",
             "Above 65535 the kernel version matters: before 4.1 the limit was a 16-bit field (becb74f0acca made it "
             "32-bit), so a backlog capped at a larger somaxconn wrapped modulo 65536 (3240000 -> 28736, 65536 -> "
             "0); 3.11 to 4.0 refuse such a somaxconn with EINVAL instead (5f671d6b4ec3) and keep the old value. "
@@ -61,8 +65,10 @@ class AcceptBacklog(Rule):
         remediation=(
             "Raise net.core.somaxconn (4096 or more) and the application's own listen() backlog (nginx 'listen ... "
             "backlog=', haproxy 'backlog', Java ServerSocket backlog, ...), and make sure the application accept()s "
-            "fast enough: a permanently full queue means the server is too slow, not the queue too short. Keep "
-            "tcp_max_syn_backlog at least as large."
+            "fast enough: a permanently full queue means the server is too slow, not the queue too short. With "
+            "tcp_syncookies=0, also keep tcp_max_syn_backlog above 4/3 of the largest listen() backlog, or SYNs "
+            "from new peers are dropped before the queue is full; with cookies on it plays no part on current "
+            "kernels."
         ),
         references=[
             Reference(title="ip-sysctl.rst: somaxconn (4096, was 128 before 5.4), tcp_max_syn_backlog, "
@@ -70,6 +76,9 @@ class AcceptBacklog(Rule):
                       url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
             Reference(title="net: increase SOMAXCONN to 4096 (v5.4, 19f92a030ca6)",
                       url="https://github.com/torvalds/linux/commit/19f92a030ca6d772ab44b22ee6a01378a8cb32d4"),
+            Reference(title="net/ipv4/tcp_input.c tcp_conn_request(): SYN queue full test, tcp_max_syn_backlog "
+                            "3/4 rule without syncookies",
+                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_input.c"),
             Reference(title="Andreas Veithen: How TCP backlog works in Linux",
                       url="https://veithen.io/2014/01/01/how-tcp-backlog-works-in-linux.html"),
             Reference(title="net: increase sk_[max_]ack_backlog (v4.1, becb74f0acca): the limit was 16 bits before",
@@ -164,9 +173,13 @@ class AcceptBacklog(Rule):
                 sev = syn_sev
             fix[SYN_BACKLOG] = target
             parts.append(
-                f"tcp_max_syn_backlog={syn} ({syn_v.where()}) bounds the half-open (SYN) queue; "
-                + ("with tcp_syncookies=0 SYNs beyond it are dropped." if cookies == 0 else
-                   "with syncookies on, overflow is answered with cookies (degraded but not dropped).")
+                f"tcp_max_syn_backlog={syn} ({syn_v.where()}): "
+                + ("with tcp_syncookies=0, SYNs from peers the kernel has no TCP-metrics history for are dropped "
+                   "once a listener's SYN queue holds 3/4 of it, even before the queue (bounded by the listen "
+                   "backlog) is full." if cookies == 0 else
+                   "with syncookies on, current kernels do not use it (the SYN queue is bounded by the listen "
+                   "backlog and overflow is answered with cookies); kernels before ef547f2ac16b sized the SYN "
+                   "queue from min(backlog, it), with cookies beyond.")
             )
         if sev is None:
             return out or None

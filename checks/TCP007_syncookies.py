@@ -21,12 +21,16 @@ class SynCookies(ValueRule):
         ),
         mechanism=[
             "Each incoming SYN creates a request socket in the listener's SYN queue until the handshake "
-            "completes; the queue is bounded (tcp_max_syn_backlog and the listen backlog).",
+            "completes; tcp_conn_request() treats the queue as full at the listener's backlog, min(listen() "
+            "backlog, somaxconn) (inet_csk_reqsk_queue_is_full(); kernels before ef547f2ac16b sized it from "
+            "min(backlog, tcp_max_syn_backlog)).",
             "With tcp_syncookies=1 (default) an overflowing queue is answered statelessly with a cookie SYN-ACK "
             "(TcpExt.SyncookiesSent, TCPReqQFullDoCookies) and the connection completes when the ACK returns.",
             "With tcp_syncookies=0 the SYN is dropped instead (TcpExt.TCPReqQFullDrop); the client retransmits "
-            "after 1 s, then 2 s, 4 s ... and connect() fails after tcp_syn_retries attempts. During a SYN flood "
-            "(spoofed sources never complete the handshake) legitimate clients are locked out completely.",
+            "after 1 s, then 2 s, 4 s ... and connect() fails after tcp_syn_retries attempts. Earlier still, once "
+            "the queue holds 3/4 of tcp_max_syn_backlog, SYNs from peers without TCP-metrics history are dropped "
+            "(counted only in ListenDrops). During a SYN flood (spoofed sources never complete the handshake) "
+            "legitimate clients are locked out completely.",
             "tcp_syncookies=2 sends cookies for every SYN even without overflow; ip-sysctl.rst describes it as a "
             "way to test the effect of cookies and warns that syncookies 'do not allow to use TCP extensions'.",
         ],
@@ -37,8 +41,9 @@ class SynCookies(ValueRule):
         ),
         remediation=(
             "Set net.ipv4.tcp_syncookies=1. If cookies are being sent under normal load (SYN flood warnings without "
-            "an attack), the listener is undersized: raise the application's listen backlog, net.core.somaxconn "
-            "and tcp_max_syn_backlog rather than disabling cookies."
+            "an attack), the listener is undersized: raise the application's listen backlog and net.core.somaxconn "
+            "rather than disabling cookies (tcp_max_syn_backlog matters only with cookies off, or on kernels "
+            "before ef547f2ac16b)."
         ),
         references=[
             Reference(title="ip-sysctl.rst: tcp_syncookies (default 1; 2 = unconditional cookies for testing)",
@@ -89,8 +94,9 @@ class SynCookies(ValueRule):
             ctx.append("host: SYN-queue overflow drops are counted in TcpExt.TCPReqQFullDrop")
         else:
             ctx.append("config target: no counters, severity from the setting alone")
-        q = (f" (bounded by the listen backlog and tcp_max_syn_backlog={backlog.int})" if backlog.int is not None
-             else " (bounded by the listen backlog and tcp_max_syn_backlog)")
+        q = (" (bounded by its listen backlog; with cookies off, SYNs from peers without TCP-metrics history are "
+             "dropped already once it holds 3/4 of tcp_max_syn_backlog"
+             + (f"={backlog.int})" if backlog.int is not None else ")"))
         return self.finding(
             f, severity=sev, evidence=ev, context=ctx, fix={self.key: "1"},
             explanation=(
