@@ -18,11 +18,42 @@ from collections import Counter
 from collections.abc import Iterator
 from itertools import compress
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
+
+# Bounds on numbers read from a snapshot file. The kernel's counters, limits and queue lengths are at most
+# 64-bit: a file with 10**400 in one of them, or NaN/Infinity, is corrupt, and would otherwise load and then
+# crash the rules' arithmetic (int -> float overflow, NaN comparisons).
+U64_MAX = 2**64 - 1
+S64_MIN = -(2**63)
+Unsigned = Annotated[int, Field(ge=0, le=U64_MAX)]  # a value the kernel keeps unsigned (u32/u64)
+Port = Annotated[int, Field(ge=0, le=65535)]
+Seconds = Annotated[float, Field(ge=0, le=U64_MAX, allow_inf_nan=False)]
+
+
+def _counter_in_range(value: int, info: ValidationInfo) -> int:
+    # Checked on JSON input only: the collectors build Counters from their parsers' output in Python mode,
+    # and those parsers bound their tokens themselves (a hostile host's 30-digit counter is their business).
+    if info.mode == "json" and not S64_MIN <= value <= U64_MAX:
+        raise ValueError("a kernel counter is a 64-bit integer; this one is out of range")
+    return value
+
+
+# /proc/net/snmp has signed fields (Tcp.MaxConn is -1), so a counter may be negative.
+Counter64 = Annotated[int, AfterValidator(_counter_in_range),
+                      WithJsonSchema({"type": "integer", "minimum": S64_MIN, "maximum": U64_MAX})]
 
 # ss(8) state names; /proc/net/tcp state codes map onto them (include/net/tcp_states.h).
 TCP_STATES = {
@@ -80,9 +111,9 @@ class KernelInfo(BaseModel):
 
 class ConntrackInfo(BaseModel):
     present: bool = False
-    count: int | None = None
-    max: int | None = None
-    stats_per_cpu: list[dict[str, int]] = Field(default_factory=list)
+    count: Unsigned | None = None
+    max: Unsigned | None = None
+    stats_per_cpu: list[dict[str, Unsigned]] = Field(default_factory=list)
 
     def stat_total(self, name: str) -> int | None:
         if not self.stats_per_cpu:
@@ -93,9 +124,9 @@ class ConntrackInfo(BaseModel):
 class Counters(BaseModel):
     """Kernel counters: /proc/net/netstat, /proc/net/snmp (group -> name -> value), /proc/net/sockstat{,6}."""
 
-    netstat: dict[str, dict[str, int]] = Field(default_factory=dict)
-    snmp: dict[str, dict[str, int]] = Field(default_factory=dict)
-    sockstat: dict[str, dict[str, int]] = Field(default_factory=dict)
+    netstat: dict[str, dict[str, Counter64]] = Field(default_factory=dict)
+    snmp: dict[str, dict[str, Counter64]] = Field(default_factory=dict)
+    sockstat: dict[str, dict[str, Counter64]] = Field(default_factory=dict)
 
     def get(self, name: str) -> int | None:
         """`TcpExt.PAWSPassive`, `Tcp.AttemptFails`, `TCP.tw` (sockstat)."""
@@ -109,9 +140,9 @@ class Counters(BaseModel):
 class CounterSample(BaseModel):
     """An earlier sample of the counters, for rates (`--sample SECONDS`)."""
 
-    interval_s: float
+    interval_s: Seconds
     counters: Counters
-    conntrack_stats_per_cpu: list[dict[str, int]] = Field(default_factory=list)
+    conntrack_stats_per_cpu: list[dict[str, Unsigned]] = Field(default_factory=list)
 
 
 class Environment(BaseModel):
@@ -152,27 +183,27 @@ class SocketTable(BaseModel):
     """
 
     source: str = Field("none", description="netlink (sock_diag, read locally), ss, proc, or none")
-    total: int = 0
-    state_counts: dict[str, int] = Field(default_factory=dict)
+    total: Unsigned = 0
+    state_counts: dict[str, Unsigned] = Field(default_factory=dict)
     detail: str = Field(
         "none",
         description="where keepalive/idle detail came from: netlink or ss-i (complete), ss-i-partial, none",
     )
-    family: list[int] = Field(default_factory=list)
+    family: list[Unsigned] = Field(default_factory=list)
     state: list[str] = Field(default_factory=list)
     local_addr: list[str] = Field(default_factory=list)
-    local_port: list[int] = Field(default_factory=list)
+    local_port: list[Port] = Field(default_factory=list)
     remote_addr: list[str] = Field(default_factory=list)
-    remote_port: list[int] = Field(default_factory=list)
-    recv_q: list[int] = Field(default_factory=list)
-    send_q: list[int] = Field(default_factory=list)
+    remote_port: list[Port] = Field(default_factory=list)
+    recv_q: list[Unsigned] = Field(default_factory=list)
+    send_q: list[Unsigned] = Field(default_factory=list)
     timer: list[str | None] = Field(default_factory=list)
-    timer_ms: list[int | None] = Field(default_factory=list)
-    retrans: list[int | None] = Field(default_factory=list)
-    uid: list[int | None] = Field(default_factory=list)
-    inode: list[int | None] = Field(default_factory=list)
-    lastsnd_ms: list[int | None] = Field(default_factory=list)
-    lastrcv_ms: list[int | None] = Field(default_factory=list)
+    timer_ms: list[Unsigned | None] = Field(default_factory=list)
+    retrans: list[Unsigned | None] = Field(default_factory=list)
+    uid: list[Unsigned | None] = Field(default_factory=list)
+    inode: list[Unsigned | None] = Field(default_factory=list)
+    lastsnd_ms: list[Unsigned | None] = Field(default_factory=list)
+    lastrcv_ms: list[Unsigned | None] = Field(default_factory=list)
     _state_rows: Any = PrivateAttr(default=None)  # (state column, its length, {state: row numbers})
 
     @model_validator(mode="after")
@@ -254,14 +285,15 @@ class SocketTable(BaseModel):
 
 
 class Snapshot(BaseModel):
-    schema_version: int = SCHEMA_VERSION
+    # strict: the published schema says integer, so "1" (a string) is not a version
+    schema_version: int = Field(SCHEMA_VERSION, strict=True, ge=1, le=U64_MAX)
     hostname: str
     collected_at: _dt.datetime
     source: Source
     collector: str = Field("", description="tool and version that collected it")
     kernel: KernelInfo
     distro: Distro = Field(default_factory=Distro)
-    uptime_s: float | None = None
+    uptime_s: Seconds | None = None
     sysctls: dict[str, str] = Field(
         default_factory=dict, description="net.ipv4.*, net.ipv6.*, net.core.*, net.netfilter.* (raw, whitespace folded)"
     )

@@ -225,6 +225,101 @@ def test_snapshot_truncated_at_every_position() -> None:
             _load_snapshot(sample[:cut])
 
 
+# Numbers a kernel cannot report: NaN and infinities (Python's json writes them), floats that overflow to
+# inf, integers beyond 64 bits. They used to load and then crash rules (a "rule error" finding, exit 1).
+HOSTILE_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e999999", "-1e999999", str(10**400), str(-(10**400)),
+                   str(2**64), str(-(2**63) - 1)]
+IN_RANGE_NUMBERS = [0, 1, 2**64 - 1, -(2**63), 65535, 1e-300]
+
+
+def _numeric_leaves(doc: object, path: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
+    """The path of every number in a snapshot document: the first row of each list, the first three
+    counters of each counter group."""
+    if isinstance(doc, bool):
+        return []
+    if isinstance(doc, (int, float)):
+        return [path]
+    out: list[tuple] = []  # type: ignore[type-arg]
+    if isinstance(doc, dict):
+        items = list(doc.items())
+        if "counters" in path[-3:-1]:  # counters.<table>.<group>: hundreds of names of one type
+            items = items[:3]
+        for k, v in items:
+            out += _numeric_leaves(v, (*path, k))
+    elif isinstance(doc, list) and doc:
+        out += _numeric_leaves(doc[0], (*path, 0))
+    return out
+
+
+def _with(doc: object, path: tuple, value: object) -> object:  # type: ignore[type-arg]
+    doc = json.loads(json.dumps(doc))
+    slot = doc
+    for k in path[:-1]:
+        slot = slot[k]  # type: ignore[index]
+    slot[path[-1]] = value  # type: ignore[index]
+    return doc
+
+
+def _number_samples() -> list[dict]:  # type: ignore[type-arg]
+    """The snapshot samples, and one with an earlier counter sample (`previous`, for rates)."""
+    docs = [json.loads(s) for s in snapshot_samples()]
+    rich = max(docs, key=lambda d: len(_numeric_leaves(d)))
+    docs.append({**rich, "previous": {"interval_s": 10.0, "counters": rich["counters"],
+                                      "conntrack_stats_per_cpu": rich["conntrack"]["stats_per_cpu"]}})
+    return docs
+
+
+def test_numbers_no_kernel_reports_are_refused_naming_the_field() -> None:
+    """Every number in a snapshot file is bounded: NaN, Infinity, 1e999999 and integers beyond 64 bits are a
+    SnapshotFileError that names the file and the field path, never a snapshot the rules then choke on."""
+    checked = 0
+    for doc in _number_samples():
+        for path in _numeric_leaves(doc):
+            where = ".".join(map(str, path))
+            original = _with(doc, path, "@@number@@")
+            for raw in HOSTILE_NUMBERS:
+                slot = doc
+                for k in path:
+                    slot = slot[k]  # type: ignore[index]
+                if raw == str(2**64) and isinstance(slot, float):
+                    continue  # as a float 2**64 rounds to float(2**64 - 1): in range
+                data = json.dumps(original).replace('"@@number@@"', raw).encode()
+                with pytest.raises(SnapshotFileError) as info:
+                    parse_snapshot_bytes(data, NAME)
+                check_error(info.value, NAME)
+                assert where in str(info.value), (raw, str(info.value))
+                checked += 1
+    assert checked > 1000
+
+
+def test_numbers_in_range_load_and_no_rule_errs_on_them() -> None:
+    """The bounds are ones the rules cope with: a field at its limit audits with no rule error."""
+    opts = AuditOptions()
+    for doc in _number_samples()[-1:]:
+        for path in _numeric_leaves(doc):
+            for value in IN_RANGE_NUMBERS:
+                try:
+                    snap = parse_snapshot_bytes(json.dumps(_with(doc, path, value)).encode(), NAME)
+                except SnapshotFileError:
+                    continue  # out of this field's range (a port above 65535, a negative queue)
+                errors = [c for c in audit_snapshot(snap, opts).checks if c.outcome.value == "error"]
+                assert not errors, (path, value, errors)
+
+
+def test_snapshot_with_a_utf8_bom_loads() -> None:
+    sample = snapshot_samples()[-1]
+    assert parse_snapshot_bytes(b"\xef\xbb\xbf" + sample, NAME) == parse_snapshot_bytes(sample, NAME)
+    with pytest.raises(SnapshotFileError, match="empty file"):
+        parse_snapshot_bytes(b"\xef\xbb\xbf\n", NAME)
+
+
+def test_schema_version_is_a_json_integer() -> None:
+    doc = json.loads(snapshot_samples()[-1])
+    for bad in ("1", 1.0, True, 0, -1):
+        with pytest.raises(SnapshotFileError, match="schema_version"):
+            parse_snapshot_bytes(json.dumps({**doc, "schema_version": bad}).encode(), NAME)
+
+
 # ---- collector dumps -------------------------------------------------------------------------------------
 _ITEM_NAMES = ["hostname", "osrelease", "os-release", "uptime", "netstat", "snmp", "sockstat", "ss", "ss-detail",
                "sysctls", "proc-net-tcp", "proc-net-tcp6", "iptables-nat", "nf_conntrack_stat", "cgroup", "nope",

@@ -31,6 +31,11 @@ RELEASES = [
     ("3.10.0-327.el7.x86_64", (3, 10, 0), None, "rhel", 7, "327.el7.x86_64"),
     ("6.5.6-300.fc39.x86_64", (6, 5, 6), None, "fedora", 39, "300.fc39.x86_64"),
     ("v6.2", (6, 2, 0), None, None, None, None),
+    # CONFIG_LOCALVERSION_AUTO on a tree with commits past its tag, or a dirty one: uname -r ends in '+'
+    ("6.8.0-rc1+", (6, 8, 0), "rc1", None, None, None),
+    ("4.19.0+", (4, 19, 0), None, None, None, None),
+    ("5.15.0+", (5, 15, 0), None, None, None, None),
+    ("5.15.0-1057-azure+", (5, 15, 0), None, None, None, "1057-azure+"),
 ]
 
 
@@ -49,6 +54,64 @@ def test_upstream_and_series():
     assert parse_release("5.14.21-150400.24.21-default").upstream == "5.14.21"
     assert parse_release("6.2.0-rc7").upstream == "6.2.0-rc7"
     assert parse_release("6.1.79-99.167.amzn2023.x86_64").series == "6.1"
+
+
+def test_development_tree_plus_keeps_the_upstream_base_it_follows():
+    """`4.19.0+` is 4.19.0 plus commits: it orders with 4.19.0, and `6.8.0-rc1+` with rc1 (before rc2)."""
+    assert parse_release("4.19.0+").upstream == "4.19.0"
+    assert parse_release("6.8.0-rc1+").upstream == "6.8.0-rc1"
+    assert parse_release("4.19.0+").same_version(parse_release("4.19.0"))
+    assert parse_release("6.8.0-rc1+").same_version(parse_release("6.8.0-rc1"))
+    assert parse_release("6.8.0-rc1") <= parse_release("6.8.0-rc1+") < parse_release("6.8.0-rc2")
+    assert parse_release("6.8.0-rc1+") < (6, 8)
+    assert parse_release("4.19.0+").at_least("4.19") and not parse_release("4.19.0+").at_least("4.20")
+    assert parse_release("4.19.0+") != parse_release("4.19.0")  # equality is about the string
+
+
+def test_snapshot_of_a_development_kernel_records_its_version():
+    import datetime as dt
+
+    from tcpaudit.collect.build import build_snapshot
+    from tcpaudit.collect.raw import RawCapture
+    from tcpaudit.snapshot import Source
+
+    raw = RawCapture(source=Source.file, collected_at=dt.datetime.now(dt.timezone.utc),
+                     items={"osrelease": "6.8.0-rc1+\n"})
+    kernel = build_snapshot(raw).kernel
+    assert (kernel.release, kernel.version) == ("6.8.0-rc1+", "6.8.0-rc1")
+
+
+@pytest.mark.parametrize("args", [["kernel", "4.19.0+"], ["kernel", "6.8.0-rc1+", "--format", "json"],
+                                  ["lint", "--kernel", "5.15.0+", "-"]])
+def test_cli_accepts_development_kernels(args):
+    from .cli import run
+
+    p = run(*args, input="net.ipv4.tcp_tw_reuse = 1\n")
+    assert p.returncode in (0, 1), p.stderr
+    assert "not a kernel release" not in p.stderr and p.stdout
+
+
+@pytest.mark.parametrize("release", ["-1.2", "-5.4.0-137-generic", "-x"])
+def test_cli_kernel_release_starting_with_a_dash_gets_the_release_error(release):
+    """`tcpaudit kernel -1.2` was click's four-line "No such option: -1"; it is the release parser's line."""
+    from .cli import run
+
+    for args in (["kernel", release], ["kernel", "-f", "json", release], ["kernel", "--", release]):
+        p = run(*args)
+        assert p.returncode == 2, (args, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "not a kernel release" in lines[0] and repr(release) in lines[0], p.stderr
+        assert p.stdout == ""
+
+
+def test_cli_kernel_unknown_long_option_is_still_one_usage_line():
+    from .cli import run
+
+    p = run("kernel", "--bogus", "5.4")
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--bogus" in lines[0], p.stderr
+    assert run("kernel", "-fjson", "5.4").returncode == 0  # an option with its value attached still parses
 
 
 def test_surrounding_whitespace_is_stripped():

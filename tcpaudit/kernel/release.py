@@ -8,7 +8,11 @@ version parsers (PEP 440 via ``packaging``) misread most of these -- they treat
 ``-137`` as a post release or reject the string outright -- so this module has
 its own small, strict grammar:
 
-    [v]MAJOR.MINOR[.PATCH][-rcN][<separator><distro build>]
+    [v]MAJOR.MINOR[.PATCH][-rcN][<separator><distro build>][+]
+
+A trailing ``+`` is what CONFIG_LOCALVERSION_AUTO appends for a tree with
+commits past its tag (or uncommitted changes): ``6.8.0-rc1+``, ``4.19.0+``.
+The upstream base is still the version before it, so it orders with it.
 
 Anything that does not fit raises :class:`KernelReleaseError` with a one-line
 message; the parser never guesses.
@@ -340,6 +344,9 @@ def parse_release(text: str) -> KernelRelease:
         prerelease = f"rc{rc_number}"
         rest = rest[rc.end() :]
 
+    if rest == "+":
+        # `4.19.0+`, `6.8.0-rc1+`: a development tree past the tag, not an empty build suffix
+        rest = ""
     if rest and rest[0] not in "-.+_~":
         raise KernelReleaseError(
             f"not a kernel release: {_show(text)} (unexpected {_show(rest[:10])} after the version)"
