@@ -104,3 +104,19 @@ def test_truncation_gives_parse_error_or_data(fn) -> None:  # type: ignore[no-un
             fn(text[:cut], "cut")
         except p.ParseError as exc:
             assert str(exc).startswith("cut:")
+
+
+def test_socket_numbers_beyond_what_a_kernel_prints_are_parse_errors():
+    """ss fields are unsigned and at most 64-bit: a saved snapshot bounds them the same way, so a table that
+    parsed must load again (tcpaudit.snapshot's Unsigned columns)."""
+    line = "ESTAB 0 0 10.0.0.1:40000 10.0.0.2:80 uid:{uid} ino:{ino} sk:1"
+    ok = p.parse_ss_columns(line.format(uid=1000, ino=2**64 - 1))
+    assert ok["inode"] == [2**64 - 1] and ok["uid"] == [1000]
+    for uid, ino in ((1000, 2**64), (-1, 5), (10**25, 5)):
+        with pytest.raises(p.ParseError):
+            p.parse_ss_columns(line.format(uid=uid, ino=ino))
+    with pytest.raises(p.ParseError, match="out of range"):
+        p.parse_ss_columns("ESTAB -1 0 10.0.0.1:40000 10.0.0.2:80")
+    with pytest.raises(p.ParseError, match="out of range"):
+        p.parse_counter_pairs("TcpExt: A\nTcpExt: 18446744073709551616\n", "netstat")
+    assert p.parse_counter_pairs("Tcp: MaxConn\nTcp: -1\n", "snmp") == {"Tcp": {"MaxConn": -1}}

@@ -16,6 +16,7 @@ from ..snapshot import (
 )
 from .parsers import (
     SS_COLUMNS,
+    U64_MAX,
     ParseError,
     nat_redirect_rules,
     parse_conntrack_stat,
@@ -129,7 +130,7 @@ def build_snapshot(raw: RawCapture) -> Snapshot:
         ct.present = True
         for attr, key in (("count", "net.netfilter.nf_conntrack_count"), ("max", "net.netfilter.nf_conntrack_max")):
             v = sysctls.get(key, "")
-            if v.isascii() and v.isdigit() and len(v) <= 20:  # not '²' (isdigit, but no int) nor 5000 digits
+            if v.isascii() and v.isdigit() and len(v) <= 20 and int(v) <= U64_MAX:  # not '²', nor 5000 digits
                 setattr(ct, attr, int(v))
         ct.stats_per_cpu = parse("nf_conntrack_stat", parse_conntrack_stat) or []
 

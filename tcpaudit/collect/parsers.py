@@ -23,13 +23,27 @@ class ParseError(ValueError):
         super().__init__(f"{source}: {message}")
 
 
-def _int(token: str, source: str, what: str) -> int:
+U64_MAX = 2**64 - 1
+_S64_MIN = -(2**63)
+
+
+def _int(token: str, source: str, what: str, low: int = _S64_MIN) -> int:
+    """A decimal the kernel printed: a 64-bit counter (signed ones too: Tcp.MaxConn is -1), or with low=0 an
+    unsigned field. Anything longer or outside that range is no kernel output (and would not load again from
+    a saved snapshot, whose numbers are bounded the same way)."""
     if len(token) > 32:
         raise ParseError(source, f"{clean_text(what, 64)} is not a number: {token[:32]!r}...")
     try:
-        return int(token)
+        value = int(token)
     except ValueError:  # `what` may be a name from the input itself (sockstat, netstat)
         raise ParseError(source, f"{clean_text(what, 64)} is not a number: {token!r}") from None
+    if not low <= value <= U64_MAX:
+        raise ParseError(source, f"{clean_text(what, 64)} is out of range: {token!r}")
+    return value
+
+
+def _uint(token: str, source: str, what: str) -> int:
+    return _int(token, source, what, low=0)
 
 
 # ---- /proc/net/netstat and /proc/net/snmp -----------------------------------
@@ -207,8 +221,8 @@ def parse_ss_line(line: str, source: str, *, with_state: bool = True) -> Socket:
             raise ParseError(source, f"unknown TCP state {state[:32]!r}")
     else:
         state = "ESTAB"
-    recv_q = _int(toks[0], source, "Recv-Q")
-    send_q = _int(toks[1], source, "Send-Q")
+    recv_q = _uint(toks[0], source, "Recv-Q")
+    send_q = _uint(toks[1], source, "Send-Q")
     laddr, lport = split_endpoint(toks[2], source)
     raddr, rport = split_endpoint(toks[3], source)
     timer = timer_ms = retrans = uid = inode = None
@@ -218,9 +232,9 @@ def parse_ss_line(line: str, source: str, *, with_state: bool = True) -> Socket:
             if m:
                 timer, timer_ms, retrans = m.group(1), parse_timer_ms(m.group(2)), int(m.group(3))
         elif tok.startswith("uid:"):
-            uid = _int(tok[4:], source, "uid")
+            uid = _uint(tok[4:], source, "uid")
         elif tok.startswith("ino:"):
-            inode = _int(tok[4:], source, "ino")
+            inode = _uint(tok[4:], source, "ino")
     if with_state and uid is None and inode is not None:
         uid = 0  # ss -e omits uid:0
     return Socket(_family(laddr), state, laddr, lport, raddr, rport, recv_q, send_q,
@@ -322,9 +336,11 @@ class _Memo:
         return value
 
     def int32(self, text: str) -> int | None:
-        """Plain non-negative numbers of at most 32 digits (_int's limit)."""
-        if text.isascii() and text.isdigit() and len(text) <= 32:
+        """Plain non-negative numbers up to U64_MAX (_uint's limit); anything else goes to the strict parser."""
+        if text.isascii() and text.isdigit() and len(text) <= 20:
             value = int(text)
+            if value > U64_MAX:
+                return None
             self._store(self.ints, text, value)
             return value
         return None
@@ -394,13 +410,17 @@ class SsTableParser:
                                 timer, timer_ms, retrans = t
                     elif c == "i":
                         if tok.startswith("ino:"):
-                            if len(tok) > 36:
+                            if len(tok) > 24:  # "ino:" and 20 digits: U64_MAX has 20
                                 raise ValueError
                             inode = 0 if tok == "ino:0" else int(tok[4:])
+                            if inode > U64_MAX or inode < 0:
+                                raise ValueError
                     elif c == "u" and tok.startswith("uid:"):
-                        if len(tok) > 36:
+                        if len(tok) > 24:
                             raise ValueError
                         uid = int(tok[4:])
+                        if uid > U64_MAX or uid < 0:
+                            raise ValueError
             except (KeyError, IndexError, ValueError):
                 for append, value in zip(appends, parse_ss_line(line, self.source)):
                     append(value)  # the strict parser: the same result, or its ParseError
@@ -571,8 +591,8 @@ def parse_proc_net_tcp(text: str, source: str = "/proc/net/tcp", user_hz: int = 
         state = TCP_STATES.get(st)
         if state is None:
             raise ParseError(source, f"line {n}: unknown state {st}")
-        uid = _int(toks[7], source, "uid")
-        inode = _int(toks[9], source, "inode")
+        uid = _uint(toks[7], source, "uid")
+        inode = _uint(toks[9], source, "inode")
         timer = _PROC_TIMERS.get(tr)
         out.append(Socket(_family(laddr), state, laddr, lport, raddr, rport, rxq, txq, timer,
                           when * 1000 // user_hz if timer else None, retr, uid, inode, None, None))
