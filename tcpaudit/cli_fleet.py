@@ -179,5 +179,6 @@ def collector_script() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("fleet")(fleet)
-    app.command("collector-script")(collector_script)
+    app.command("fleet", short_help="Audit many hosts over SSH in parallel, with drift.")(fleet)
+    app.command("collector-script", short_help="Print the read-only sh collector, for any remote engine.")(
+        collector_script)

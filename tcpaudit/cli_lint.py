@@ -155,5 +155,5 @@ def baseline(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("lint")(lint)
-    app.command("baseline")(baseline)
+    app.command("lint", short_help="Lint sysctl config before it ships (files, k8s, compose).")(lint)
+    app.command("baseline", short_help="Record today's findings so that only new ones fail.")(baseline)
