@@ -64,20 +64,26 @@ class DestinationError(SSHSetupError):
     """Something that cannot be a host, user or port."""
 
 
-class UnknownHostKeyError(paramiko.SSHException):
+class HostKeyRefused(paramiko.SSHException):
+    """A host key that known_hosts does not vouch for (a changed key is paramiko's BadHostKeyException)."""
+
     def __init__(self, hostname: str, key: paramiko.PKey):
         self.hostname = hostname
         self.key = key
-        super().__init__(f"unknown host key for {hostname} ({key.get_name()} {key.fingerprint}); "
-                         "verify it and add it to known_hosts, or use --accept-new")
+        super().__init__(self.describe(f"{hostname} ({key.get_name()} {key.fingerprint})"))
+
+    def describe(self, host: str) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
 
 
-class RevokedHostKeyError(paramiko.SSHException):
-    def __init__(self, hostname: str, key: paramiko.PKey):
-        self.hostname = hostname
-        self.key = key
-        super().__init__(f"host key for {hostname} ({key.get_name()} {key.fingerprint}) is marked @revoked in "
-                         "known_hosts; refusing to connect")
+class UnknownHostKeyError(HostKeyRefused):
+    def describe(self, host: str) -> str:
+        return f"unknown host key for {host}; verify it and add it to known_hosts, or use --accept-new"
+
+
+class RevokedHostKeyError(HostKeyRefused):
+    def describe(self, host: str) -> str:
+        return f"host key for {host} is marked @revoked in known_hosts; refusing to connect"
 
 
 class _Timeout(Exception):
@@ -873,7 +879,7 @@ def _classify(exc: BaseException, stopping: bool) -> tuple[TargetStatus, str]:
         return TargetStatus.error, str(exc)
     if isinstance(exc, _Timeout):
         return TargetStatus.timeout, str(exc)
-    if isinstance(exc, (UnknownHostKeyError, RevokedHostKeyError)):
+    if isinstance(exc, HostKeyRefused):
         return TargetStatus.host_key_rejected, str(exc)
     if isinstance(exc, paramiko.BadHostKeyException):
         return TargetStatus.host_key_rejected, (
