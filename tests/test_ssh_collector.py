@@ -304,3 +304,12 @@ def test_bad_host_from_cli_is_a_one_line_usage_error():
     assert err.count("\n") == 1 and "starts with '-'" in err
     with pytest.raises(DestinationError):
         validate_host("a b")
+
+
+def test_garbage_that_is_not_utf8_is_shown_as_escapes():
+    """A host answering with binary junk: the bad_output reason shows its bytes as \\xNN, not as U+FFFD."""
+    from tcpaudit.collect.dump import DumpError, parse_frames
+
+    with pytest.raises(DumpError) as exc:
+        parse_frames(b"\xff\xfe\x1b[2Jjunk")
+    assert "\\xff\\xfe" in str(exc.value) and "\ufffd" not in str(exc.value) and "\x1b" not in str(exc.value)

@@ -149,7 +149,8 @@ def _longest_line(chunk: bytes, first: int, last: int) -> int:
 
 
 def _snippet(data: bytes | str, n: int = 60) -> str:
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    # bytes that are not UTF-8 are shown as \xNN (what they are), not as U+FFFD
+    text = data[:4 * n].decode("utf-8", "backslashreplace") if isinstance(data, bytes) else data
     return '"' + clean_text(text.lstrip()[:n]) + '"'
 
 
