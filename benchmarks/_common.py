@@ -354,7 +354,7 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
         s, b = r.get("subject_m") or {}, r.get("baseline_m") or {}
         if r["status"] != "ok":
             cells = ["-"] * 5
-            verdict = f"{r['status']}: {r.get('note', '')}"
+            verdict = f"{r['status']}: " + " ".join(str(r.get("note", "")).split()).replace("|", "/")  # one cell
         else:
             rss = [f"{m['peak_rss_kb'] / 1024:.0f}" if m.get("peak_rss_kb") else "-" for m in (s, b)]
             ratio = _fmt_ratio(r.get("ratio_wall")) + (f" ({r['speedup']:.1f}x faster)" if "speedup" in r else "")

@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import shutil
+import random
 import signal
 import socket
 import subprocess
@@ -44,7 +45,27 @@ def login_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+# Test servers listen below the default ephemeral range (32768-60999): a port picked there, closed and then
+# bound by sshd moments later can meanwhile become the local port of some outgoing connection (a 100-host
+# benchmark fleet hit exactly that: "Bind to port ... failed: Address already in use").
+_LISTEN_PORTS = range(20000, 32768)
+
+
+_handed_out: set[int] = set()  # ports given to servers of this process that may not be bound yet
+
+
 def free_port() -> int:
+    for _ in range(200):
+        port = random.choice(_LISTEN_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -157,12 +178,18 @@ class SSHServer:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout: float = 10.0) -> None:
+    def wait_ready(self, timeout: float = 10.0, retries: int = 3) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sshd exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+                log = self.log.read_text()
+                if retries and self.netns is None and "Address already in use" in log:
+                    self._logf.close()  # someone took the port between free_port() and sshd's bind: another
+                    self.port = 0
+                    self.start(wait=False)
+                    return self.wait_ready(timeout, retries - 1)
+                raise RuntimeError(f"sshd exited with {self.proc.returncode}: {log[-2000:]}")
             try:
                 with socket.create_connection((self.address, self.port), timeout=0.5) as s:
                     s.settimeout(2)
