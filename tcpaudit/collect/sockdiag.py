@@ -36,6 +36,7 @@ tcp_diag, a seccomp filter): the caller then runs `ss`, as before.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import struct
 import time
@@ -53,7 +54,7 @@ NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
 INET_DIAG_INFO = 2
 INET_DIAG_SKV6ONLY = 11
 _ZERO16 = bytes(16)
-_DIAG_TYPE = struct.pack("=H", 20)  # SOCK_DIAG_BY_FAMILY as it stands in nlmsghdr.nlmsg_type
+_DIAG_TYPE = struct.pack("=H", SOCK_DIAG_BY_FAMILY)  # as it stands in nlmsghdr.nlmsg_type
 ALL_STATES = 0xFFFFFFFF  # ss -a: every state, request sockets (TCP_NEW_SYN_RECV) included
 
 # ss's names for idiag_timer (misc/ss.c, tcp_timer_print): 1 retransmit/probe ("on"), 2 keepalive,
@@ -234,16 +235,10 @@ def dump_tcp(timeout_s: float = 20.0, limit: int = 1_000_000, want_info: bool = 
         try:
             _dump_family(socket.AF_INET6, deadline, parser)
         except SockDiagUnavailable:
-            if not _ipv6_missing():
+            if os.path.exists("/proc/net/if_inet6"):
                 raise
             # a kernel without IPv6 answers the AF_INET6 dump with an error: there are no IPv6 sockets
     return parser.columns(), parser.truncated
-
-
-def _ipv6_missing() -> bool:
-    import os
-
-    return not os.path.exists("/proc/net/if_inet6")
 
 
 def _columns(rows: list[tuple], last: dict[int, tuple[int, int]], dual: set[int]) -> dict[str, list[Any]]:
