@@ -195,3 +195,19 @@ def test_runtime_local_socket_table_cap_is_a_reported_gap(make_netns, source: st
     out = json.loads(r.stdout)
     assert out["total"] == 4
     assert [item, "truncated", "stopped after 4 sockets; counts are lower bounds"] in out["gaps"]
+
+
+def test_runtime_global_sysctls_are_not_visible_in_a_namespace(make_netns) -> None:  # noqa: F811
+    """tcp_max_orphans and tcp_mem live in ipv4_table, registered for the initial namespace only: inside a
+    container's namespace the files are gone although the kernel has them. tcpaudit says so, and the rules
+    that need them are not applicable for that reason (not 'absent on this kernel')."""
+    if not os.path.exists("/proc/sys/net/ipv4/tcp_max_orphans"):
+        pytest.skip("this test runs in a child network namespace already")
+    ns = make_netns()
+    assert ns.run(["sh", "-c", "test -e /proc/sys/net/ipv4/tcp_max_orphans || echo gone"]).stdout.strip() == "gone"
+    run = ns.tcpaudit(snapshot=False)
+    notes = run.target["kernel_notes"]
+    assert any(n.startswith("net.ipv4.tcp_max_orphans is absent") and "global sysctl" in n for n in notes), notes
+    assert run.outcome("TCP008") == "not_applicable"
+    reason = next(c["reason"] for c in run.target["checks"] if c["rule"] == "TCP008")
+    assert "another network namespace" in reason
