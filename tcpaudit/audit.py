@@ -12,7 +12,7 @@ from .config import Waiver
 from .context import Context, ContextOptions, resolve_context
 from .exitcodes import ExitCode
 from .model import Location, Report, Severity, Summary, Target, TargetStatus, Tool
-from .rules.base import Facts
+from .rules.base import GLOBAL_SYSCTL_HIDDEN, Facts
 from .rules.engine import catalogue, run_rules
 from .sanitize import clean_text
 from .snapshot import Snapshot
@@ -75,11 +75,8 @@ def kernel_notes(snapshot: Snapshot, facts: Facts) -> list[str]:
             continue
         if on_host:
             why = "likely a distribution backport"
-        elif fact.per_netns_in(facts.release) is False:
-            # Global sysctls (ipv4_table, not ipv4_net_table) are registered for the initial namespace only
-            # (sysctl_ipv4_init in net/ipv4/sysctl_net_ipv4.c): other namespaces do not see the file at all.
-            why = ("a global sysctl, shown only in the host's initial network namespace: this snapshot comes "
-                   "from a container or another network namespace; read it on the host")
+        elif facts.hidden_by_netns(name):
+            why = f"{GLOBAL_SYSCTL_HIDDEN}; read it on the host"
         else:
             why = "not built into this kernel, or its module is not loaded"
         notes.append(f"{name} is {'present' if on_host else 'absent'} on this host although upstream "

@@ -13,10 +13,10 @@ from ..snapshot import (
     KernelInfo,
     Snapshot,
     SocketTable,
+    U64_MAX,
 )
 from .parsers import (
     SS_COLUMNS,
-    U64_MAX,
     ParseError,
     nat_redirect_rules,
     parse_conntrack_stat,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from ..sanitize import clean_text
-from ..snapshot import TCP_STATES, STATE_NAMES, Distro, Socket
+from ..snapshot import S64_MIN, STATE_NAMES, TCP_STATES, U64_MAX, Distro, Socket
 
 MAX_FIELD_LEN = 4096  # longer tokens are hostile or corrupt, not something a kernel prints
 
@@ -23,11 +23,9 @@ class ParseError(ValueError):
         super().__init__(f"{source}: {message}")
 
 
-U64_MAX = 2**64 - 1
-_S64_MIN = -(2**63)
 
 
-def _int(token: str, source: str, what: str, low: int = _S64_MIN) -> int:
+def _int(token: str, source: str, what: str, low: int = S64_MIN) -> int:
     """A decimal the kernel printed: a 64-bit counter (signed ones too: Tcp.MaxConn is -1), or with low=0 an
     unsigned field. Anything longer or outside that range is no kernel output (and would not load again from
     a saved snapshot, whose numbers are bounded the same way)."""

@@ -95,6 +95,10 @@ class Value:
 
 
 @dataclass
+GLOBAL_SYSCTL_HIDDEN = ("a global sysctl, shown only in the host's initial network namespace: this snapshot "
+                        "comes from a container or another network namespace")
+
+
 class Facts:
     """Everything a rule may look at for one target."""
 
@@ -126,14 +130,18 @@ class Facts:
         origin, raw = self.kdb.kernel_value(name, self.release)
         return Value(name, raw, origin)
 
-    def absent_reason(self, name: str) -> str:
-        """Why `name` is absent here: not on this kernel, or (on a host, for a global sysctl) not visible
-        from the network namespace the snapshot was taken in."""
+    def hidden_by_netns(self, name: str) -> bool:
+        """`name` exists on this kernel but is a global sysctl: registered for the initial network namespace
+        only (ipv4_table, not ipv4_net_table: sysctl_ipv4_init in net/ipv4/sysctl_net_ipv4.c), so a host
+        snapshot taken in another namespace cannot show it."""
         fact = self.kdb.sysctls.get(name) if self.kdb is not None else None
-        if (self.kind == "host" and fact is not None and self.release is not None
-                and fact.per_netns_in(self.release) is False and fact.present_in(self.release)):
-            return (f"{name} is a global sysctl, shown only in the host's initial network namespace: this "
-                    "snapshot comes from a container or another network namespace (audit the host itself)")
+        return (self.kind == "host" and fact is not None and self.release is not None
+                and fact.per_netns_in(self.release) is False and bool(fact.present_in(self.release)))
+
+    def absent_reason(self, name: str) -> str:
+        """Why `name` is absent here: not on this kernel, or not visible from this network namespace."""
+        if self.hidden_by_netns(name):
+            return f"{name} is {GLOBAL_SYSCTL_HIDDEN} (audit the host itself)"
         return f"{name} does not exist on this kernel"
 
     def usable_ephemeral_ports(self) -> tuple[int, int, int] | None:
