@@ -94,11 +94,11 @@ class Value:
         return f"{self.name}={self.raw} ({where})" if self.raw is not None else f"{self.name} ({where})"
 
 
-@dataclass
 GLOBAL_SYSCTL_HIDDEN = ("a global sysctl, shown only in the host's initial network namespace: this snapshot "
                         "comes from a container or another network namespace")
 
 
+@dataclass
 class Facts:
     """Everything a rule may look at for one target."""
 
