@@ -38,6 +38,7 @@ class Outcome(str, Enum):
     fail = "fail"
     not_applicable = "not_applicable"
     error = "error"
+    unknown = "unknown"  # the rule's input could not be read (needs root, not collected): never a pass
 
 
 class TargetStatus(str, Enum):
@@ -49,6 +50,8 @@ class TargetStatus(str, Enum):
     bad_output = "bad_output"
     error = "error"
     interrupted = "interrupted"
+    partial = "partial"  # audited from part of its inputs (a network namespace read without setns: counters only)
+    skipped = "skipped"  # found but not audited (a network namespace that was gone or denied); error says why
 
 
 class Location(BaseModel):
@@ -92,9 +95,24 @@ class KernelRef(BaseModel):
     version: str | None = None
 
 
+class NetnsInfo(BaseModel):
+    """One network namespace of a host (`tcpaudit host --all-netns`)."""
+
+    inode: int
+    pids: list[int] = Field(default_factory=list, description="processes whose /proc/PID/ns/net is this namespace")
+    name: str = Field(description="the most specific name found (pod, container, bind mount, comm)")
+    name_source: str = Field(description="where the name came from: pod-log-dir, cgroup, bind-mount, comm, host")
+    pod_uid: str | None = None
+    pod: str | None = Field(default=None, description="namespace/name of the pod, when known")
+    qos_class: str | None = None
+    container_id: str | None = None
+    bind_mounts: list[str] = Field(default_factory=list, description="nsfs bind mounts holding this namespace")
+    is_host: bool = False
+
+
 class Target(BaseModel):
     name: str
-    kind: str = Field(description="host or config")
+    kind: str = Field(description="host, netns or config")
     status: TargetStatus = TargetStatus.ok
     error: str | None = None
     kernel: KernelRef = Field(default_factory=KernelRef)
@@ -108,6 +126,7 @@ class Target(BaseModel):
         default_factory=list,
         description="where the host's own sysctls disagree with the knowledge base's version table (backports)")
     files: list[str] = Field(default_factory=list, description="config targets: the files read")
+    netns: NetnsInfo | None = Field(default=None, description="netns targets: which namespace this is")
 
 
 class Tool(BaseModel):

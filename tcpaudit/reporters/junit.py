@@ -77,6 +77,9 @@ def _testcase(suite: ET.Element, t: Target, check: CheckResult, findings: list[F
     elif check.outcome is Outcome.not_applicable:
         counts["skipped"] += 1
         ET.SubElement(case, "skipped", {"message": _x(f"not applicable: {check.reason}", 500)})
+    elif check.outcome is Outcome.unknown:
+        counts["skipped"] += 1
+        ET.SubElement(case, "skipped", {"message": _x(f"unknown (not checked): {check.reason}", 500)})
 
 
 def _suite(root: ET.Element, t: Target, totals: dict[str, int], titles: dict[str, str]) -> None:

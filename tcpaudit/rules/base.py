@@ -212,7 +212,14 @@ class NotApplicable:
     reason: str
 
 
-CheckOutput = Finding | NotApplicable | None | Iterable[Finding | NotApplicable]
+@dataclass(frozen=True)
+class Unknown:
+    """The rule's input could not be read (permission denied, not collected): the check is unknown, not a pass."""
+
+    reason: str
+
+
+CheckOutput = Finding | NotApplicable | Unknown | None | Iterable[Finding | NotApplicable | Unknown]
 
 
 class Rule:
@@ -255,6 +262,10 @@ class Rule:
     @staticmethod
     def na(reason: str) -> NotApplicable:
         return NotApplicable(reason)
+
+    @staticmethod
+    def unknown(reason: str) -> Unknown:
+        return Unknown(reason)
 
 
 class ValueRule(Rule):

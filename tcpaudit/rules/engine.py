@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pydantic import ValidationError
 
 from ..model import CheckResult, Finding, Outcome, Severity
-from .base import Facts, NotApplicable, Rule, RuleMeta
+from .base import Facts, NotApplicable, Rule, RuleMeta, Unknown
 
 
 class RuleLoadError(Exception):
@@ -106,7 +106,7 @@ def run_rules(facts: Facts, target_name: str, rules: Iterable[Rule] | None = Non
             continue
         try:
             out = rule.check(facts)
-            items = [] if out is None else [out] if isinstance(out, (Finding, NotApplicable)) else list(out)
+            items = [] if out is None else [out] if isinstance(out, (Finding, NotApplicable, Unknown)) else list(out)
         except Exception as exc:  # noqa: BLE001 - a crashing rule is an error finding, never a pass
             err = Finding(
                 rule=rid, severity=Severity.high, title=rule.meta.title, outcome=Outcome.error,
@@ -121,11 +121,14 @@ def run_rules(facts: Facts, target_name: str, rules: Iterable[Rule] | None = Non
             continue
         fired = [i for i in items if isinstance(i, Finding)]
         skipped = [i for i in items if isinstance(i, NotApplicable)]
+        unread = [i for i in items if isinstance(i, Unknown)]
         for fnd in fired:
             fnd.fingerprint = fingerprint(target_name, fnd)
         findings.extend(fired)
         if fired:
             results.append(CheckResult(rule=rid, outcome=Outcome.fail))
+        elif unread:
+            results.append(CheckResult(rule=rid, outcome=Outcome.unknown, reason=unread[0].reason))
         elif skipped:
             results.append(CheckResult(rule=rid, outcome=Outcome.not_applicable, reason=skipped[0].reason))
         else:
