@@ -205,11 +205,11 @@ def lint_argv(directory: str | Path) -> list[str]:
 def lint_available() -> str | None:
     """None when `tcpaudit lint` exists in the tcpaudit this interpreter imports; else why not."""
     try:
-        spec = importlib.util.find_spec("tcpaudit.cli_lint")
+        spec = importlib.util.find_spec("tcpaudit.cli.lint")
     except (ImportError, ValueError) as exc:
         return f"tcpaudit not importable: {exc}"
     if spec is None:
-        return "not available yet (tcpaudit/cli_lint.py, engineer C's `tcpaudit lint`, is not there)"
+        return "not available yet (tcpaudit/cli/lint.py, engineer C's `tcpaudit lint`, is not there)"
     return None
 
 

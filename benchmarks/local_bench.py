@@ -248,6 +248,7 @@ def mark(n):
 import typer, pydantic
 mark("import typer + pydantic (also in the floor)")
 import tcpaudit.cli as cli
+from tcpaudit.cli import _common
 mark("import tcpaudit.cli (+ registered commands)")
 cli_main_imports = ["tcpaudit.catalogue", "tcpaudit.config", "tcpaudit.context", "tcpaudit.loading",
                     "tcpaudit.rules.engine"]
@@ -256,8 +257,8 @@ for m in cli_main_imports:
     importlib.import_module(m)
 mark("modules main() imports before parsing (catalogue, rules.base, models)")
 import inspect
-n = len(inspect.signature(cli._audit_options).parameters)
-opts, _ = cli._audit_options(*([None] * 6 + [False] + [None] * (n - 7)))
+n = len(inspect.signature(_common.audit_options).parameters)
+opts, _ = _common.audit_options(*([None] * 6 + [False] + [None] * (n - 7)))
 mark("options: config file, profiles")
 from tcpaudit.audit import audit_snapshot, build_report, kernel_db
 from tcpaudit.collect.local import capture_local

@@ -1,6 +1,6 @@
 """Fleet sweeps: inventories, the parallel SSH sweep, and the cross-host view (rules by host, drift).
 
-Library layer under `tcpaudit fleet` (cli_fleet.py). Every inventory host ends up in the report exactly
+Library layer under `tcpaudit fleet` (tcpaudit/cli/fleet.py). Every inventory host ends up in the report exactly
 once, with status ok (audited) or the reason it could not be audited.
 """
 

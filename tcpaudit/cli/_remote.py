@@ -52,7 +52,7 @@ def ssh_options_given(ssh: dict[str, Any]) -> list[str]:
 
 def make_settings(ssh: dict[str, Any], prompt_for: str = "the SSH hosts"):  # type: ignore[no-untyped-def]
     """SSHSettings from the CLI options; prompts for the password (no echo) when asked to."""
-    from .collect.ssh import DEFAULT_COMMAND_TIMEOUT, SSHSettings, validate_user
+    from ..collect.ssh import DEFAULT_COMMAND_TIMEOUT, SSHSettings, validate_user
 
     user = ssh.get("user")
     if user is not None:
@@ -84,11 +84,11 @@ def make_settings(ssh: dict[str, Any], prompt_for: str = "the SSH hosts"):  # ty
 def audit_remote_host(destination: str, opts, formats, sample: float, save_snapshot: Optional[Path],  # type: ignore[no-untyped-def]
                       verbose: bool, **ssh: Any) -> int:
     """Collect one host over SSH, audit it, emit the report; returns the exit code."""
-    from .audit import audit_snapshot, build_report, failed_target
-    from .cli import UsageError, _write_snapshot, emit
-    from .collect.ssh import SSHCollector, SSHSetupError, parse_destination
-    from .model import TargetStatus
-    from .sanitize import clean_text
+    from ..audit import audit_snapshot, build_report, failed_target
+    from ..collect.ssh import SSHCollector, SSHSetupError, parse_destination
+    from ..model import TargetStatus
+    from ..sanitize import clean_text
+    from ._common import UsageError, emit, write_snapshot
 
     try:
         dest = parse_destination(destination, user=ssh.get("user"), port=ssh.get("port"))
@@ -102,7 +102,7 @@ def audit_remote_host(destination: str, opts, formats, sample: float, save_snaps
         collector.close()
     if result.status is TargetStatus.ok and result.snapshot is not None:
         if save_snapshot:
-            _write_snapshot(result.snapshot, save_snapshot)
+            write_snapshot(result.snapshot, save_snapshot)
         target = audit_snapshot(result.snapshot, opts, name=dest.name)
     else:
         target = failed_target(dest.name, result.status, result.error or result.status.value)

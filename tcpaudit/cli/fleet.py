@@ -1,6 +1,5 @@
 """`tcpaudit fleet` (audit many hosts over SSH) and `tcpaudit collector-script` (print the shell collector).
 
-Registered by tcpaudit/cli.py through `register(app)`.
 """
 
 from __future__ import annotations
@@ -11,8 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import cli_remote as _r
-from .cli import (
+from . import _remote as _r
+from ._app import app
+from ._common import (
     BaselineOpt,
     ClientsNatOpt,
     ConfigOpt,
@@ -24,11 +24,12 @@ from .cli import (
     ProfileOpt,
     UsageError,
     VerboseOpt,
-    _audit_options,
-    _parse_formats,
+    audit_options,
+    parse_formats,
 )
 
 
+@app.command("fleet", short_help="Audit many hosts over SSH in parallel, with drift.")
 def fleet(
     hosts: Annotated[Optional[list[str]], typer.Argument(help="[user@]host[:port] or ssh-config aliases.",
                                                          show_default=False)] = None,
@@ -73,12 +74,12 @@ def fleet(
     Ctrl-C stops, still writes the report for the hosts done, and exits 130.
     """
     ssh = {k: v for k, v in locals().items() if k in _r.SSH_OPTION_NAMES}
-    opts, _cfg = _audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable,
+    opts, _cfg = audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable,
                                 no_auto_context, baseline)
-    formats = _parse_formats(format)
+    formats = parse_formats(format)
 
-    from .collect.ssh import SSHCollector, SSHSetupError, concrete_config_hosts, parse_destination
-    from .fleet import InventoryError, dedupe, fleet_report, load_inventory, sweep
+    from ..collect.ssh import SSHCollector, SSHSetupError, concrete_config_hosts, parse_destination
+    from ..fleet import InventoryError, dedupe, fleet_report, load_inventory, sweep
 
     try:
         dests = []
@@ -87,7 +88,7 @@ def fleet(
         for h in hosts or []:
             dests.append(parse_destination(h, user=user, port=port))
         if ssh_config_hosts:
-            from .collect.ssh import load_ssh_config
+            from ..collect.ssh import load_ssh_config
 
             dests += [parse_destination(h) for h in concrete_config_hosts(load_ssh_config(ssh_config))]
     except (InventoryError, SSHSetupError) as exc:
@@ -119,8 +120,8 @@ def fleet(
 
 
 def _emit(report, formats, verbose: bool, detail: bool) -> int:  # type: ignore[no-untyped-def]
-    from .reporters import render
-    from .reporters.fleet_view import render_fleet
+    from ..reporters import render
+    from ..reporters.fleet_view import render_fleet
 
     for fmt, path in formats:
         if fmt == "table" and not detail:
@@ -170,15 +171,11 @@ class _Progress:
         self.progress.stop()
 
 
+@app.command("collector-script", short_help="Print the read-only sh collector, for any remote engine.")
 def collector_script() -> None:
     """Print the read-only shell collector: `sh collector.sh > dump.txt`, then `tcpaudit audit dump.txt`."""
-    from .collect.dump import collector_script as script
+    from ..collect.dump import collector_script as script
 
     sys.stdout.write(script())
     sys.stdout.flush()
 
-
-def register(app: typer.Typer) -> None:
-    app.command("fleet", short_help="Audit many hosts over SSH in parallel, with drift.")(fleet)
-    app.command("collector-script", short_help="Print the read-only sh collector, for any remote engine.")(
-        collector_script)

@@ -1,6 +1,5 @@
 """`tcpaudit lint` and `tcpaudit baseline`: gate configuration in CI before it ships.
 
-Registered by tcpaudit/cli.py (`register(app)`); the work is done by tcpaudit.lint and tcpaudit.suppress.
 """
 
 from __future__ import annotations
@@ -11,8 +10,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import (BaselineOpt, ClientsNatOpt, ConfigOpt, DisableOpt, FailOnOpt, FormatOpt, NatIdleOpt, ProfileOpt,
-                  UsageError, VerboseOpt, _audit_options, _parse_formats, emit)
+from ._app import app
+from ._common import (
+    BaselineOpt,
+    ClientsNatOpt,
+    ConfigOpt,
+    DisableOpt,
+    FailOnOpt,
+    FormatOpt,
+    NatIdleOpt,
+    ProfileOpt,
+    UsageError,
+    VerboseOpt,
+    audit_options,
+    emit,
+    parse_formats,
+)
 
 PathsArg = Annotated[Optional[list[Path]], typer.Argument(
     help="sysctl.conf / sysctl.d files, `sysctl -w` lists, tuned profiles, Markdown notes, Ansible/Salt YAML, "
@@ -36,7 +49,7 @@ K8sVersionOpt = Annotated[Optional[str], typer.Option(
 def _check_kernel(kernel: Optional[str]) -> None:
     if kernel is None:
         return
-    from .kernel.release import KernelReleaseError, parse_release
+    from ..kernel.release import KernelReleaseError, parse_release
 
     try:
         parse_release(kernel)
@@ -47,7 +60,7 @@ def _check_kernel(kernel: Optional[str]) -> None:
 def _set_k8s_version(opts, version: Optional[str]) -> None:  # type: ignore[no-untyped-def]
     if version is None:
         return
-    from .kernel.kubernetes import KubernetesVersionError, parse_k8s_version
+    from ..kernel.kubernetes import KubernetesVersionError, parse_k8s_version
 
     try:
         parse_k8s_version(version)
@@ -58,7 +71,7 @@ def _set_k8s_version(opts, version: Optional[str]) -> None:  # type: ignore[no-u
 
 def _lint_targets(paths: Optional[list[Path]], root: Optional[Path], kernel: Optional[str], merge: bool,
                   opts):  # type: ignore[no-untyped-def]
-    from .lint import LintInputError, lint_units, root_unit, units_for_paths
+    from ..lint import LintInputError, lint_units, root_unit, units_for_paths
 
     if not paths and root is None:
         raise UsageError("nothing to lint: give PATH... or --root DIR")
@@ -70,6 +83,7 @@ def _lint_targets(paths: Optional[list[Path]], root: Optional[Path], kernel: Opt
     return lint_units(units, opts, kernel)
 
 
+@app.command("lint", short_help="Lint sysctl config before it ships (files, k8s, compose).")
 def lint(
     paths: PathsArg = None,
     root: RootOpt = None,
@@ -87,12 +101,12 @@ def lint(
     verbose: VerboseOpt = False,
 ) -> None:
     """Lint sysctl configuration with the same rules as hosts, for a target kernel, before it ships."""
-    from .audit import build_report
+    from ..audit import build_report
 
-    opts, _cfg = _audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, False,
+    opts, _cfg = audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, False,
                                 baseline)
     _set_k8s_version(opts, k8s_version)
-    formats = _parse_formats(format)
+    formats = parse_formats(format)
     targets = _lint_targets(paths, root, kernel, merge, opts)
     raise typer.Exit(emit(build_report(targets, opts.fail_on), formats, verbose))
 
@@ -101,7 +115,7 @@ def _is_snapshot(p: Path) -> bool:
     """Snapshot JSON or a collector dump (audited), as opposed to a config file (linted)."""
     if not p.is_file():
         return False
-    from .collect import dump as _dump
+    from ..collect import dump as _dump
 
     try:
         with open(p, "rb") as f:
@@ -113,6 +127,7 @@ def _is_snapshot(p: Path) -> bool:
     return bool(_dump.looks_like_dump(head))
 
 
+@app.command("baseline", short_help="Record today's findings so that only new ones fail.")
 def baseline(
     paths: PathsArg = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Baseline file to write ('-' for stdout).")]
@@ -128,11 +143,11 @@ def baseline(
     disable: DisableOpt = None,
 ) -> None:
     """Record today's findings (lint PATHs, --root, or snapshot files) so `--baseline FILE` fails only on new ones."""
-    from .audit import audit_snapshot
-    from .loading import load_snapshot_file
-    from .suppress import dump_baseline, make_baseline
+    from ..audit import audit_snapshot
+    from ..loading import load_snapshot_file
+    from ..suppress import dump_baseline, make_baseline
 
-    opts, _cfg = _audit_options(config, None, nat_idle_timeout, profile, clients_behind_nat, disable, False)
+    opts, _cfg = audit_options(config, None, nat_idle_timeout, profile, clients_behind_nat, disable, False)
     _set_k8s_version(opts, k8s_version)
     snaps = [p for p in paths or [] if _is_snapshot(p)]
     lint_paths = [p for p in paths or [] if p not in snaps]
@@ -153,7 +168,3 @@ def baseline(
     typer.echo(f"tcpaudit: baseline of {len(b.fingerprints)} finding(s) from {len(targets)} target(s)"
                + ("" if str(output) == "-" else f" written to {output}"), err=True)
 
-
-def register(app: typer.Typer) -> None:
-    app.command("lint", short_help="Lint sysctl config before it ships (files, k8s, compose).")(lint)
-    app.command("baseline", short_help="Record today's findings so that only new ones fail.")(baseline)

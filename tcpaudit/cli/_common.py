@@ -1,0 +1,173 @@
+"""What the command modules share: option declarations, audit options, output formats and writing, the
+one-line usage error. Imports nothing heavy at import time (typer only); the library is imported lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..exitcodes import ExitCode
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line on stderr, exit 2."""
+
+
+def die(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:
+    from ..sanitize import clean_text
+
+    typer.echo(f"tcpaudit: {clean_text(message, 1000)}", err=True)
+    return typer.Exit(int(code))
+
+
+# ---- shared options -------------------------------------------------------------
+FormatOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--format", "-f", metavar="FORMAT[:PATH]", help="Output format: table, json, sarif, junit, "
+                 "markdown; FORMAT:PATH writes to a file. Repeat for several (one may go to stdout)."),
+]
+FailOnOpt = Annotated[Optional[str], typer.Option("--fail-on", metavar="SEVERITY",
+                                                  help="Exit 1 when a finding is at or above this severity: "
+                                                  "info, low, medium, high (default), critical.")]
+NatIdleOpt = Annotated[Optional[int], typer.Option("--nat-idle-timeout", min=1, metavar="SECONDS",
+                                                   help="Idle timeout of a NAT or load balancer in the path.")]
+ProfileOpt = Annotated[Optional[list[str]], typer.Option("--profile", metavar="PROFILE", help="Environment "
+                                                         "profile (see `tcpaudit profiles`), e.g. azure-lb, "
+                                                         "aws-nat-gateway.")]
+ClientsNatOpt = Annotated[Optional[str], typer.Option("--clients-behind-nat", metavar="yes|no|unknown",
+                                                      help="Whether clients may reach this host through NAT.")]
+# readable=False on paths: typer's own check would answer an unreadable file with a usage block; the loaders
+# report it in one line that names the file.
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", metavar="FILE", readable=False,
+                                                   help="Config file (default: ./.tcpaudit.toml).")]
+DisableOpt = Annotated[Optional[list[str]], typer.Option("--disable", metavar="RULE",
+                                                         help="Rule id to skip (repeatable).")]
+NoAutoOpt = Annotated[bool, typer.Option("--no-auto-context", help="Do not infer context from cloud, "
+                                         "Kubernetes or NAT-rule hints.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Explanations, fixes and every gap in the table.")]
+BaselineOpt = Annotated[Optional[Path], typer.Option("--baseline", metavar="FILE", readable=False,
+                                                     help="Baseline from `tcpaudit baseline`: findings "
+                                                     "recorded there show as suppressed and do not fail "
+                                                     "the run.")]
+TableJsonOpt = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table or json.")]
+
+
+def audit_options(config: Optional[Path], fail_on: Optional[str], nat_idle_timeout: Optional[int],
+                   profile: Optional[list[str]], clients_behind_nat: Optional[str], disable: Optional[list[str]],
+                   no_auto_context: bool, baseline: Optional[Path] = None):  # type: ignore[no-untyped-def]
+    from ..audit import AuditOptions
+    from ..config import load_config
+    from ..model import Severity
+    from ..suppress import BaselineError, load_baseline
+
+    cfg = load_config(config)
+    ctx = cfg.context.model_copy()
+    if nat_idle_timeout is not None:
+        ctx.nat_idle_timeout = nat_idle_timeout
+    if profile:
+        ctx.profiles = list(profile)
+    if clients_behind_nat is not None:
+        if clients_behind_nat not in ("yes", "no", "unknown"):
+            raise UsageError(f"--clients-behind-nat must be yes, no or unknown, not {clients_behind_nat!r}")
+        ctx.clients_behind_nat = clients_behind_nat  # type: ignore[assignment]
+    if no_auto_context:
+        ctx.auto_detect = False
+    ctx.thresholds = {**cfg.thresholds, **ctx.thresholds}
+    sev = fail_on or (cfg.fail_on.value if cfg.fail_on else "high")
+    try:
+        sev_v = Severity(sev)
+    except ValueError:
+        raise UsageError(f"--fail-on must be one of info, low, medium, high, critical, not {sev!r}") from None
+    from ..context import load_profiles
+
+    for p in ctx.profiles:
+        if p not in load_profiles():
+            raise UsageError(f"unknown profile {p!r}; known: {', '.join(sorted(load_profiles()))}")
+    try:
+        base = load_baseline(baseline) if baseline is not None else None
+    except BaselineError as exc:
+        raise UsageError(str(exc)) from None
+    return AuditOptions(context=ctx, disabled_rules=[*cfg.rules.disable, *(disable or [])], fail_on=sev_v,
+                        waivers=list(cfg.waivers), baseline=base), cfg
+
+
+def parse_formats(formats: Optional[list[str]]) -> list[tuple[str, Optional[str]]]:
+    from ..reporters import FORMATS
+
+    out: list[tuple[str, Optional[str]]] = []
+    for spec in formats or ["table"]:
+        fmt, sep, path = spec.partition(":")
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        out.append((fmt, path if sep and path else None))
+        if sep and path:
+            check_output_path(path)
+    if sum(1 for _, p in out if p is None) > 1:
+        raise UsageError("only one --format may go to stdout; give the others a path: --format sarif:out.sarif")
+    return out
+
+
+def emit(report, formats: list[tuple[str, Optional[str]]], verbose: bool = False) -> int:  # type: ignore[no-untyped-def]
+    from ..reporters import render
+
+    for fmt, path in formats:
+        text = render(report, fmt, verbose=verbose)
+        if path is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            write_text(path, text)
+    return int(report.summary.exit_code)
+
+
+def check_output_path(path: str) -> None:
+    """Refuse an output path that names a directory before any work is done. `newdir/` must not become a
+    file named `newdir`, as Path('newdir/') would make it."""
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write {path}: is a directory; give a file name")
+    if path.endswith(("/", os.sep)):
+        raise UsageError(f"cannot write {path}: no such directory, and a path ending in '/' is not a file "
+                         "name")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    check_output_path(str(path))
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def emit_interrupted(done: list, pending: list[str], opts,  # type: ignore[no-untyped-def]
+                      formats: list[tuple[str, Optional[str]]], verbose: bool, what: str = "host") -> int:
+    """Ctrl-C: the report of the targets done, the rest listed as `interrupted` (as `tcpaudit fleet` does);
+    exit 130."""
+    from ..audit import build_report, failed_target
+    from ..model import TargetStatus
+
+    typer.echo("tcpaudit: interrupted; the report covers the targets done", err=True)
+    reason = f"interrupted before this {what} was done"
+    targets = [*done, *(failed_target(name, TargetStatus.interrupted, reason) for name in pending)]
+    return emit(build_report(targets, opts.fail_on, interrupted=True), formats, verbose)
+
+
+def write_snapshot(snap, path: str | Path) -> None:  # type: ignore[no-untyped-def]
+    write_text(path, snap.model_dump_json(indent=1) + "\n")
+
+
+FilesArg = Annotated[list[Path], typer.Argument(metavar="FILE", readable=False, show_default=False,
+                                                help="Snapshot JSON files, or collector dumps (`tcpaudit "
+                                                "collector-script` output); '-' reads one from stdin.")]
+
+
+def load_snapshots(files: list[Path]) -> list:  # type: ignore[type-arg]
+    from ..loading import STDIN, load_snapshot_file
+
+    if sum(1 for f in files if str(f) == STDIN) > 1:
+        raise UsageError("'-' (stdin) can be given only once")
+    return [load_snapshot_file(p) for p in files]

@@ -1,0 +1,104 @@
+"""`tcpaudit host`: audit this machine, or one remote host over SSH."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import _remote as _r
+from ._app import app
+from ._common import (
+    BaselineOpt,
+    ClientsNatOpt,
+    ConfigOpt,
+    DisableOpt,
+    FailOnOpt,
+    FormatOpt,
+    NatIdleOpt,
+    NoAutoOpt,
+    ProfileOpt,
+    UsageError,
+    VerboseOpt,
+    audit_options,
+    check_output_path,
+    emit,
+    emit_interrupted,
+    parse_formats,
+    write_snapshot,
+)
+
+
+@app.command(short_help="Audit this machine, or one remote host over SSH.")
+def host(
+    destination: Annotated[Optional[str], typer.Argument(metavar="HOST", show_default=False,
+                                                         help="[user@]host[:port] to audit over SSH; omit to "
+                                                         "audit this machine.")] = None,
+    format: FormatOpt = None,
+    fail_on: FailOnOpt = None,
+    nat_idle_timeout: NatIdleOpt = None,
+    profile: ProfileOpt = None,
+    clients_behind_nat: ClientsNatOpt = None,
+    config: ConfigOpt = None,
+    disable: DisableOpt = None,
+    no_auto_context: NoAutoOpt = False,
+    sample: Annotated[float, typer.Option("--sample", min=0, max=3600, metavar="SECONDS", show_default=False,
+                                          help="Sample counters twice, SECONDS apart, and report rates.")] = 0.0,
+    save_snapshot: Annotated[Optional[str], typer.Option("--save-snapshot", metavar="FILE",
+                                                         help="Also save the snapshot to FILE.")] = None,
+    verbose: VerboseOpt = False,
+    baseline: BaselineOpt = None,
+    port: _r.PortOpt = None,
+    user: _r.UserOpt = None,
+    ssh_config: _r.SSHConfigOpt = None,
+    known_hosts: _r.KnownHostsOpt = None,
+    accept_new: _r.AcceptNewOpt = False,
+    sudo: _r.SudoOpt = False,
+    identity: _r.IdentityOpt = None,
+    password_prompt: _r.PasswordPromptOpt = False,
+    connect_timeout: _r.ConnectTimeoutOpt = None,
+    command_timeout: _r.CommandTimeoutOpt = None,
+) -> None:
+    """Audit this machine (or one remote host over SSH) and report risks with evidence and fixes."""
+    ssh = {k: v for k, v in locals().items() if k in _r.SSH_OPTION_NAMES}
+    opts, _cfg = audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable,
+                                no_auto_context, baseline)
+    formats = parse_formats(format)
+    if save_snapshot:
+        check_output_path(save_snapshot)
+    if destination:
+        from ..cli_remote import audit_remote_host
+
+        save = Path(save_snapshot) if save_snapshot else None
+        try:
+            code = audit_remote_host(destination, opts, formats, sample, save, verbose, **ssh)
+        except KeyboardInterrupt:
+            code = emit_interrupted([], [_destination_name(destination, ssh)], opts, formats, verbose)
+        raise typer.Exit(code)
+    if _r.ssh_options_given(ssh):
+        raise UsageError(f"{', '.join(_r.ssh_options_given(ssh))}: SSH options need a remote host: "
+                         "tcpaudit host [user@]HOST ...")
+    from ..audit import audit_snapshot, build_report
+    from ..collect.local import collect_local
+
+    try:
+        snap = collect_local(sample_s=sample)
+    except KeyboardInterrupt:
+        import socket
+
+        raise typer.Exit(emit_interrupted([], [socket.gethostname()], opts, formats, verbose)) from None
+    if save_snapshot:
+        write_snapshot(snap, save_snapshot)
+    report = build_report([audit_snapshot(snap, opts)], opts.fail_on)
+    raise typer.Exit(emit(report, formats, verbose))
+
+
+def _destination_name(destination: str, ssh: dict) -> str:  # type: ignore[type-arg]
+    """The report name of a remote host (as audit_remote_host names it), for an interrupted collection."""
+    try:
+        from ..collect.ssh import parse_destination
+
+        return parse_destination(destination, user=ssh.get("user"), port=ssh.get("port")).name
+    except Exception:  # noqa: BLE001 - only a name for the report
+        return destination
