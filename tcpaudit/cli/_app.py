@@ -25,7 +25,7 @@ _METAVARS = {"output": "FILE", "jobs": "N", "paths": "PATH", "hosts": "HOST", "f
 def _tidy_placeholders(cmd) -> None:  # type: ignore[no-untyped-def]
     """Click-style placeholders in a command's help and usage: `--port PORT`, `FILE...`, `[PATH]...`.
 
-    Applied to every command, including those cli_fleet and cli_lint register, so the style is set once.
+    Applied to every command, in every command module, so the style is set once.
     """
     for param in getattr(cmd, "params", ()):
         kind = getattr(param, "param_type_name", "")

@@ -1,7 +1,7 @@
 """`tcpaudit host [user@]HOST[:PORT]`: audit one remote host over SSH (see tcpaudit.collect.ssh).
 
-The SSH options are declared here once and shared by `host` (tcpaudit/cli.py) and `fleet` (cli_fleet.py).
-This module imports nothing heavy at import time: cli.py imports it for the option declarations.
+The SSH options are declared here once and shared by `host` (cli/host.py) and `fleet` (cli/fleet.py).
+This module imports nothing heavy at import time: the command modules import it for the option declarations.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def host(
     if save_snapshot:
         check_output_path(save_snapshot)
     if destination:
-        from ..cli_remote import audit_remote_host
+        from ._remote import audit_remote_host
 
         save = Path(save_snapshot) if save_snapshot else None
         try:
