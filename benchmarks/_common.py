@@ -146,14 +146,25 @@ class _Spawner:
     @classmethod
     def get(cls) -> subprocess.Popen:  # type: ignore[type-arg]
         if cls.proc is None or cls.proc.poll() is not None:
-            cls.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", SPAWNER], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, bufsize=1)
+            cls.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", SPAWNER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
         return cls.proc
 
 
-def measure_process(argv: Sequence[str], *, cwd: str | Path | None = None, env: dict[str, str] | None = None,
-                    stdout: str | Path | None = None, ok_codes: Sequence[int] = (0,),
-                    timeout: float = 600.0) -> dict[str, Any]:
+def measure_process(
+    argv: Sequence[str],
+    *,
+    cwd: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    stdout: str | Path | None = None,
+    ok_codes: Sequence[int] = (0,),
+    timeout: float = 600.0,
+) -> dict[str, Any]:
     """Run argv once (stdin /dev/null, stdout to the file `stdout` or /dev/null): wall time, CPU and peak
     RSS of that process and the processes it waited for (wait4 in the spawner)."""
     import tempfile
@@ -161,9 +172,13 @@ def measure_process(argv: Sequence[str], *, cwd: str | Path | None = None, env: 
     with tempfile.NamedTemporaryFile(prefix="tcpaudit-bench-stderr-") as err:
         sp = _Spawner.get()
         assert sp.stdin is not None and sp.stdout is not None
-        req = {"argv": [str(a) for a in argv], "cwd": str(cwd) if cwd else None,
-               "env": bench_env() if env is None else env, "stdout": str(stdout) if stdout else None,
-               "stderr": err.name}
+        req = {
+            "argv": [str(a) for a in argv],
+            "cwd": str(cwd) if cwd else None,
+            "env": bench_env() if env is None else env,
+            "stdout": str(stdout) if stdout else None,
+            "stderr": err.name,
+        }
         sp.stdin.write(json.dumps(req) + "\n")
         sp.stdin.flush()
         pid = json.loads(sp.stdout.readline())["pid"]
@@ -179,8 +194,14 @@ def measure_process(argv: Sequence[str], *, cwd: str | Path | None = None, env: 
         err_text = err.read().decode("utf-8", "replace")
     utime, stime, maxrss = done["ru"]
     rc = os.waitstatus_to_exitcode(done["status"])
-    m: dict[str, Any] = {"wall_s": done["wall"], "cpu_user_s": utime, "cpu_sys_s": stime, "cpu_s": utime + stime,
-                         "peak_rss_kb": maxrss, "rc": rc}
+    m: dict[str, Any] = {
+        "wall_s": done["wall"],
+        "cpu_user_s": utime,
+        "cpu_sys_s": stime,
+        "cpu_s": utime + stime,
+        "peak_rss_kb": maxrss,
+        "rc": rc,
+    }
     if killer.fired:
         raise BenchError(f"{' '.join(str(a) for a in argv[:4])} ... timed out after {timeout:.0f}s")
     if rc not in ok_codes:
@@ -221,9 +242,15 @@ def measure_call(fn: Callable[[], Any]) -> tuple[dict[str, Any], Any]:
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     user = (s1.ru_utime - s0.ru_utime) + (c1.ru_utime - c0.ru_utime)
     sys_ = (s1.ru_stime - s0.ru_stime) + (c1.ru_stime - c0.ru_stime)
-    m = {"wall_s": wall, "cpu_user_s": user, "cpu_sys_s": sys_, "cpu_s": user + sys_,
-         # ru_maxrss of children is the largest child ever reaped: an upper bound, not per call.
-         "peak_rss_kb": c1.ru_maxrss, "self_peak_rss_kb": s1.ru_maxrss}
+    m = {
+        "wall_s": wall,
+        "cpu_user_s": user,
+        "cpu_sys_s": sys_,
+        "cpu_s": user + sys_,
+        # ru_maxrss of children is the largest child ever reaped: an upper bound, not per call.
+        "peak_rss_kb": c1.ru_maxrss,
+        "self_peak_rss_kb": s1.ru_maxrss,
+    }
     return m, result
 
 
@@ -263,13 +290,32 @@ class BenchError(RuntimeError):
 
 
 # ---- rows and the table ---------------------------------------------------------------------------
-def row(section: str, name: str, *, subject: str, baseline: str, s: dict[str, Any] | None = None,
-        b: dict[str, Any] | None = None, target: float | None = None, target_kind: str = "max",
-        unit: str = "wall", note: str = "", extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def row(
+    section: str,
+    name: str,
+    *,
+    subject: str,
+    baseline: str,
+    s: dict[str, Any] | None = None,
+    b: dict[str, Any] | None = None,
+    target: float | None = None,
+    target_kind: str = "max",
+    unit: str = "wall",
+    note: str = "",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One comparison: subject vs baseline. ratio = subject wall / baseline wall (or the inverse for
     target_kind 'min_speedup', where the ratio is baseline / subject)."""
-    r: dict[str, Any] = {"section": section, "name": name, "subject": subject, "baseline": baseline,
-                         "status": "ok", "note": note, "subject_m": s, "baseline_m": b}
+    r: dict[str, Any] = {
+        "section": section,
+        "name": name,
+        "subject": subject,
+        "baseline": baseline,
+        "status": "ok",
+        "note": note,
+        "subject_m": s,
+        "baseline_m": b,
+    }
     if s is not None and b is not None and s.get("wall_s") and b.get("wall_s"):
         r["ratio_wall"] = s["wall_s"] / b["wall_s"]
         if s.get("cpu_s") and b.get("cpu_s"):
@@ -290,15 +336,22 @@ def row(section: str, name: str, *, subject: str, baseline: str, s: dict[str, An
     return r
 
 
-def unavailable(section: str, name: str, subject: str, baseline: str, why: str,
-                target: str | None = None) -> dict[str, Any]:
-    return {"section": section, "name": name, "subject": subject, "baseline": baseline, "status": "unavailable",
-            "note": why, "target": target}
+def unavailable(
+    section: str, name: str, subject: str, baseline: str, why: str, target: str | None = None
+) -> dict[str, Any]:
+    return {
+        "section": section,
+        "name": name,
+        "subject": subject,
+        "baseline": baseline,
+        "status": "unavailable",
+        "note": why,
+        "target": target,
+    }
 
 
 def failed(section: str, name: str, subject: str, baseline: str, why: str) -> dict[str, Any]:
-    return {"section": section, "name": name, "subject": subject, "baseline": baseline, "status": "failed",
-            "note": why}
+    return {"section": section, "name": name, "subject": subject, "baseline": baseline, "status": "failed", "note": why}
 
 
 def _fmt_s(m: dict[str, Any] | None, key: str = "wall_s") -> str:
@@ -313,8 +366,7 @@ def _fmt_ratio(v: float | None) -> str:
 
 
 def render_table(rows: list[dict[str, Any]]) -> str:
-    head = ["section", "case", "subject vs baseline", "wall", "cpu", "wall ratio", "cpu ratio", "target",
-            "verdict"]
+    head = ["section", "case", "subject vs baseline", "wall", "cpu", "wall ratio", "cpu ratio", "target", "verdict"]
     lines = []
     for r in rows:
         s, b = r.get("subject_m"), r.get("baseline_m")
@@ -334,11 +386,22 @@ def render_table(rows: list[dict[str, Any]]) -> str:
                 verdict = f"MISSED by {1 / r['margin']:.2f}x"
             if "speedup" in r:
                 ratio = f"{ratio} ({r['speedup']:.1f}x faster)"
-        lines.append([r["section"], r["name"], f"{r['subject']} vs {r['baseline']}", wall, cpu, ratio, cpu_ratio,
-                      r.get("target") or "-", verdict])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+        lines.append(
+            [
+                r["section"],
+                r["name"],
+                f"{r['subject']} vs {r['baseline']}",
+                wall,
+                cpu,
+                ratio,
+                cpu_ratio,
+                r.get("target") or "-",
+                verdict,
+            ]
+        )
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=False)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)).rstrip() for line in lines]
     notes = [f"  [{r['section']}/{r['name']}] {r['note']}" for r in rows if r.get("note")]
     if notes:
         out += ["", "notes:", *notes]
@@ -347,8 +410,18 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 def render_markdown(rows: list[dict[str, Any]]) -> str:
     """The table as Markdown (for docs/benchmarks.md): `python benchmarks/run.py --markdown RESULTS.json`."""
-    head = ["section", "case", "subject vs baseline", "wall", "CPU", "wall ratio", "CPU ratio", "peak RSS (MiB)",
-            "target", "verdict"]
+    head = [
+        "section",
+        "case",
+        "subject vs baseline",
+        "wall",
+        "CPU",
+        "wall ratio",
+        "CPU ratio",
+        "peak RSS (MiB)",
+        "target",
+        "verdict",
+    ]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         s, b = r.get("subject_m") or {}, r.get("baseline_m") or {}
@@ -358,16 +431,26 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
         else:
             rss = [f"{m['peak_rss_kb'] / 1024:.0f}" if m.get("peak_rss_kb") else "-" for m in (s, b)]
             ratio = _fmt_ratio(r.get("ratio_wall")) + (f" ({r['speedup']:.1f}x faster)" if "speedup" in r else "")
-            cells = [f"{_fmt_s(s)} / {_fmt_s(b)}", f"{_fmt_s(s, 'cpu_s')} / {_fmt_s(b, 'cpu_s')}", ratio,
-                     _fmt_ratio(r.get("ratio_cpu")), " / ".join(rss)]
+            cells = [
+                f"{_fmt_s(s)} / {_fmt_s(b)}",
+                f"{_fmt_s(s, 'cpu_s')} / {_fmt_s(b, 'cpu_s')}",
+                ratio,
+                _fmt_ratio(r.get("ratio_cpu")),
+                " / ".join(rss),
+            ]
             if "met" not in r:
                 verdict = r.get("verdict", "")
             elif r["met"]:
                 verdict = f"met ({r['margin']:.2f}x headroom)"
             else:
                 verdict = f"**missed** by {1 / r['margin']:.2f}x"
-        out.append("| " + " | ".join([r["section"], r["name"], f"{r['subject']} vs {r['baseline']}", *cells,
-                                       r.get("target") or "-", verdict]) + " |")
+        out.append(
+            "| "
+            + " | ".join(
+                [r["section"], r["name"], f"{r['subject']} vs {r['baseline']}", *cells, r.get("target") or "-", verdict]
+            )
+            + " |"
+        )
     return "\n".join(out)
 
 

@@ -25,13 +25,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from benchmarks._common import (BENCH_DIR, ROOT, BenchError, bench_env, interleaved, log, measure_process, row,
-                                tcpaudit_argv, unavailable)
+from benchmarks._common import (
+    BENCH_DIR,
+    ROOT,
+    BenchError,
+    bench_env,
+    interleaved,
+    log,
+    measure_process,
+    row,
+    tcpaudit_argv,
+    unavailable,
+)
 
 VENV = BENCH_DIR / ".venv-ansible"
 ANSIBLE_SPEC = "ansible-core"
@@ -56,8 +66,12 @@ def ensure_ansible(install: bool = True) -> tuple[Path | None, str | None, float
         if not (VENV / "bin" / "python").exists():
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=300)
             (VENV / ".gitignore").write_text("# the benchmark's own ansible-core venv: never committed\n*\n")
-        subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        ANSIBLE_SPEC], check=True, capture_output=True, timeout=900)
+        subprocess.run(
+            [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", ANSIBLE_SPEC],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         err = getattr(exc, "stderr", b"") or b""
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] if isinstance(err, bytes) else []
@@ -67,8 +81,14 @@ def ensure_ansible(install: bool = True) -> tuple[Path | None, str | None, float
 
 def ansible_version(exe: Path) -> str:
     try:
-        out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60,
-                             env=bench_env(), stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            [str(exe), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=bench_env(),
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError):
         return "?"
     return out.stdout.splitlines()[0].strip() if out.stdout else "?"
@@ -117,17 +137,30 @@ def sshd_hosts(n: int, workdir: Path) -> Iterator[HostSet]:
     sshd = _tests_sshd()
     fleet = sshd.start_fleet(workdir, n, prefix="a")
     try:
-        yield HostSet([(s.name, s.address, s.port) for s in fleet.servers], sshd.login_user(), fleet.keys.client_key,
-                      fleet.keys.known_hosts, fleet.ssh_config, f"{n} sshd on 127.0.0.1 high ports (sshd.start_fleet)",
-                      fleet.stop, [s.proc.pid for s in fleet.servers if s.proc is not None])
+        yield HostSet(
+            [(s.name, s.address, s.port) for s in fleet.servers],
+            sshd.login_user(),
+            fleet.keys.client_key,
+            fleet.keys.known_hosts,
+            fleet.ssh_config,
+            f"{n} sshd on 127.0.0.1 high ports (sshd.start_fleet)",
+            fleet.stop,
+            [s.proc.pid for s in fleet.servers if s.proc is not None],
+        )
     finally:
         fleet.stop()
 
 
 # ---- the two commands ------------------------------------------------------------------------------
 def collector_script_text() -> str:
-    out = subprocess.run(tcpaudit_argv("collector-script"), capture_output=True, text=True, timeout=60,
-                         env=bench_env(), stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        tcpaudit_argv("collector-script"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=bench_env(),
+        stdin=subprocess.DEVNULL,
+    )
     if out.returncode != 0 or "@@tcpaudit" not in out.stdout:
         raise BenchError(f"`tcpaudit collector-script` failed: {out.stderr.strip()[-300:]}")
     return out.stdout
@@ -136,11 +169,16 @@ def collector_script_text() -> str:
 def write_ansible_files(hs: HostSet, workdir: Path, forks: int) -> tuple[Path, Path]:
     """(inventory, ansible.cfg) pointing at hs with its key and known_hosts."""
     inv = workdir / "inventory.ini"
-    inv.write_text("[bench]\n" + "".join(f"{a} ansible_host={addr} ansible_port={port}\n"
-                                         for a, addr, port in hs.hosts))
+    inv.write_text(
+        "[bench]\n" + "".join(f"{a} ansible_host={addr} ansible_port={port}\n" for a, addr, port in hs.hosts)
+    )
     tmp = workdir / "ansible-tmp"
     tmp.mkdir(exist_ok=True)
     cfg = workdir / "ansible.cfg"
+    ssh_args = (
+        f"-o ControlMaster=no -o ControlPersist=no -o UserKnownHostsFile={hs.known_hosts} "
+        "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o BatchMode=yes -F /dev/null"
+    )
     cfg.write_text(f"""[defaults]
 inventory = {inv}
 forks = {forks}
@@ -155,7 +193,7 @@ retry_files_enabled = False
 nocows = True
 
 [ssh_connection]
-ssh_args = -o ControlMaster=no -o ControlPersist=no -o UserKnownHostsFile={hs.known_hosts} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o BatchMode=yes -F /dev/null
+ssh_args = {ssh_args}
 pipelining = False
 """)
     return inv, cfg
@@ -174,16 +212,33 @@ def ansible_argv(exe: Path, inv: Path, script: str, forks: int) -> list[str]:
 
 
 def ansible_env(cfg: Path, workdir: Path) -> dict[str, str]:
-    env = bench_env({"ANSIBLE_CONFIG": str(cfg), "ANSIBLE_HOME": str(workdir / "ansible-home"),
-                     "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "0"})
+    env = bench_env(
+        {
+            "ANSIBLE_CONFIG": str(cfg),
+            "ANSIBLE_HOME": str(workdir / "ansible-home"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "0",
+        }
+    )
     env.pop("SSH_AUTH_SOCK", None)
     return env
 
 
 def tcpaudit_fleet_argv(hs: HostSet, jobs: int) -> list[str]:
-    return tcpaudit_argv("fleet", *[a for a, _, _ in hs.hosts], "--ssh-config", str(hs.ssh_config),
-                         "--known-hosts", str(hs.known_hosts), "-i", str(hs.key), "-j", str(jobs),
-                         "--format", "json")
+    return tcpaudit_argv(
+        "fleet",
+        *[a for a, _, _ in hs.hosts],
+        "--ssh-config",
+        str(hs.ssh_config),
+        "--known-hosts",
+        str(hs.known_hosts),
+        "-i",
+        str(hs.key),
+        "-j",
+        str(jobs),
+        "--format",
+        "json",
+    )
 
 
 def tcpaudit_env() -> dict[str, str]:
@@ -194,12 +249,20 @@ def tcpaudit_env() -> dict[str, str]:
 
 def _check_tcpaudit(hs: HostSet, workdir: Path, jobs: int) -> dict[str, Any]:
     """One untimed run: every host must be audited (exit 0/1, no failed targets)."""
-    out = subprocess.run(tcpaudit_fleet_argv(hs, jobs), capture_output=True, timeout=600, env=tcpaudit_env(),
-                         cwd=workdir, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        tcpaudit_fleet_argv(hs, jobs),
+        capture_output=True,
+        timeout=600,
+        env=tcpaudit_env(),
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         rep = json.loads(out.stdout)
     except ValueError:
-        raise BenchError(f"tcpaudit fleet exit {out.returncode}: {out.stderr.decode(errors='replace')[-400:]}")
+        raise BenchError(
+            f"tcpaudit fleet exit {out.returncode}: {out.stderr.decode(errors='replace')[-400:]}"
+        ) from None
     s = rep.get("summary", {})
     if out.returncode not in (0, 1) or s.get("targets_failed"):
         errs = sorted({t.get("error") for t in rep.get("targets", []) if t.get("error")})
@@ -212,8 +275,10 @@ def _check_ansible(argv: list[str], env: dict[str, str], workdir: Path, n: int) 
     text = out.stdout.decode("utf-8", "replace")
     ok = text.count("@@tcpaudit-done")
     if out.returncode != 0 or ok < n:
-        raise BenchError(f"ansible raw exit {out.returncode}, {ok}/{n} hosts finished the collector: "
-                         f"{(out.stderr.decode(errors='replace') or text)[-400:]}")
+        raise BenchError(
+            f"ansible raw exit {out.returncode}, {ok}/{n} hosts finished the collector: "
+            f"{(out.stderr.decode(errors='replace') or text)[-400:]}"
+        )
     return {"hosts_done": ok, "stdout_bytes": len(out.stdout)}
 
 
@@ -233,10 +298,14 @@ def compare_on_hosts(hs: HostSet, exe: Path, workdir: Path, repeats: int) -> dic
         m["hosts_cpu_s"] = hosts_cpu_s(hs.pids) - before
         return m
 
-    res = interleaved({
-        "tcpaudit": lambda: with_hosts_cpu(t_argv, tcpaudit_env(), (0, 1)),
-        "ansible": lambda: with_hosts_cpu(a_argv, env, (0,)),
-    }, repeats, warmup=0)
+    res = interleaved(
+        {
+            "tcpaudit": lambda: with_hosts_cpu(t_argv, tcpaudit_env(), (0, 1)),
+            "ansible": lambda: with_hosts_cpu(a_argv, env, (0,)),
+        },
+        repeats,
+        warmup=0,
+    )
     for m in res.values():  # the median of the runs (median_measurement: every *_cpu_s key)
         m["hosts_cpu_s"] = round(m["hosts_cpu_s"], 3)
     return {**res, "checks": checks}
@@ -257,8 +326,9 @@ def hosts_cpu_s(pids: list[int]) -> float:
     return total / tick
 
 
-def run_ansible_bench(host_counts: list[int], quick: bool = False, install: bool = True,
-                      repeats: int | None = None) -> list[dict[str, Any]]:
+def run_ansible_bench(
+    host_counts: list[int], quick: bool = False, install: bool = True, repeats: int | None = None
+) -> list[dict[str, Any]]:
     target = ">= 4x faster"
     names = [f"{n} hosts" for n in host_counts]
     why = hosts_unavailable()
@@ -269,7 +339,7 @@ def run_ansible_bench(host_counts: list[int], quick: bool = False, install: bool
         return [unavailable("ansible", nm, "tcpaudit fleet", "ansible -m raw", why or "?", target) for nm in names]
     version = ansible_version(exe)
     rows = []
-    for n, nm in zip(host_counts, names):
+    for n, nm in zip(host_counts, names, strict=False):
         reps = repeats or (2 if quick else 3)
         log(f"ansible: {n} hosts, tcpaudit fleet -j {n} vs ansible -m raw -f {n}, median of {reps}")
         with tempfile.TemporaryDirectory(prefix="tcpaudit-ansbench-") as tmp:
@@ -280,18 +350,40 @@ def run_ansible_bench(host_counts: list[int], quick: bool = False, install: bool
                     setup_s = time.perf_counter() - t0
                     res = compare_on_hosts(hs, exe, work, reps)
             except (BenchError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
-                rows.append(unavailable("ansible", nm, "tcpaudit fleet", "ansible -m raw",
-                                        f"failed: {type(exc).__name__}: {exc}", target))
+                rows.append(
+                    unavailable(
+                        "ansible",
+                        nm,
+                        "tcpaudit fleet",
+                        "ansible -m raw",
+                        f"failed: {type(exc).__name__}: {exc}",
+                        target,
+                    )
+                )
                 continue
         hc_t, hc_a = res["tcpaudit"]["hosts_cpu_s"], res["ansible"]["hosts_cpu_s"]
-        rows.append(row("ansible", nm, subject="tcpaudit fleet", baseline="ansible -m raw", s=res["tcpaudit"],
-                        b=res["ansible"], target=4.0, target_kind="min_speedup",
-                        note=f"{hs.kind}; {version}, forks={n}, ControlPersist off; hosts up in {setup_s:.1f}s; "
-                             f"the hosts' own CPU per sweep (sshd + collector, same machine): {hc_t:.1f}s under "
-                             f"tcpaudit, {hc_a:.1f}s under ansible"
-                             + (f"; ansible-core installed in {install_s:.0f}s this run" if install_s else ""),
-                        extra={"checks": res["checks"], "ansible_version": version, "hosts": hs.kind,
-                               "ansible_install_s": install_s}))
+        rows.append(
+            row(
+                "ansible",
+                nm,
+                subject="tcpaudit fleet",
+                baseline="ansible -m raw",
+                s=res["tcpaudit"],
+                b=res["ansible"],
+                target=4.0,
+                target_kind="min_speedup",
+                note=f"{hs.kind}; {version}, forks={n}, ControlPersist off; hosts up in {setup_s:.1f}s; "
+                f"the hosts' own CPU per sweep (sshd + collector, same machine): {hc_t:.1f}s under "
+                f"tcpaudit, {hc_a:.1f}s under ansible"
+                + (f"; ansible-core installed in {install_s:.0f}s this run" if install_s else ""),
+                extra={
+                    "checks": res["checks"],
+                    "ansible_version": version,
+                    "hosts": hs.kind,
+                    "ansible_install_s": install_s,
+                },
+            )
+        )
     return rows
 
 

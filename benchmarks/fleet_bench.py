@@ -27,8 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -102,8 +103,9 @@ def _run_tcpaudit(fleet, jobs: int) -> dict[str, Any]:  # type: ignore[no-untype
     from tcpaudit.collect.ssh import SSHCollector, SSHSettings, parse_destination
     from tcpaudit.fleet import fleet_report, sweep
 
-    collector = SSHCollector(SSHSettings(ssh_config=fleet.ssh_config, connect_timeout=10, command_timeout=60,
-                                         use_agent=False))
+    collector = SSHCollector(
+        SSHSettings(ssh_config=fleet.ssh_config, connect_timeout=10, command_timeout=60, use_agent=False)
+    )
     try:
         result = sweep([parse_destination(a) for a in fleet.aliases()], collector, AuditOptions(), jobs=jobs)
     finally:
@@ -118,9 +120,25 @@ def _run_tcpaudit(fleet, jobs: int) -> dict[str, Any]:  # type: ignore[no-untype
 def _run_tcpaudit_cli(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("SSH_AUTH_SOCK", None)
-    p = subprocess.run([sys.executable, "-m", "tcpaudit", "fleet", *fleet.aliases(), "--ssh-config",
-                        str(fleet.ssh_config), "--jobs", str(jobs), "-f", "json"], capture_output=True, env=env,
-                       stdin=subprocess.DEVNULL, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcpaudit",
+            "fleet",
+            *fleet.aliases(),
+            "--ssh-config",
+            str(fleet.ssh_config),
+            "--jobs",
+            str(jobs),
+            "-f",
+            "json",
+        ],
+        capture_output=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
     report = json.loads(p.stdout)
     if report["summary"]["targets_failed"]:
         raise RuntimeError(f"tcpaudit fleet: {p.stderr.decode(errors='replace')[-300:]}")
@@ -128,21 +146,36 @@ def _run_tcpaudit_cli(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore
 
 
 def _spec(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    return {"hosts": [(s.address, s.port) for s in fleet.servers], "user": sshd.login_user(),
-            "key": str(fleet.keys.client_key), "known_hosts": str(fleet.keys.known_hosts),
-            "script": str(sshd.COLLECTOR), "jobs": jobs}
+    return {
+        "hosts": [(s.address, s.port) for s in fleet.servers],
+        "user": sshd.login_user(),
+        "key": str(fleet.keys.client_key),
+        "known_hosts": str(fleet.keys.known_hosts),
+        "script": str(sshd.COLLECTOR),
+        "jobs": jobs,
+    }
 
 
 def _run_paramiko(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     spec = _spec(fleet, jobs, sshd)
-    sizes = _minimal_module()([tuple(h) for h in spec["hosts"]], spec["user"], spec["key"], spec["known_hosts"],
-                              sshd.COLLECTOR.read_bytes(), jobs)
+    sizes = _minimal_module()(
+        [tuple(h) for h in spec["hosts"]],
+        spec["user"],
+        spec["key"],
+        spec["known_hosts"],
+        sshd.COLLECTOR.read_bytes(),
+        jobs,
+    )
     return {"hosts_ok": sum(1 for n in sizes if n > 0)}
 
 
 def _run_paramiko_cli(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    p = subprocess.run([sys.executable, "-c", MINIMAL], input=json.dumps(_spec(fleet, jobs, sshd)).encode(),
-                       capture_output=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-c", MINIMAL],
+        input=json.dumps(_spec(fleet, jobs, sshd)).encode(),
+        capture_output=True,
+        timeout=600,
+    )
     if p.returncode != 0:
         raise RuntimeError(f"minimal paramiko: {p.stderr.decode(errors='replace')[-300:]}")
     return {"hosts_ok": sum(1 for n in json.loads(p.stdout) if n > 0)}
@@ -151,10 +184,22 @@ def _run_paramiko_cli(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore
 def _run_xargs(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     # one `ssh ALIAS sh -s < collector.sh` per input line (our own aliases and path), `jobs` at a time
     lines = "".join(f"{a} {sshd.COLLECTOR}\n" for a in fleet.aliases())
-    p = subprocess.run(["xargs", "-P", str(jobs), "-L", "1", "sh", "-c",
-                        'exec ssh -F "$0" -o BatchMode=yes -o StrictHostKeyChecking=yes "$1" sh -s < "$2" '
-                        '> /dev/null', str(fleet.ssh_config)], input=lines.encode(), capture_output=True,
-                       timeout=600)
+    p = subprocess.run(
+        [
+            "xargs",
+            "-P",
+            str(jobs),
+            "-L",
+            "1",
+            "sh",
+            "-c",
+            'exec ssh -F "$0" -o BatchMode=yes -o StrictHostKeyChecking=yes "$1" sh -s < "$2" > /dev/null',
+            str(fleet.ssh_config),
+        ],
+        input=lines.encode(),
+        capture_output=True,
+        timeout=600,
+    )
     if p.returncode != 0:
         raise RuntimeError(f"xargs ssh exit {p.returncode}: {p.stderr.decode(errors='replace')[-300:]}")
     return {"hosts_ok": len(fleet.aliases())}
@@ -192,18 +237,26 @@ def run_fleet_bench(n_hosts: int, rounds: int = 3, cli: bool = True) -> dict[str
             fleet.stop()
     out: dict[str, Any] = {"hosts": n_hosts, "jobs": jobs, "rounds": rounds}
     for name, rs in runs.items():
-        out[name] = {"wall_s": statistics.median(r["wall_s"] for r in rs),
-                     "cpu_s": statistics.median(r["cpu_s"] for r in rs),
-                     "runs": [{"wall_s": r["wall_s"], "cpu_s": r["cpu_s"]} for r in rs]}
+        out[name] = {
+            "wall_s": statistics.median(r["wall_s"] for r in rs),
+            "cpu_s": statistics.median(r["cpu_s"] for r in rs),
+            "runs": [{"wall_s": r["wall_s"], "cpu_s": r["cpu_s"]} for r in rs],
+        }
     ratios = {}
-    for a, b in (("tcpaudit", "paramiko"), ("tcpaudit", "xargs"), ("tcpaudit_cli", "paramiko_cli"),
-                 ("tcpaudit_cli", "xargs")):
+    for a, b in (
+        ("tcpaudit", "paramiko"),
+        ("tcpaudit", "xargs"),
+        ("tcpaudit_cli", "paramiko_cli"),
+        ("tcpaudit_cli", "xargs"),
+    ):
         if a in out and b in out:
             ratios[f"{a}/{b}"] = {"wall": out[a]["wall_s"] / out[b]["wall_s"], "cpu": out[a]["cpu_s"] / out[b]["cpu_s"]}
     out["ratios"] = ratios
     out["target"] = "tcpaudit <= 1.2x paramiko (wall)"
-    out["notes"] = [f"{n_hosts} sshd on 127.0.0.1 high ports, {jobs} in parallel, {os.cpu_count()} CPU(s)",
-                    "CPU: this process + children (ssh, xargs); sshd servers excluded"]
+    out["notes"] = [
+        f"{n_hosts} sshd on 127.0.0.1 high ports, {jobs} in parallel, {os.cpu_count()} CPU(s)",
+        "CPU: this process + children (ssh, xargs); sshd servers excluded",
+    ]
     return out
 
 

@@ -7,7 +7,8 @@ resources and probes, plus a Service document), deterministic for a given seed.
 
 The floor is one Python process that imports yaml, walks the same tree, reads every file, runs
 yaml.load_all with libyaml's CSafeLoader (what tcpaudit lint uses when PyYAML has it) on the manifests
-and splits the .conf lines at '=': reading and parsing, no rules. Both sides are separate processes measured the same way (wall, CPU, peak RSS).
+and splits the .conf lines at '=': reading and parsing, no rules. Both sides are separate processes
+measured the same way (wall, CPU, peak RSS).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _manifest(rng: random.Random, i: int) -> str:
     kind = rng.choice(["Deployment", "Deployment", "StatefulSet", "DaemonSet"])
     name = f"svc-{i:04d}"
     sysctls = rng.sample(_POD_SETTINGS, rng.randint(1, 3))
-    sc = "\n".join(f"          - name: {k}\n            value: \"{rng.choice(v)}\"" for k, v in sysctls)
+    sc = "\n".join(f'          - name: {k}\n            value: "{rng.choice(v)}"' for k, v in sysctls)
     init_key, init_values = rng.choice(_SETTINGS)
     doc = f"""apiVersion: apps/v1
 kind: {kind}
@@ -147,7 +148,9 @@ spec:
     return doc
 
 
-def generate_tree(directory: str | Path, n_sysctl: int = 1000, n_manifests: int = 1000, seed: int = 9) -> dict[str, Any]:
+def generate_tree(
+    directory: str | Path, n_sysctl: int = 1000, n_manifests: int = 1000, seed: int = 9
+) -> dict[str, Any]:
     """Write the tree; returns {'dir', 'files', 'sysctl_files', 'manifests', 'bytes'}."""
     d = Path(directory)
     (d / "etc" / "sysctl.d").mkdir(parents=True, exist_ok=True)
@@ -164,11 +167,16 @@ def generate_tree(directory: str | Path, n_sysctl: int = 1000, n_manifests: int 
         text = _manifest(rng, i)
         p.write_text(text, encoding="utf-8")
         size += len(text)
-    return {"dir": str(d), "files": n_sysctl + n_manifests, "sysctl_files": n_sysctl, "manifests": n_manifests,
-            "bytes": size}
+    return {
+        "dir": str(d),
+        "files": n_sysctl + n_manifests,
+        "sysctl_files": n_sysctl,
+        "manifests": n_manifests,
+        "bytes": size,
+    }
 
 
-FLOOR_SCRIPT = r'''
+FLOOR_SCRIPT = r"""
 import os, sys
 import yaml
 
@@ -191,7 +199,7 @@ for dirpath, dirnames, filenames in os.walk(root):
                     key, sep, value = line.partition("=")
                     settings += bool(sep)
 print(f"{files} files, {docs} YAML documents, {settings} settings")
-'''
+"""
 
 
 def floor_argv(directory: str | Path) -> list[str]:
@@ -233,8 +241,11 @@ def report_summary(path: str | Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         return {"error": f"unreadable report: {exc}"}
     targets = data.get("targets", [])
-    return {"targets": len(targets), "findings": sum(len(t.get("findings", [])) for t in targets),
-            "exit_code": data.get("summary", {}).get("exit_code")}
+    return {
+        "targets": len(targets),
+        "findings": sum(len(t.get("findings", [])) for t in targets),
+        "exit_code": data.get("summary", {}).get("exit_code"),
+    }
 
 
 def run_lint_bench(quick: bool = False, repeats: int | None = None) -> list[dict[str, Any]]:
@@ -251,19 +262,30 @@ def run_lint_bench(quick: bool = False, repeats: int | None = None) -> list[dict
         try:
             first = run_lint_once(tree["dir"], report)  # also the warm-up: bytecode caches, page cache
             summary = report_summary(report)
-            res = interleaved({"tcpaudit": lambda: run_lint_once(tree["dir"]),
-                               "floor": lambda: run_floor_once(tree["dir"])}, repeats, warmup=0)
+            res = interleaved(
+                {"tcpaudit": lambda: run_lint_once(tree["dir"]), "floor": lambda: run_floor_once(tree["dir"])},
+                repeats,
+                warmup=0,
+            )
         except BenchError as exc:
             return [unavailable("lint", name, "tcpaudit lint", "read+yaml floor", f"failed: {exc}")]
     s, b = res["tcpaudit"], res["floor"]
     s["files_per_s"] = tree["files"] / s["wall_s"]
     b["files_per_s"] = tree["files"] / b["wall_s"]
-    r = row("lint", name, subject="tcpaudit lint", baseline="read+yaml floor", s=s, b=b,
-            note=(f"tcpaudit lint {s['files_per_s']:,.0f} files/s vs floor {b['files_per_s']:,.0f} files/s; "
-                  f"report: {summary.get('targets')} targets, {summary.get('findings')} findings; "
-                  f"floor: {b.get('summary', '')}"),
-            extra={"tree": {k: v for k, v in tree.items() if k != "dir"}, "report": summary,
-                   "first_run_m": first})
+    r = row(
+        "lint",
+        name,
+        subject="tcpaudit lint",
+        baseline="read+yaml floor",
+        s=s,
+        b=b,
+        note=(
+            f"tcpaudit lint {s['files_per_s']:,.0f} files/s vs floor {b['files_per_s']:,.0f} files/s; "
+            f"report: {summary.get('targets')} targets, {summary.get('findings')} findings; "
+            f"floor: {b.get('summary', '')}"
+        ),
+        extra={"tree": {k: v for k, v in tree.items() if k != "dir"}, "report": summary, "first_run_m": first},
+    )
     r["verdict"] = f"{s['files_per_s']:,.0f} files/s"
     return [r]
 

@@ -27,13 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import (BenchError, interleaved, log, measure_process, row, tcpaudit_argv,
-                                unavailable)
+from benchmarks._common import BenchError, interleaved, log, measure_process, row, tcpaudit_argv, unavailable
 
 SYSCTL_DIRS = ("/proc/sys/net/ipv4", "/proc/sys/net/ipv6", "/proc/sys/net/core", "/proc/sys/net/netfilter")
 RUNTIME_DEPS = ("typer", "pydantic", "paramiko", "tabulate", "packaging", "packaging.version", "yaml")
 
-FLOOR_SCRIPT = r'''
+FLOOR_SCRIPT = r"""
 import json, os, subprocess, sys
 import typer, pydantic, paramiko, tabulate, packaging, packaging.version, yaml
 
@@ -71,7 +70,7 @@ if os.geteuid() == 0:
         pass
 nl = b"\n"
 print(f"{len(items)} files, {len(sysctls)} sysctls, {ss.count(nl)} sockets, {detail.count(nl)} detail lines")
-'''
+"""
 
 
 def collector_files() -> dict[str, str]:
@@ -82,8 +81,13 @@ def collector_files() -> dict[str, str]:
 
 
 def floor_argv(files: dict[str, str] | None = None) -> list[str]:
-    return [sys.executable, "-c", FLOOR_SCRIPT, json.dumps(files if files is not None else collector_files()),
-            json.dumps(list(SYSCTL_DIRS))]
+    return [
+        sys.executable,
+        "-c",
+        FLOOR_SCRIPT,
+        json.dumps(files if files is not None else collector_files()),
+        json.dumps(list(SYSCTL_DIRS)),
+    ]
 
 
 def tcpaudit_host_argv(*extra: str) -> list[str]:
@@ -98,19 +102,22 @@ def run_floor_once(prefix: Sequence[str] = (), files: dict[str, str] | None = No
     return m
 
 
-def run_tcpaudit_host_once(prefix: Sequence[str] = (), cwd: str | None = None,
-                           extra: Sequence[str] = ()) -> dict[str, Any]:
+def run_tcpaudit_host_once(
+    prefix: Sequence[str] = (), cwd: str | None = None, extra: Sequence[str] = ()
+) -> dict[str, Any]:
     """One `tcpaudit host` run; exit 1 (findings at or above --fail-on) counts as success."""
-    return measure_process([*prefix, *tcpaudit_host_argv(*extra)], cwd=cwd or tempfile.gettempdir(),
-                           ok_codes=(0, 1))
+    return measure_process([*prefix, *tcpaudit_host_argv(*extra)], cwd=cwd or tempfile.gettempdir(), ok_codes=(0, 1))
 
 
 def compare(n: int, prefix: Sequence[str] = (), warmup: int = 1) -> dict[str, dict[str, Any]]:
     """tcpaudit host and the floor, interleaved, n times each: {'tcpaudit': m, 'floor': m} (medians)."""
     files = collector_files()
     with tempfile.TemporaryDirectory(prefix="tcpaudit-bench-") as cwd:  # no ./.tcpaudit.toml gets picked up
-        return interleaved({"tcpaudit": lambda: run_tcpaudit_host_once(prefix, cwd),
-                            "floor": lambda: run_floor_once(prefix, files)}, n, warmup=warmup)
+        return interleaved(
+            {"tcpaudit": lambda: run_tcpaudit_host_once(prefix, cwd), "floor": lambda: run_floor_once(prefix, files)},
+            n,
+            warmup=warmup,
+        )
 
 
 def iptables_save_cost(n: int = 5) -> dict[str, Any] | None:
@@ -131,10 +138,19 @@ def run_local_bench(quick: bool = False, repeats: int | None = None) -> list[dic
     except BenchError as exc:
         return [unavailable("local", "quiet host", "tcpaudit host", "floor", f"failed: {exc}", "<= 2x")]
     ipt = None if quick else iptables_save_cost(5)
-    note = (f"floor: {res['floor'].get('summary', '')}"
-            + (f"; iptables-save -t nat alone (both run it as root): {ipt['wall_s'] * 1000:.0f} ms" if ipt else ""))
-    r = row("local", "quiet host", subject="tcpaudit host", baseline="floor", s=res["tcpaudit"],
-            b=res["floor"], target=2.0, note=note)
+    note = f"floor: {res['floor'].get('summary', '')}" + (
+        f"; iptables-save -t nat alone (both run it as root): {ipt['wall_s'] * 1000:.0f} ms" if ipt else ""
+    )
+    r = row(
+        "local",
+        "quiet host",
+        subject="tcpaudit host",
+        baseline="floor",
+        s=res["tcpaudit"],
+        b=res["floor"],
+        target=2.0,
+        note=note,
+    )
     if ipt:
         r["iptables_save_m"] = ipt
     return [r]
@@ -156,8 +172,16 @@ def run_socket_rows(quick: bool = False) -> list[dict[str, Any]]:
         try:
             result = fn(n, **_socket_kwargs(fn, quick))
         except Exception as exc:  # noqa: BLE001 - a broken row must not sink the whole run
-            rows.append(unavailable("local", f"{n:,} sockets", "tcpaudit host", "floor",
-                                    f"run_socket_bench({n}) failed: {type(exc).__name__}: {exc}", "<= 2x"))
+            rows.append(
+                unavailable(
+                    "local",
+                    f"{n:,} sockets",
+                    "tcpaudit host",
+                    "floor",
+                    f"run_socket_bench({n}) failed: {type(exc).__name__}: {exc}",
+                    "<= 2x",
+                )
+            )
             continue
         rows.append(socket_row(n, result))
         rows.extend(socket_extra_rows(n, result))
@@ -169,12 +193,29 @@ def socket_extra_rows(n: int, result: dict[str, Any]) -> list[dict[str, Any]]:
     s, fnl, tss = (_flat(result, k) for k in ("tcpaudit", "floor_netlink", "tcpaudit_ss"))
     out = []
     if s is not None and fnl is not None:
-        out.append(row("local", f"{n:,} sockets", subject="tcpaudit host", baseline="netlink floor", s=s, b=fnl,
-                       note="floor receiving the same sock_diag dumps and parsing nothing (no ss)"))
+        out.append(
+            row(
+                "local",
+                f"{n:,} sockets",
+                subject="tcpaudit host",
+                baseline="netlink floor",
+                s=s,
+                b=fnl,
+                note="floor receiving the same sock_diag dumps and parsing nothing (no ss)",
+            )
+        )
     if s is not None and tss is not None:
-        out.append(row("optimisations", f"{n:,} sockets", subject="tcpaudit host, sock_diag",
-                       baseline="tcpaudit host, ss text", s=s, b=tss,
-                       note="TCPAUDIT_SOCKET_SOURCE=ss: the table from ss -tanoeH / -tinH, parsed while they print"))
+        out.append(
+            row(
+                "optimisations",
+                f"{n:,} sockets",
+                subject="tcpaudit host, sock_diag",
+                baseline="tcpaudit host, ss text",
+                s=s,
+                b=tss,
+                note="TCPAUDIT_SOCKET_SOURCE=ss: the table from ss -tanoeH / -tinH, parsed while they print",
+            )
+        )
     return out
 
 
@@ -227,20 +268,36 @@ def socket_row(n: int, result: dict[str, Any]) -> dict[str, Any]:
     s = _pick(result, "tcpaudit", "tcpaudit_host", "subject") or _flat(result, "tcpaudit")
     b = _pick(result, "floor", "baseline") or _flat(result, "floor")
     if s is None or b is None:
-        return unavailable("local", f"{n:,} sockets", "tcpaudit host", "floor",
-                           f"run_socket_bench returned no tcpaudit/floor measurements (keys: {sorted(result)})",
-                           "<= 2x") | {"raw": result}
+        return unavailable(
+            "local",
+            f"{n:,} sockets",
+            "tcpaudit host",
+            "floor",
+            f"run_socket_bench returned no tcpaudit/floor measurements (keys: {sorted(result)})",
+            "<= 2x",
+        ) | {"raw": result}
     note = str(result.get("note", ""))
     if "sockets" in result:
-        note = (f"{result['sockets']:,} sockets in the namespace {result.get('composition', '')}; "
-                f"findings {result.get('findings', '?')}; {result.get('sockets_per_s') or '?'} sockets/s "
-                "of tcpaudit's own work (sockets_bench)" + (f"; {note}" if note else ""))
-    return row("local", f"{n:,} sockets", subject="tcpaudit host", baseline="floor", s=s, b=b, target=2.0,
-               note=note, extra={"raw": {k: v for k, v in result.items() if k not in ("tcpaudit", "floor")}})
+        note = (
+            f"{result['sockets']:,} sockets in the namespace {result.get('composition', '')}; "
+            f"findings {result.get('findings', '?')}; {result.get('sockets_per_s') or '?'} sockets/s "
+            "of tcpaudit's own work (sockets_bench)" + (f"; {note}" if note else "")
+        )
+    return row(
+        "local",
+        f"{n:,} sockets",
+        subject="tcpaudit host",
+        baseline="floor",
+        s=s,
+        b=b,
+        target=2.0,
+        note=note,
+        extra={"raw": {k: v for k, v in result.items() if k not in ("tcpaudit", "floor")}},
+    )
 
 
 # ---- where the time goes (for docs/benchmarks.md) ------------------------------------------------------
-PHASES_SCRIPT = r'''
+PHASES_SCRIPT = r"""
 import json, sys, time
 T = [("start", time.perf_counter())]
 def mark(n):
@@ -280,7 +337,7 @@ from tcpaudit.reporters import render
 render(rep, "table")
 mark("report + render table")
 print(json.dumps([[b, t1 - t0] for (a, t0), (b, t1) in zip(T, T[1:])]))
-'''
+"""
 
 
 def phase_breakdown(repeats: int = 5) -> dict[str, Any]:
@@ -292,8 +349,15 @@ def phase_breakdown(repeats: int = 5) -> dict[str, Any]:
     runs: list[list[list[Any]]] = []
     with tempfile.TemporaryDirectory(prefix="tcpaudit-bench-") as cwd:
         for i in range(repeats + 1):
-            out = subprocess.run([sys.executable, "-c", PHASES_SCRIPT], capture_output=True, text=True, cwd=cwd,
-                                 env=bench_env(), timeout=120, stdin=subprocess.DEVNULL)
+            out = subprocess.run(
+                [sys.executable, "-c", PHASES_SCRIPT],
+                capture_output=True,
+                text=True,
+                cwd=cwd,
+                env=bench_env(),
+                timeout=120,
+                stdin=subprocess.DEVNULL,
+            )
             if out.returncode != 0:
                 err = out.stderr.strip().splitlines()
                 return {"error": err[-1] if err else f"exit {out.returncode}"}
@@ -309,22 +373,31 @@ def import_profile(top: int = 15) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="tcpaudit-bench-") as cwd:
         for _ in range(2):
-            out = subprocess.run([sys.executable, "-X", "importtime", *tcpaudit_host_argv()[1:]], capture_output=True,
-                                 text=True, cwd=cwd, env=bench_env(), timeout=120, stdin=subprocess.DEVNULL)
+            out = subprocess.run(
+                [sys.executable, "-X", "importtime", *tcpaudit_host_argv()[1:]],
+                capture_output=True,
+                text=True,
+                cwd=cwd,
+                env=bench_env(),
+                timeout=120,
+                stdin=subprocess.DEVNULL,
+            )
     mods = []
     for line in out.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        parts = line[len("import time:"):].split("|")
+        parts = line[len("import time:") :].split("|")
         if len(parts) == 3:
             mods.append((int(parts[0]), int(parts[1]), parts[2].strip()))
     total_self = sum(m[0] for m in mods)
     by_top: dict[str, int] = {}
     for self_us, _, name in mods:
         by_top[name.split(".")[0]] = by_top.get(name.split(".")[0], 0) + self_us
-    return {"total_import_ms": round(total_self / 1000, 1),
-            "by_package_ms": {k: round(v / 1000, 1) for k, v in sorted(by_top.items(), key=lambda kv: -kv[1])[:top]},
-            "top_modules_self_ms": {n: round(s / 1000, 1) for s, _, n in sorted(mods, reverse=True)[:top]}}
+    return {
+        "total_import_ms": round(total_self / 1000, 1),
+        "by_package_ms": {k: round(v / 1000, 1) for k, v in sorted(by_top.items(), key=lambda kv: -kv[1])[:top]},
+        "top_modules_self_ms": {n: round(s / 1000, 1) for s, _, n in sorted(mods, reverse=True)[:top]},
+    }
 
 
 # ---- optimisations, before vs after, in the same run ---------------------------------------------------
@@ -332,14 +405,20 @@ def import_profile(top: int = 15) -> dict[str, Any]:
 # or put the old function back, then run the same tcpaudit main(). "After" runs main() as it is. Both are
 # measured interleaved in one run, so the ratio is not at the mercy of the machine's load.
 OPTIMISATIONS = {
-    "main-lazy": ("cli.main() imports its error classes only when one is raised",
-                  "import importlib\nfor m in ('tcpaudit.catalogue', 'tcpaudit.config', 'tcpaudit.context', "
-                  "'tcpaudit.loading', 'tcpaudit.rules.engine'):\n    importlib.import_module(m)\n"),
-    "lint-files-lazy": ("tcpaudit.lint loads .files (PyYAML) on first use, not when the rules import it",
-                        "import tcpaudit.lint.files\n"),
-    "kdb-bounds": ("kernel_db: version bounds parsed once (_parse_bound memoised)",
-                   "import tcpaudit.kernel.db as _db\n_db._parse_bound = getattr(_db._parse_bound, '__wrapped__', "
-                   "_db._parse_bound)\n"),
+    "main-lazy": (
+        "cli.main() imports its error classes only when one is raised",
+        "import importlib\nfor m in ('tcpaudit.catalogue', 'tcpaudit.config', 'tcpaudit.context', "
+        "'tcpaudit.loading', 'tcpaudit.rules.engine'):\n    importlib.import_module(m)\n",
+    ),
+    "lint-files-lazy": (
+        "tcpaudit.lint loads .files (PyYAML) on first use, not when the rules import it",
+        "import tcpaudit.lint.files\n",
+    ),
+    "kdb-bounds": (
+        "kernel_db: version bounds parsed once (_parse_bound memoised)",
+        "import tcpaudit.kernel.db as _db\n_db._parse_bound = getattr(_db._parse_bound, '__wrapped__', "
+        "_db._parse_bound)\n",
+    ),
 }
 
 
@@ -357,18 +436,34 @@ def optimisation_rows(n: int = 11, lint_files: int = 200) -> list[dict[str, Any]
     rows = []
     with tempfile.TemporaryDirectory(prefix="tcpaudit-bench-") as cwd:
         tree = generate_tree(f"{cwd}/tree", lint_files, lint_files)
-        cases = [("tcpaudit host", ["host"], ["main-lazy", "lint-files-lazy", "kdb-bounds"], n),
-                 ("tcpaudit --version", ["--version"], ["main-lazy"], n),
-                 (f"tcpaudit lint, {2 * lint_files} files", ["lint", tree["dir"], "--kernel", KERNEL, "--format",
-                                                             "json"], ["main-lazy", "kdb-bounds"], max(5, n // 2))]
+        cases = [
+            ("tcpaudit host", ["host"], ["main-lazy", "lint-files-lazy", "kdb-bounds"], n),
+            ("tcpaudit --version", ["--version"], ["main-lazy"], n),
+            (
+                f"tcpaudit lint, {2 * lint_files} files",
+                ["lint", tree["dir"], "--kernel", KERNEL, "--format", "json"],
+                ["main-lazy", "kdb-bounds"],
+                max(5, n // 2),
+            ),
+        ]
         for name, args, opts, reps in cases:
-            res = interleaved({
-                "before": lambda a=args, o=opts: measure_process(_main_argv(o, a), cwd=cwd, ok_codes=(0, 1)),
-                "after": lambda a=args: measure_process(_main_argv([], a), cwd=cwd, ok_codes=(0, 1)),
-            }, reps)
-            r = row("optimisations", name, subject="after", baseline="before", s=res["after"], b=res["before"],
-                    note="before re-creates: " + "; ".join(OPTIMISATIONS[k][0] for k in opts),
-                    extra={"optimisations": opts})
+            res = interleaved(
+                {
+                    "before": lambda a=args, o=opts: measure_process(_main_argv(o, a), cwd=cwd, ok_codes=(0, 1)),
+                    "after": lambda a=args: measure_process(_main_argv([], a), cwd=cwd, ok_codes=(0, 1)),
+                },
+                reps,
+            )
+            r = row(
+                "optimisations",
+                name,
+                subject="after",
+                baseline="before",
+                s=res["after"],
+                b=res["before"],
+                note="before re-creates: " + "; ".join(OPTIMISATIONS[k][0] for k in opts),
+                extra={"optimisations": opts},
+            )
             if "ratio_wall" in r:
                 pct = (1 - r["ratio_wall"]) * 100
                 r["verdict"] = f"{pct:.0f}% faster" if pct >= 0 else f"{-pct:.0f}% slower"

@@ -36,15 +36,22 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python benchmarks/run.py` puts benchmarks/ first, not the repository
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import (failed, log, machine_info, render_table, row,  # noqa: E402
-                                unavailable)
+from benchmarks._common import (  # noqa: E402  (after the sys.path fix above)
+    failed,
+    log,
+    machine_info,
+    render_table,
+    row,  # noqa: E402
+    unavailable,
+)
 
 SECTIONS = ("local", "sockets", "fleet", "ansible", "lint", "optimisations", "profile")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
@@ -130,8 +137,11 @@ def fleet_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
         fn = importlib.import_module("benchmarks.fleet_bench").run_fleet_bench
     except (ImportError, AttributeError) as exc:
         why = f"not available yet (benchmarks/fleet_bench.py run_fleet_bench, engineer A: {exc})"
-        return [unavailable("fleet", f"{n} hosts", "tcpaudit fleet", base, why, "<= 1.2x" if target else None)
-                for n in sizes for _, _, _, _, base, target in FLEET_PAIRS]
+        return [
+            unavailable("fleet", f"{n} hosts", "tcpaudit fleet", base, why, "<= 1.2x" if target else None)
+            for n in sizes
+            for _, _, _, _, base, target in FLEET_PAIRS
+        ]
     rows: list[dict[str, Any]] = []
     for n in sizes:
         kw = _fleet_kwargs(fn, quick)
@@ -141,12 +151,26 @@ def fleet_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
             res = fn(n, **kw)
             took = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - one broken section must not sink the run
-            rows.append(failed("fleet", f"{n} hosts", "tcpaudit fleet", "paramiko pool",
-                               f"run_fleet_bench({n}) failed: {type(exc).__name__}: {exc}"))
+            rows.append(
+                failed(
+                    "fleet",
+                    f"{n} hosts",
+                    "tcpaudit fleet",
+                    "paramiko pool",
+                    f"run_fleet_bench({n}) failed: {type(exc).__name__}: {exc}",
+                )
+            )
             continue
         if not isinstance(res, dict):
-            rows.append(failed("fleet", f"{n} hosts", "tcpaudit fleet", "paramiko pool",
-                               f"run_fleet_bench returned {type(res).__name__}, not a dict"))
+            rows.append(
+                failed(
+                    "fleet",
+                    f"{n} hosts",
+                    "tcpaudit fleet",
+                    "paramiko pool",
+                    f"run_fleet_bench returned {type(res).__name__}, not a dict",
+                )
+            )
             continue
         notes = res.get("notes", res.get("note", ""))
         note = "; ".join(notes) if isinstance(notes, list) else str(notes or "")
@@ -158,17 +182,42 @@ def fleet_rows(sizes: list[int], quick: bool) -> list[dict[str, Any]]:
             b = _measure_from(res, (bkey,))
             if s is None or b is None:
                 if not (quick and kw.get("cli") is False and skey.endswith("_cli")):
-                    rows.append(unavailable("fleet", name, slabel, blabel,
-                                            f"run_fleet_bench({n}{', ' + str(kw) if kw else ''}) has no "
-                                            f"{skey}/{bkey} measurement (keys: {sorted(res)[:12]})",
-                                            f"<= {target:g}x" if target else None))
+                    rows.append(
+                        unavailable(
+                            "fleet",
+                            name,
+                            slabel,
+                            blabel,
+                            f"run_fleet_bench({n}{', ' + str(kw) if kw else ''}) has no "
+                            f"{skey}/{bkey} measurement (keys: {sorted(res)[:12]})",
+                            f"<= {target:g}x" if target else None,
+                        )
+                    )
                 else:
-                    rows.append(unavailable("fleet", name, slabel, blabel, "not measured in --quick (one round, "
-                                            "in-process pair only)", f"<= {target:g}x" if target else None))
+                    rows.append(
+                        unavailable(
+                            "fleet",
+                            name,
+                            slabel,
+                            blabel,
+                            "not measured in --quick (one round, in-process pair only)",
+                            f"<= {target:g}x" if target else None,
+                        )
+                    )
                 continue
-            rows.append(row("fleet", name, subject=slabel, baseline=blabel, s=s, b=b, target=target,
-                            note=(f"{note}; jobs={res.get('jobs')}, median of {res.get('rounds')}" if first else ""),
-                            extra={"raw": raw if first else None, "section_s": round(took, 1)}))
+            rows.append(
+                row(
+                    "fleet",
+                    name,
+                    subject=slabel,
+                    baseline=blabel,
+                    s=s,
+                    b=b,
+                    target=target,
+                    note=(f"{note}; jobs={res.get('jobs')}, median of {res.get('rounds')}" if first else ""),
+                    extra={"raw": raw if first else None, "section_s": round(took, 1)},
+                )
+            )
             first = False
     return rows
 
@@ -201,38 +250,57 @@ def git_info() -> dict[str, Any]:
 
 def tcpaudit_version() -> str | None:
     try:
-        out = subprocess.run([sys.executable, "-m", "tcpaudit", "--version"], capture_output=True, text=True,
-                             timeout=60, stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            [sys.executable, "-m", "tcpaudit", "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     ap.add_argument("--quick", action="store_true", help="small workloads, fewer repeats: under a minute")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT.relative_to(ROOT)})")
+    ap.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT.relative_to(ROOT)})"
+    )
     ap.add_argument("--only", help=f"comma-separated sections to run (default all): {','.join(SECTIONS)}")
-    ap.add_argument("--fleet-sizes", help="comma-separated host counts for fleet and ansible (default 10,50,100; "
-                    "--quick: 10)")
+    ap.add_argument(
+        "--fleet-sizes", help="comma-separated host counts for fleet and ansible (default 10,50,100; --quick: 10)"
+    )
     ap.add_argument("--repeats", type=int, help="override the number of timed repeats of local and lint")
-    ap.add_argument("--no-install", action="store_true", help="do not install ansible-core into "
-                    "benchmarks/.venv-ansible; the ansible rows say it is missing")
-    ap.add_argument("--markdown", type=Path, metavar="RESULTS_JSON", help="print the table of an earlier run as "
-                    "Markdown (for docs/benchmarks.md) and exit")
+    ap.add_argument(
+        "--no-install",
+        action="store_true",
+        help="do not install ansible-core into benchmarks/.venv-ansible; the ansible rows say it is missing",
+    )
+    ap.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="print the table of an earlier run as Markdown (for docs/benchmarks.md) and exit",
+    )
     args = ap.parse_args(argv)
     if args.markdown:
         from benchmarks._common import render_markdown
 
         data = json.loads(args.markdown.read_text(encoding="utf-8"))
         m = data["machine"]
-        print(f"{'Quick' if data.get('quick') else 'Full'} run of {data['started_at']}, {data['duration_s']:.0f} s: "
-              f"{m['cores']} cores ({m['cpu_model']}), kernel {m['kernel']}, Python {m['python']}, load average "
-              f"{(m.get('loadavg_at_start') or ['?'])[0]:.1f} at start, {(data.get('loadavg_at_end') or ['?'])[0]:.1f} "
-              f"at the end; {data['tcpaudit'].get('version')} ({(data['tcpaudit'].get('commit') or '?')[:10]}"
-              f"{', modified tree' if data['tcpaudit'].get('tcpaudit_tree_dirty') else ''}).\n")
+        print(
+            f"{'Quick' if data.get('quick') else 'Full'} run of {data['started_at']}, {data['duration_s']:.0f} s: "
+            f"{m['cores']} cores ({m['cpu_model']}), kernel {m['kernel']}, Python {m['python']}, load average "
+            f"{(m.get('loadavg_at_start') or ['?'])[0]:.1f} at start, {(data.get('loadavg_at_end') or ['?'])[0]:.1f} "
+            f"at the end; {data['tcpaudit'].get('version')} ({(data['tcpaudit'].get('commit') or '?')[:10]}"
+            f"{', modified tree' if data['tcpaudit'].get('tcpaudit_tree_dirty') else ''}).\n"
+        )
         print(render_markdown(data["rows"]))
         return 0
 
@@ -241,8 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         ap.error(f"unknown section(s) {', '.join(sorted(bad))}; choose from {', '.join(SECTIONS)}")
     quick = args.quick
-    sizes = ([int(x) for x in args.fleet_sizes.split(",")] if args.fleet_sizes
-             else QUICK_FLEET_SIZES if quick else FLEET_SIZES)
+    sizes = (
+        [int(x) for x in args.fleet_sizes.split(",")]
+        if args.fleet_sizes
+        else QUICK_FLEET_SIZES
+        if quick
+        else FLEET_SIZES
+    )
 
     started = time.perf_counter()
     result: dict[str, Any] = {
@@ -253,11 +326,13 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "tcpaudit": {"version": tcpaudit_version(), **git_info()},
         "method": "ratios of tcpaudit and its baseline measured in the same run, interleaved, median of N; "
-                  "cpu_s = user+sys of the measured process tree (os.wait4); peak_rss_kb = its ru_maxrss",
+        "cpu_s = user+sys of the measured process tree (os.wait4); peak_rss_kb = its ru_maxrss",
     }
-    log(f"{'quick' if quick else 'full'} run on {result['machine']['cores']} cores, "
+    log(
+        f"{'quick' if quick else 'full'} run on {result['machine']['cores']} cores, "
         f"{result['machine']['cpu_model']}, kernel {result['machine']['kernel']}, "
-        f"Python {result['machine']['python']}")
+        f"Python {result['machine']['python']}"
+    )
     rows: list[dict[str, Any]] = []
 
     if "local" in only:
@@ -272,10 +347,17 @@ def main(argv: list[str] | None = None) -> int:
         rows += run_section("fleet", lambda: fleet_rows(sizes, quick))
     if "ansible" in only:
         if quick:
-            rows.append(unavailable("ansible", f"{sizes[0]} hosts", "tcpaudit fleet", "ansible -m raw",
-                                    "skipped in --quick: installing ansible-core (~10-20 s) plus the runs "
-                                    "(~20 s for 10 hosts here) do not fit the minute; run without --quick",
-                                    ">= 4x faster"))
+            rows.append(
+                unavailable(
+                    "ansible",
+                    f"{sizes[0]} hosts",
+                    "tcpaudit fleet",
+                    "ansible -m raw",
+                    "skipped in --quick: installing ansible-core (~10-20 s) plus the runs "
+                    "(~20 s for 10 hosts here) do not fit the minute; run without --quick",
+                    ">= 4x faster",
+                )
+            )
         else:
             from benchmarks.ansible_bench import run_ansible_bench
 
@@ -311,8 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     end_load = (result.get("loadavg_at_end") or [0])[0]
     busy = max(start_load, end_load - 1)
     if busy > cores:
-        result["busy_warning"] = (f"load average {busy:.1f} on {result['machine']['cores']} cores: other work "
-                                  "competed for the CPUs; wall ratios are unreliable, CPU ratios less so")
+        result["busy_warning"] = (
+            f"load average {busy:.1f} on {result['machine']['cores']} cores: other work "
+            "competed for the CPUs; wall ratios are unreliable, CPU ratios less so"
+        )
         table += f"\n\nWARNING: {result['busy_warning']}"
     result["table"] = table
     print(table)

@@ -68,7 +68,7 @@ ADDRS = 8  # 127.0.0.1 .. 127.0.0.8 as destinations
 PAIRS_PER_HOLDER = 8000  # 16,000 descriptors per holder process
 TW_PORTS_PER_MAKER = 3
 
-HOLDER = r'''
+HOLDER = r"""
 import resource, socket, sys
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -84,9 +84,9 @@ for i in range(pairs):
     held.append(srv.accept()[0])
 print("READY", flush=True)
 sys.stdin.read()  # hold the sockets until the benchmark closes stdin
-'''
+"""
 
-TW_MAKER = r'''
+TW_MAKER = r"""
 import socket, sys
 ports, count, addrs = [int(p) for p in sys.argv[1].split(",")], int(sys.argv[2]), int(sys.argv[3])
 servers = []
@@ -106,11 +106,11 @@ for i in range(count):
     c.close()  # the client closes first: TIME-WAIT on its side, no descriptor held
     a.close()
 print("READY", flush=True)
-'''
+"""
 
 # The floor: what any collector must pay - interpreter start, the same dependencies imported, the
 # same files read, the same commands run - and nothing else.
-FLOOR = r'''
+FLOOR = r"""
 import os, subprocess, sys
 import typer, pydantic, paramiko, tabulate, packaging.version, yaml  # noqa: F401 - tcpaudit's runtime deps
 FILES = sys.argv[1].split(",")
@@ -132,12 +132,14 @@ subprocess.run(["ss", "-tinH", "state", "established"], stdout=subprocess.PIPE, 
 if os.geteuid() == 0:
     subprocess.run(["iptables-save", "-t", "nat"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                    stdin=subprocess.DEVNULL)
-'''
+"""
 
 
 # The same floor, with the socket table read the way tcpaudit reads it locally now: the NETLINK_SOCK_DIAG
 # dumps (IPv4 and IPv6, tcp_info asked for) received whole and not parsed, instead of running ss.
-FLOOR_NETLINK = FLOOR.split("subprocess.run([\"ss\"")[0] + r'''
+FLOOR_NETLINK = (
+    FLOOR.split('subprocess.run(["ss"')[0]
+    + r"""
 import socket, struct
 for family in (socket.AF_INET, socket.AF_INET6):
     nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)
@@ -156,7 +158,8 @@ for family in (socket.AF_INET, socket.AF_INET6):
 if os.geteuid() == 0:
     subprocess.run(["iptables-save", "-t", "nat"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                    stdin=subprocess.DEVNULL)
-'''
+"""
+)
 
 
 def _ip(*argv: str) -> None:
@@ -196,8 +199,13 @@ class _Namespace:
 
     def start(self, path: str, *args: str) -> subprocess.Popen:
         prefix = ["nice", "-n", str(self.nice)] if self.nice is not None else []
-        p = subprocess.Popen([*prefix, *self.argv([PYTHON, path, *args])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [*prefix, *self.argv([PYTHON, path, *args])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.procs.append(p)
         return p
 
@@ -250,12 +258,13 @@ def _timed(argv: list[str], cwd: str) -> tuple[float, float, float, int]:
 def _count(ns: _Namespace) -> dict[str, int]:
     text = ns.exec_ok(["cat", "/proc/net/sockstat"])
     tcp = next(line.split() for line in text.splitlines() if line.startswith("TCP:"))
-    vals = dict(zip(tcp[1::2], map(int, tcp[2::2])))
+    vals = dict(zip(tcp[1::2], map(int, tcp[2::2]), strict=False))
     return {"inuse": vals["inuse"], "tw": vals["tw"], "total": vals["inuse"] + vals["tw"]}
 
 
-def run_socket_bench(n_sockets: int = 200_000, repeats: int = 3, profile: str | None = None,
-                     nice: int | None = None) -> dict[str, Any]:
+def run_socket_bench(
+    n_sockets: int = 200_000, repeats: int = 3, profile: str | None = None, nice: int | None = None
+) -> dict[str, Any]:
     """See the module docstring. `nice` (e.g. -20) runs every timed command at that priority, tcpaudit and
     floor alike: on a machine shared with other work it approximates an idle one."""
     if os.geteuid() != 0:
@@ -267,12 +276,23 @@ def run_socket_bench(n_sockets: int = 200_000, repeats: int = 3, profile: str | 
     makers = 2
     listeners = holders + makers * TW_PORTS_PER_MAKER
     tw = max(0, n_sockets - 2 * estab_pairs - listeners)
-    result: dict[str, Any] = {"requested": n_sockets,
-                              "composition": {"ESTAB": 2 * estab_pairs, "TIME-WAIT": tw, "LISTEN": listeners}}
+    result: dict[str, Any] = {
+        "requested": n_sockets,
+        "composition": {"ESTAB": 2 * estab_pairs, "TIME-WAIT": tw, "LISTEN": listeners},
+    }
     with _Namespace() as ns:
         ns.nice = nice
-        ns.exec_ok(["sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=0",
-                    f"net.ipv4.tcp_max_tw_buckets={max(262144, 2 * n_sockets)}", "net.core.somaxconn=4096"])
+        ns.exec_ok(
+            [
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv4.ip_local_port_range=1024 65535",
+                "net.ipv4.tcp_tw_reuse=0",
+                f"net.ipv4.tcp_max_tw_buckets={max(262144, 2 * n_sockets)}",
+                "net.core.somaxconn=4096",
+            ]
+        )
         holder = ns.script("holder.py", HOLDER)
         maker = ns.script("tw_maker.py", TW_MAKER)
         floor = ns.script("floor.py", FLOOR)
@@ -304,8 +324,12 @@ def run_socket_bench(n_sockets: int = 200_000, repeats: int = 3, profile: str | 
 
         if profile:
             cmd = [PYTHON, "-m", "cProfile", "-o", profile, "-m", "tcpaudit", "host", "--format", "json"]
-        runs: dict[str, list[tuple[float, float, float, int]]] = {"tcpaudit": [], "floor": [], "floor_netlink": [],
-                                                                  "tcpaudit_ss": []}
+        runs: dict[str, list[tuple[float, float, float, int]]] = {
+            "tcpaudit": [],
+            "floor": [],
+            "floor_netlink": [],
+            "tcpaudit_ss": [],
+        }
         for _ in range(repeats):  # interleaved, so drift affects all alike
             runs["floor"].append(_timed(ns.setns_argv(floor_cmd), ns.dir))
             runs["tcpaudit"].append(_timed(ns.setns_argv(cmd), ns.dir))
@@ -313,8 +337,13 @@ def run_socket_bench(n_sockets: int = 200_000, repeats: int = 3, profile: str | 
             runs["tcpaudit_ss"].append(_timed(ns.setns_argv(ss_cmd), ns.dir))
         after = _count(ns)
         # One untimed run for the findings (and proof the table was complete).
-        out = subprocess.run(ns.setns_argv([PYTHON, "-m", "tcpaudit", "host", "--format", "json"]), capture_output=True,
-                             text=True, cwd=ns.dir, timeout=300)
+        out = subprocess.run(
+            ns.setns_argv([PYTHON, "-m", "tcpaudit", "host", "--format", "json"]),
+            capture_output=True,
+            text=True,
+            cwd=ns.dir,
+            timeout=300,
+        )
         report = json.loads(out.stdout)
         result["elapsed_since_first_time_wait_s"] = round(time.monotonic() - tw_started, 1)
         for p in hs:
@@ -330,55 +359,74 @@ def run_socket_bench(n_sockets: int = 200_000, repeats: int = 3, profile: str | 
     fixed = statistics.median(r[0] for r in empty["tcpaudit"]) - statistics.median(r[0] for r in empty["floor"])
     fixed_cpu = statistics.median(r[2] for r in empty["tcpaudit"]) - statistics.median(r[2] for r in empty["floor"])
     target = report["targets"][0]
-    result.update({
-        "sockets": sockets,
-        "sockets_before_after": [before["total"], after["total"]],
-        # TIME-WAIT sockets expire after 60 s: on a machine too busy to finish in time the table shrank
-        # under the timed runs and the numbers describe a smaller table than asked for
-        "valid": after["total"] >= 0.98 * before["total"] and before["total"] >= 0.98 * n_sockets,
-        "tcpaudit_s": round(ta, 3),
-        "tcpaudit_best_s": round(min(r[0] for r in runs["tcpaudit"]), 3),
-        "tcpaudit_runs_s": [round(r[0], 3) for r in runs["tcpaudit"]],
-        "floor_s": round(fl, 3),
-        "floor_runs_s": [round(r[0], 3) for r in runs["floor"]],
-        "overhead_s": round(overhead, 3),
-        "sockets_per_s": round(sockets / overhead) if overhead > 0 else None,
-        "floor_ratio": round(ta / fl, 2) if fl > 0 else None,
-        "tcpaudit_rss_mib": round(max(r[1] for r in runs["tcpaudit"]), 1),
-        "floor_rss_mib": round(max(r[1] for r in runs["floor"]), 1),
-        "tcpaudit_cpu_s": round(cpu_ta, 3),
-        "floor_cpu_s": round(cpu_fl, 3),
-        "cpu_overhead_s": round(cpu_ta - cpu_fl, 3),
-        "sockets_per_cpu_s": round(sockets / (cpu_ta - cpu_fl)) if cpu_ta > cpu_fl else None,
-        # the same with no sockets: start-up, imports and rules that do not depend on the table
-        "empty_tcpaudit_s": round(statistics.median(r[0] for r in empty["tcpaudit"]), 3),
-        "empty_floor_s": round(statistics.median(r[0] for r in empty["floor"]), 3),
-        "fixed_overhead_s": round(fixed, 3),
-        "marginal_sockets_per_s": round(sockets / (overhead - fixed)) if overhead > fixed else None,
-        "marginal_sockets_per_cpu_s": (round(sockets / (cpu_ta - cpu_fl - fixed_cpu))
-                                       if cpu_ta - cpu_fl > fixed_cpu else None),
-        "empty_tcpaudit_rss_mib": round(max(r[1] for r in empty["tcpaudit"]), 1),
-        # the stricter floor (sock_diag received, not parsed) and tcpaudit's own ss text path (the fallback)
-        **{f"{name}_{key}": val for name in ("floor_netlink", "tcpaudit_ss") for key, val in (
-            ("s", round(statistics.median(r[0] for r in runs[name]), 3)),
-            ("runs_s", [round(r[0], 3) for r in runs[name]]),
-            ("cpu_s", round(statistics.median(r[2] for r in runs[name]), 3)),
-            ("rss_mib", round(max(r[1] for r in runs[name]), 1)))},
-        "sockets_per_s_netlink_floor": (round(sockets / (ta - statistics.median(r[0] for r in runs["floor_netlink"])))
-                                        if ta > statistics.median(r[0] for r in runs["floor_netlink"]) else None),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "nice": nice,
-        "note": ("timed inside the namespace via nsenter --net (setns); tcpaudit reads the table over "
-                 "NETLINK_SOCK_DIAG, the floor runs ss -tanoeH and ss -tinH (floor_netlink: receives the same "
-                 "netlink dumps and parses nothing; tcpaudit_ss: tcpaudit made to run and parse ss)"
-                 + ("" if after["total"] >= 0.98 * before["total"] else
-                    "; NOT VALID: TIME-WAIT sockets expired under the timed runs (machine too busy)")
-                 + (f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs" if os.getloadavg()[0] > 1.5
-                    else "")),
-        "exit_code": report["summary"]["exit_code"],
-        "findings": sorted({f["rule"] for f in target["findings"]}),
-        "gaps": target["gaps"],
-    })
+    result.update(
+        {
+            "sockets": sockets,
+            "sockets_before_after": [before["total"], after["total"]],
+            # TIME-WAIT sockets expire after 60 s: on a machine too busy to finish in time the table shrank
+            # under the timed runs and the numbers describe a smaller table than asked for
+            "valid": after["total"] >= 0.98 * before["total"] and before["total"] >= 0.98 * n_sockets,
+            "tcpaudit_s": round(ta, 3),
+            "tcpaudit_best_s": round(min(r[0] for r in runs["tcpaudit"]), 3),
+            "tcpaudit_runs_s": [round(r[0], 3) for r in runs["tcpaudit"]],
+            "floor_s": round(fl, 3),
+            "floor_runs_s": [round(r[0], 3) for r in runs["floor"]],
+            "overhead_s": round(overhead, 3),
+            "sockets_per_s": round(sockets / overhead) if overhead > 0 else None,
+            "floor_ratio": round(ta / fl, 2) if fl > 0 else None,
+            "tcpaudit_rss_mib": round(max(r[1] for r in runs["tcpaudit"]), 1),
+            "floor_rss_mib": round(max(r[1] for r in runs["floor"]), 1),
+            "tcpaudit_cpu_s": round(cpu_ta, 3),
+            "floor_cpu_s": round(cpu_fl, 3),
+            "cpu_overhead_s": round(cpu_ta - cpu_fl, 3),
+            "sockets_per_cpu_s": round(sockets / (cpu_ta - cpu_fl)) if cpu_ta > cpu_fl else None,
+            # the same with no sockets: start-up, imports and rules that do not depend on the table
+            "empty_tcpaudit_s": round(statistics.median(r[0] for r in empty["tcpaudit"]), 3),
+            "empty_floor_s": round(statistics.median(r[0] for r in empty["floor"]), 3),
+            "fixed_overhead_s": round(fixed, 3),
+            "marginal_sockets_per_s": round(sockets / (overhead - fixed)) if overhead > fixed else None,
+            "marginal_sockets_per_cpu_s": (
+                round(sockets / (cpu_ta - cpu_fl - fixed_cpu)) if cpu_ta - cpu_fl > fixed_cpu else None
+            ),
+            "empty_tcpaudit_rss_mib": round(max(r[1] for r in empty["tcpaudit"]), 1),
+            # the stricter floor (sock_diag received, not parsed) and tcpaudit's own ss text path (the fallback)
+            **{
+                f"{name}_{key}": val
+                for name in ("floor_netlink", "tcpaudit_ss")
+                for key, val in (
+                    ("s", round(statistics.median(r[0] for r in runs[name]), 3)),
+                    ("runs_s", [round(r[0], 3) for r in runs[name]]),
+                    ("cpu_s", round(statistics.median(r[2] for r in runs[name]), 3)),
+                    ("rss_mib", round(max(r[1] for r in runs[name]), 1)),
+                )
+            },
+            "sockets_per_s_netlink_floor": (
+                round(sockets / (ta - statistics.median(r[0] for r in runs["floor_netlink"])))
+                if ta > statistics.median(r[0] for r in runs["floor_netlink"])
+                else None
+            ),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "nice": nice,
+            "note": (
+                "timed inside the namespace via nsenter --net (setns); tcpaudit reads the table over "
+                "NETLINK_SOCK_DIAG, the floor runs ss -tanoeH and ss -tinH (floor_netlink: receives the same "
+                "netlink dumps and parses nothing; tcpaudit_ss: tcpaudit made to run and parse ss)"
+                + (
+                    ""
+                    if after["total"] >= 0.98 * before["total"]
+                    else "; NOT VALID: TIME-WAIT sockets expired under the timed runs (machine too busy)"
+                )
+                + (
+                    f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+                    if os.getloadavg()[0] > 1.5
+                    else ""
+                )
+            ),
+            "exit_code": report["summary"]["exit_code"],
+            "findings": sorted({f["rule"] for f in target["findings"]}),
+            "gaps": target["gaps"],
+        }
+    )
     return result
 
 
@@ -391,8 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", help="also write a cProfile of the tcpaudit runs to this path")
     ap.add_argument("--nice", type=int, help="run the timed commands at this priority (e.g. -20 on a busy machine)")
     args = ap.parse_args(argv)
-    res = run_socket_bench(args.n_sockets, repeats=args.repeats,
-                           profile=os.path.abspath(args.profile) if args.profile else None, nice=args.nice)
+    res = run_socket_bench(
+        args.n_sockets,
+        repeats=args.repeats,
+        profile=os.path.abspath(args.profile) if args.profile else None,
+        nice=args.nice,
+    )
     print(json.dumps(res, indent=2))
     return 0
 

@@ -45,15 +45,23 @@ class ChallengeAckRstInvalid(Rule):
             "socket leak that makes the collision possible (see CT002)."
         ),
         references=[
-            Reference(title="netfilter: conntrack: handle tcp challenge acks during connection reuse (c410cb974f2b)",
-                      url="https://github.com/torvalds/linux/commit/c410cb974f2ba562920ecb8492ee66945dcf88af"),
-            Reference(title="Merge of the tcp_ignore_invalid_rst sysctl series (d7fba8ff3e50; the sysctl itself is "
-                            "1da4cd82dd18, v5.14)",
-                      url="https://github.com/torvalds/linux/commit/d7fba8ff3e50fb25ffe583bf945df052f6caffa2"),
-            Reference(title="istio/istio#43301: App outbound connecting timed out (field report)",
-                      url="https://github.com/istio/istio/issues/43301"),
-            Reference(title="RFC 5961: Improving TCP's Robustness to Blind In-Window Attacks",
-                      url="https://www.rfc-editor.org/rfc/rfc5961"),
+            Reference(
+                title="netfilter: conntrack: handle tcp challenge acks during connection reuse (c410cb974f2b)",
+                url="https://github.com/torvalds/linux/commit/c410cb974f2ba562920ecb8492ee66945dcf88af",
+            ),
+            Reference(
+                title="Merge of the tcp_ignore_invalid_rst sysctl series (d7fba8ff3e50; the sysctl itself is "
+                "1da4cd82dd18, v5.14)",
+                url="https://github.com/torvalds/linux/commit/d7fba8ff3e50fb25ffe583bf945df052f6caffa2",
+            ),
+            Reference(
+                title="istio/istio#43301: App outbound connecting timed out (field report)",
+                url="https://github.com/istio/istio/issues/43301",
+            ),
+            Reference(
+                title="RFC 5961: Improving TCP's Robustness to Blind In-Window Attacks",
+                url="https://www.rfc-editor.org/rfc/rfc5961",
+            ),
         ],
     )
 
@@ -68,38 +76,62 @@ class ChallengeAckRstInvalid(Rule):
             return None
         ctx = f.context
         if status.applies is None and not (ctx.sidecar_ports or ctx.kubernetes):
-            return self.na(f"unknown whether this kernel has the bug ({status.confidence} confidence: "
-                           f"{status.reason}) and no NAT redirect or Kubernetes seen")
+            return self.na(
+                f"unknown whether this kernel has the bug ({status.confidence} confidence: "
+                f"{status.reason}) and no NAT redirect or Kubernetes seen"
+            )
         if ctx.sidecar_ports:
-            sev, why = Severity.high, (f"NAT REDIRECT/DNAT to port(s) {', '.join(map(str, ctx.sidecar_ports[:5]))} "
-                                       "is in play (the sidecar pattern of the field report)")
+            sev, why = (
+                Severity.high,
+                (
+                    f"NAT REDIRECT/DNAT to port(s) {', '.join(map(str, ctx.sidecar_ports[:5]))} "
+                    "is in play (the sidecar pattern of the field report)"
+                ),
+            )
         elif ctx.kubernetes:
             sev, why = Severity.medium, "this is a Kubernetes host, whose kube-proxy rules drop INVALID packets"
         else:
-            sev, why = Severity.low, ("no NAT redirect was seen; it bites once DNAT/REDIRECT or an "
-                                      "'INVALID -j DROP' rule is added")
+            sev, why = (
+                Severity.low,
+                ("no NAT redirect was seen; it bites once DNAT/REDIRECT or an 'INVALID -j DROP' rule is added"),
+            )
         lead = f"Kernel {f.snapshot.kernel.release} lacks the conntrack fix for challenge-ACK RSTs ({status.reason})."
         if status.applies is None:
             sev = Severity.low
-            lead = (f"It is unknown whether kernel {f.snapshot.kernel.release} has the conntrack challenge-ACK RST "
-                    f"bug ({status.confidence} confidence: {status.reason}); check the distribution's kernel "
-                    "changelog for c410cb974f2b.")
-        ev = {"kernel": f.snapshot.kernel.release, "issue": ISSUE, "applies": status.applies,
-              "confidence": status.confidence, "fixed_in": status.fixed_in,
-              "nf_conntrack_tcp_ignore_invalid_rst": ignore.raw if ignore.present else "absent on this kernel",
-              "redirect_ports": ctx.sidecar_ports[:10]}
+            lead = (
+                f"It is unknown whether kernel {f.snapshot.kernel.release} has the conntrack challenge-ACK RST "
+                f"bug ({status.confidence} confidence: {status.reason}); check the distribution's kernel "
+                "changelog for c410cb974f2b."
+            )
+        ev = {
+            "kernel": f.snapshot.kernel.release,
+            "issue": ISSUE,
+            "applies": status.applies,
+            "confidence": status.confidence,
+            "fixed_in": status.fixed_in,
+            "nf_conntrack_tcp_ignore_invalid_rst": ignore.raw if ignore.present else "absent on this kernel",
+            "redirect_ports": ctx.sidecar_ports[:10],
+        }
         for counter in ("TcpExt.TCPChallengeACK", "TcpExt.TCPSYNChallenge"):
             c = f.counter_evidence(counter)
             if c is not None:
                 ev[counter.split(".")[1]] = c
         fix = {"net.netfilter.nf_conntrack_tcp_ignore_invalid_rst": "1"} if ignore.present else {}
         return self.finding(
-            f, severity=sev, evidence=ev, fix=fix, context=[why],
+            f,
+            severity=sev,
+            evidence=ev,
+            fix=fix,
+            context=[why],
             explanation=(
                 f"{lead} When a connect() reuses a 4-tuple the peer still holds, the peer's challenge "
                 "ACK is answered with a RST that conntrack marks INVALID, so it is neither NATed nor delivered, "
                 f"and the client's SYNs time out; {why}."
-                + ("" if ignore.present else " nf_conntrack_tcp_ignore_invalid_rst does not exist here, so only a "
-                   "kernel upgrade (or the sidecar-side fix) helps.")
+                + (
+                    ""
+                    if ignore.present
+                    else " nf_conntrack_tcp_ignore_invalid_rst does not exist here, so only a "
+                    "kernel upgrade (or the sidecar-side fix) helps."
+                )
             ),
         )

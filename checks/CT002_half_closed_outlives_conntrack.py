@@ -12,8 +12,11 @@ class HalfClosedOutlivesConntrack(Rule):
         id="CT002",
         title="Half-closed sockets on NAT-redirected ports outlive their conntrack entries",
         severity=Severity.high,
-        keys=["net.netfilter.nf_conntrack_tcp_timeout_close_wait", "net.netfilter.nf_conntrack_tcp_timeout_fin_wait",
-              "net.ipv4.ip_local_port_range"],
+        keys=[
+            "net.netfilter.nf_conntrack_tcp_timeout_close_wait",
+            "net.netfilter.nf_conntrack_tcp_timeout_fin_wait",
+            "net.ipv4.ip_local_port_range",
+        ],
         summary=(
             "A local proxy reached through iptables REDIRECT/DNAT (a sidecar) holds half-closed connections "
             "(FIN-WAIT-2, CLOSE-WAIT) long after conntrack forgot them (nf_conntrack_tcp_timeout_close_wait is "
@@ -43,19 +46,27 @@ class HalfClosedOutlivesConntrack(Rule):
             "of table space."
         ),
         references=[
-            Reference(title="istio/istio#43301: connect timed out by ephemeral port collision with 15001",
-                      url="https://github.com/istio/istio/issues/43301"),
-            Reference(title="istio/istio#43297: TCP proxy half-closed connection leak for 1 hour",
-                      url="https://github.com/istio/istio/issues/43297"),
-            Reference(title="nf_conntrack-sysctl.rst: nf_conntrack_tcp_timeout_close_wait",
-                      url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst"),
+            Reference(
+                title="istio/istio#43301: connect timed out by ephemeral port collision with 15001",
+                url="https://github.com/istio/istio/issues/43301",
+            ),
+            Reference(
+                title="istio/istio#43297: TCP proxy half-closed connection leak for 1 hour",
+                url="https://github.com/istio/istio/issues/43297",
+            ),
+            Reference(
+                title="nf_conntrack-sysctl.rst: nf_conntrack_tcp_timeout_close_wait",
+                url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst",
+            ),
         ],
     )
 
     def check(self, f: Facts):
         if f.kind == "config":
-            return self.na("needs a host's socket table and conntrack state (half-closed sockets on redirected "
-                           "ports), which a configuration file does not have: run `tcpaudit host`")
+            return self.na(
+                "needs a host's socket table and conntrack state (half-closed sockets on redirected "
+                "ports), which a configuration file does not have: run `tcpaudit host`"
+            )
         if not f.snapshot.conntrack.present:
             return self.na("conntrack is not loaded on this host")
         ports = set(f.context.sidecar_ports)
@@ -72,8 +83,10 @@ class HalfClosedOutlivesConntrack(Rule):
                 leaked += 1
                 untimed += s.timer is None
                 if len(examples) < 5:
-                    examples.append(f"{s.state} {s.local_addr}:{s.local_port} <- {s.remote_addr}:{s.remote_port}"
-                                    + ("" if s.timer else " (no timer: lives until the proxy closes it)"))
+                    examples.append(
+                        f"{s.state} {s.local_addr}:{s.local_port} <- {s.remote_addr}:{s.remote_port}"
+                        + ("" if s.timer else " (no timer: lives until the proxy closes it)")
+                    )
         if not leaked:
             return None
         close_wait = f.value("net.netfilter.nf_conntrack_tcp_timeout_close_wait")
@@ -82,13 +95,24 @@ class HalfClosedOutlivesConntrack(Rule):
         unfixed = status is not None and status.applies is not False
         ignore = f.value("net.netfilter.nf_conntrack_tcp_ignore_invalid_rst").int == 1
         sev = Severity.high if unfixed and not ignore else Severity.low
-        ev = {"half_closed_on_redirect_ports": leaked, "without_timer": untimed, "redirect_ports": sorted(ports),
-              "nf_conntrack_tcp_timeout_close_wait": close_wait.int, "nf_conntrack_tcp_timeout_fin_wait": fin_wait.int,
-              "examples": examples, "kernel_has_challenge_ack_fix": None if status is None else status.applies is False}
-        outcome = ("the client's RST is marked INVALID on this kernel, so such connects time out"
-                   if sev is Severity.high else "on this kernel the retry gets through after a ~1 s stall")
+        ev = {
+            "half_closed_on_redirect_ports": leaked,
+            "without_timer": untimed,
+            "redirect_ports": sorted(ports),
+            "nf_conntrack_tcp_timeout_close_wait": close_wait.int,
+            "nf_conntrack_tcp_timeout_fin_wait": fin_wait.int,
+            "examples": examples,
+            "kernel_has_challenge_ack_fix": None if status is None else status.applies is False,
+        }
+        outcome = (
+            "the client's RST is marked INVALID on this kernel, so such connects time out"
+            if sev is Severity.high
+            else "on this kernel the retry gets through after a ~1 s stall"
+        )
         return self.finding(
-            f, severity=sev, evidence=ev,
+            f,
+            severity=sev,
+            evidence=ev,
             explanation=(
                 f"{leaked} half-closed socket(s) on redirected port(s) {', '.join(map(str, sorted(ports)))} hold "
                 f"4-tuples whose remote port lies in the ephemeral range {lo}-{hi}; conntrack forgets them after "

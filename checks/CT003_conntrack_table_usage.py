@@ -58,14 +58,22 @@ class ConntrackTableUsage(Rule):
             "NOTRACK/notrack rules in the raw table."
         ),
         references=[
-            Reference(title="nf_conntrack-sysctl.rst: nf_conntrack_max, nf_conntrack_count, nf_conntrack_buckets",
-                      url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst"),
-            Reference(title="net/netfilter/nf_conntrack_core.c early_drop_list(): skips IPS_ASSURED entries",
-                      url="https://github.com/torvalds/linux/blob/master/net/netfilter/nf_conntrack_core.c"),
-            Reference(title="conntrack(8): -S per-CPU statistics (drop, early_drop, insert_failed, ...)",
-                      url="https://manpages.debian.org/conntrack.8"),
-            Reference(title="Kubernetes blog: kube-proxy subtleties, debugging an intermittent connection reset",
-                      url="https://kubernetes.io/blog/2019/03/29/kube-proxy-subtleties-debugging-an-intermittent-connection-reset/"),
+            Reference(
+                title="nf_conntrack-sysctl.rst: nf_conntrack_max, nf_conntrack_count, nf_conntrack_buckets",
+                url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst",
+            ),
+            Reference(
+                title="net/netfilter/nf_conntrack_core.c early_drop_list(): skips IPS_ASSURED entries",
+                url="https://github.com/torvalds/linux/blob/master/net/netfilter/nf_conntrack_core.c",
+            ),
+            Reference(
+                title="conntrack(8): -S per-CPU statistics (drop, early_drop, insert_failed, ...)",
+                url="https://manpages.debian.org/conntrack.8",
+            ),
+            Reference(
+                title="Kubernetes blog: kube-proxy subtleties, debugging an intermittent connection reset",
+                url="https://kubernetes.io/blog/2019/03/29/kube-proxy-subtleties-debugging-an-intermittent-connection-reset/",
+            ),
         ],
     )
 
@@ -79,8 +87,12 @@ class ConntrackTableUsage(Rule):
             return self.na("conntrack count/max and statistics were not collected")
         warn = f.context.threshold("conntrack_usage_warn")
         high = f.context.threshold("conntrack_usage_high")
-        ev: dict = {"nf_conntrack_count": count, "nf_conntrack_max": cmax,
-                    "conntrack_usage_warn": warn, "conntrack_usage_high": high}
+        ev: dict = {
+            "nf_conntrack_count": count,
+            "nf_conntrack_max": cmax,
+            "conntrack_usage_warn": warn,
+            "conntrack_usage_high": high,
+        }
         usage = count / cmax if count is not None and cmax else None
         if usage is not None:
             ev["usage"] = round(usage, 3)
@@ -107,32 +119,43 @@ class ConntrackTableUsage(Rule):
         parts: list[str] = []
         if usage is not None and usage >= high:
             sev = Severity.high
-            parts.append(f"The conntrack table holds {count} of {cmax} entries ({usage:.0%}): at 100% new flows "
-                         "are dropped.")
+            parts.append(
+                f"The conntrack table holds {count} of {cmax} entries ({usage:.0%}): at 100% new flows are dropped."
+            )
         elif usage is not None and usage >= warn:
             sev = Severity.medium
-            parts.append(f"The conntrack table holds {count} of {cmax} entries ({usage:.0%}); a burst of new "
-                         "connections fills it.")
+            parts.append(
+                f"The conntrack table holds {count} of {cmax} entries ({usage:.0%}); a burst of new "
+                "connections fills it."
+            )
         elif usage is not None:
             parts.append(f"The table holds {count} of {cmax} entries ({usage:.0%}) right now.")
         if drop_rate > 0:
             sev = Severity.critical if usage is not None and usage >= high else Severity.high
-            parts.append(f"drop/early_drop are rising at {drop_rate:.1f}/s: entries are being evicted or packets of "
-                         "new flows dropped right now (with a full table the kernel logs 'nf_conntrack: table full, "
-                         "dropping packet').")
+            parts.append(
+                f"drop/early_drop are rising at {drop_rate:.1f}/s: entries are being evicted or packets of "
+                "new flows dropped right now (with a full table the kernel logs 'nf_conntrack: table full, "
+                "dropping packet')."
+            )
         elif drop or early:
             sev = Severity.medium if sev is None or sev.rank < Severity.medium.rank else sev
-            parts.append(f"drop={drop}, early_drop={early} since boot: conntrack has refused new entries or evicted "
-                         "old ones, the usual cause being a full table (use --sample to see whether it still "
-                         "happens).")
+            parts.append(
+                f"drop={drop}, early_drop={early} since boot: conntrack has refused new entries or evicted "
+                "old ones, the usual cause being a full table (use --sample to see whether it still "
+                "happens)."
+            )
         if failed_rate > 0:
             sev = Severity.high if sev is None or sev.rank < Severity.high.rank else sev
-            parts.append(f"insert_failed is rising at {failed_rate:.1f}/s: packets are dropped on insertion "
-                         "clashes (typically parallel UDP/DNS flows through NAT).")
+            parts.append(
+                f"insert_failed is rising at {failed_rate:.1f}/s: packets are dropped on insertion "
+                "clashes (typically parallel UDP/DNS flows through NAT)."
+            )
         elif failed:
             sev = Severity.low if sev is None else sev
-            parts.append(f"insert_failed={failed} since boot: some packets were dropped on insertion clashes "
-                         "(typically parallel UDP/DNS flows through NAT), a different cause than a full table.")
+            parts.append(
+                f"insert_failed={failed} since boot: some packets were dropped on insertion clashes "
+                "(typically parallel UDP/DNS flows through NAT), a different cause than a full table."
+            )
         if sev is None:
             return None
         ctx = [f"thresholds conntrack_usage_warn={warn:.0%}, conntrack_usage_high={high:.0%}"]

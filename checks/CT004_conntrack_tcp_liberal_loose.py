@@ -8,7 +8,6 @@ LOOSE = "net.netfilter.nf_conntrack_tcp_loose"
 IGNORE_RST = "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst"
 
 
-
 def forwarding_reasons(f: Facts) -> list[str]:
     """Why this target routes/NATs other hosts' traffic through conntrack (empty if nothing says so)."""
     why = []
@@ -75,17 +74,25 @@ class ConntrackTcpLiberalLoose(Rule):
             "KI-CT-CHALLENGE-ACK-RST) and leaves out-of-window data and ACK segments INVALID."
         ),
         references=[
-            Reference(title="nf_conntrack-sysctl.rst: nf_conntrack_tcp_be_liberal (default 0), nf_conntrack_tcp_loose "
-                            "(default 1), nf_conntrack_tcp_ignore_invalid_rst",
-                      url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst"),
-            Reference(title="Kubernetes blog: kube-proxy subtleties, debugging an intermittent connection reset",
-                      url="https://kubernetes.io/blog/2019/03/29/kube-proxy-subtleties-debugging-an-intermittent-connection-reset/"),
-            Reference(title="netfilter: conntrack: add new sysctl to disable RST check (1da4cd82dd18, merged for 5.14 "
-                            "via d7fba8ff3e50): nf_conntrack_tcp_ignore_invalid_rst",
-                      url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=1da4cd82dd180224503e745ccf3220e3490d8897"),
-            Reference(title="net/netfilter/nf_conntrack_proto_tcp.c: tcp_in_window(), nf_conntrack_tcp_packet() "
-                            "('invalid rst')",
-                      url="https://github.com/torvalds/linux/blob/master/net/netfilter/nf_conntrack_proto_tcp.c"),
+            Reference(
+                title="nf_conntrack-sysctl.rst: nf_conntrack_tcp_be_liberal (default 0), nf_conntrack_tcp_loose "
+                "(default 1), nf_conntrack_tcp_ignore_invalid_rst",
+                url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst",
+            ),
+            Reference(
+                title="Kubernetes blog: kube-proxy subtleties, debugging an intermittent connection reset",
+                url="https://kubernetes.io/blog/2019/03/29/kube-proxy-subtleties-debugging-an-intermittent-connection-reset/",
+            ),
+            Reference(
+                title="netfilter: conntrack: add new sysctl to disable RST check (1da4cd82dd18, merged for 5.14 "
+                "via d7fba8ff3e50): nf_conntrack_tcp_ignore_invalid_rst",
+                url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=1da4cd82dd180224503e745ccf3220e3490d8897",
+            ),
+            Reference(
+                title="net/netfilter/nf_conntrack_proto_tcp.c: tcp_in_window(), nf_conntrack_tcp_packet() "
+                "('invalid rst')",
+                url="https://github.com/torvalds/linux/blob/master/net/netfilter/nf_conntrack_proto_tcp.c",
+            ),
         ],
     )
 
@@ -107,41 +114,66 @@ class ConntrackTcpLiberalLoose(Rule):
                 ev["conntrack_invalid_total"] = invalid
             if fwd:
                 sev = Severity.info
-                ctx = ["this box NATs/forwards (" + "; ".join(fwd) + "), where be_liberal is the documented "
-                       "workaround for INVALID packets escaping NAT"]
+                ctx = [
+                    "this box NATs/forwards (" + "; ".join(fwd) + "), where be_liberal is the documented "
+                    "workaround for INVALID packets escaping NAT"
+                ]
             else:
                 sev = Severity.low
                 ctx = ["nothing shows this box NATs or forwards, so there is no known reason for the workaround"]
-            narrower = (" This kernel has nf_conntrack_tcp_ignore_invalid_rst, but that is not a narrower "
-                        "be_liberal: it only stops RSTs below the peer's ACK from being INVALID (the challenge-ACK "
-                        "case) and leaves out-of-window data and ACKs INVALID."
-                        if ignore.raw is not None else "")
-            out.append(self.finding(
-                f, severity=sev, keys=[LIBERAL], evidence=ev, context=ctx, fix={LIBERAL: "0"},
-                explanation=(
-                    f"nf_conntrack_tcp_be_liberal={lib.raw} ({lib.where()}): conntrack lets every segment that fails "
-                    "its window check through and marks only RSTs below the peer's acknowledged sequence INVALID. "
-                    "That keeps connections "
-                    "alive where INVALID packets would otherwise escape NAT and trigger RSTs (the kube-proxy "
-                    "'connection reset by peer' workaround), but it hides whatever produces the out-of-window "
-                    f"packets and weakens the stateful firewall.{narrower}"
-                ),
-            ))
+            narrower = (
+                " This kernel has nf_conntrack_tcp_ignore_invalid_rst, but that is not a narrower "
+                "be_liberal: it only stops RSTs below the peer's ACK from being INVALID (the challenge-ACK "
+                "case) and leaves out-of-window data and ACKs INVALID."
+                if ignore.raw is not None
+                else ""
+            )
+            out.append(
+                self.finding(
+                    f,
+                    severity=sev,
+                    keys=[LIBERAL],
+                    evidence=ev,
+                    context=ctx,
+                    fix={LIBERAL: "0"},
+                    explanation=(
+                        f"nf_conntrack_tcp_be_liberal={lib.raw} ({lib.where()}): conntrack lets every segment that "
+                        "fails "
+                        "its window check through and marks only RSTs below the peer's acknowledged sequence INVALID. "
+                        "That keeps connections "
+                        "alive where INVALID packets would otherwise escape NAT and trigger RSTs (the kube-proxy "
+                        "'connection reset by peer' workaround), but it hides whatever produces the out-of-window "
+                        f"packets and weakens the stateful firewall.{narrower}"
+                    ),
+                )
+            )
         if loose.int == 0:
             ev = {"nf_conntrack_tcp_loose": loose.raw, "origin": loose.origin, "forwarding": fwd}
             if invalid is not None:
                 ev["conntrack_invalid_total"] = invalid
-            nat = (" On this box (" + "; ".join(fwd) + ") such packets are also left un-NATed, so the peer sees "
-                   "foreign addresses and answers with RSTs.") if fwd else ""
-            out.append(self.finding(
-                f, severity=Severity.low, keys=[LOOSE], evidence=ev,
-                context=["latent: it breaks connections only after conntrack state is lost"],
-                fix={LOOSE: "1"},
-                explanation=(
-                    f"nf_conntrack_tcp_loose=0 ({loose.where()}): conntrack will not adopt a TCP connection "
-                    "mid-stream. Whenever an entry is lost (conntrack -F on a firewall reload, a failover, eviction "
-                    "from a full table, expiry while idle), every further packet of that connection is INVALID and "
-                    f"is dropped by rules that drop INVALID: the connection hangs although both ends are fine.{nat}"
-                ),
-            ))
+            nat = (
+                (
+                    " On this box (" + "; ".join(fwd) + ") such packets are also left un-NATed, so the peer sees "
+                    "foreign addresses and answers with RSTs."
+                )
+                if fwd
+                else ""
+            )
+            out.append(
+                self.finding(
+                    f,
+                    severity=Severity.low,
+                    keys=[LOOSE],
+                    evidence=ev,
+                    context=["latent: it breaks connections only after conntrack state is lost"],
+                    fix={LOOSE: "1"},
+                    explanation=(
+                        f"nf_conntrack_tcp_loose=0 ({loose.where()}): conntrack will not adopt a TCP connection "
+                        "mid-stream. Whenever an entry is lost (conntrack -F on a firewall reload, a failover, "
+                        "eviction "
+                        "from a full table, expiry while idle), every further packet of that connection is INVALID and "
+                        f"is dropped by rules that drop INVALID: the connection hangs although both ends are fine.{nat}"
+                    ),
+                )
+            )
         return out or None

@@ -16,7 +16,6 @@ KA_PROBES = "net.ipv4.tcp_keepalive_probes"
 _DOCUMENTED = {CT_EST: 432000, KA_TIME: 7200, KA_INTVL: 75, KA_PROBES: 9}
 
 
-
 def _int(f: Facts, name: str) -> tuple[int | None, str]:
     """The value and a description of where it came from; documented defaults only for config targets."""
     v: Value = f.value(name)
@@ -43,7 +42,7 @@ class ConntrackEstablishedVsKeepalive(Rule):
     meta = RuleMeta(
         id="CT005",
         title="Conntrack established timeout <= tcp_keepalive_time: idle flows are forgotten before the first "
-              "keepalive",
+        "keepalive",
         severity=Severity.medium,
         keys=[CT_EST, KA_TIME],
         summary=(
@@ -76,14 +75,22 @@ class ConntrackEstablishedVsKeepalive(Rule):
             "tcp_keepalive_time (and enable SO_KEEPALIVE in the applications) well below the conntrack timeout."
         ),
         references=[
-            Reference(title="nf_conntrack-sysctl.rst: nf_conntrack_tcp_timeout_established (default 432000 s)",
-                      url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst"),
-            Reference(title="ip-sysctl.rst: tcp_keepalive_time (2 hours), tcp_keepalive_intvl, tcp_keepalive_probes",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="OpenWrt sysctl-nf-conntrack.conf: nf_conntrack_tcp_timeout_established=7440",
-                      url="https://github.com/openwrt/openwrt/blob/main/package/kernel/linux/files/sysctl-nf-conntrack.conf"),
-            Reference(title="Kubernetes blog: kube-proxy subtleties, debugging an intermittent connection reset",
-                      url="https://kubernetes.io/blog/2019/03/29/kube-proxy-subtleties-debugging-an-intermittent-connection-reset/"),
+            Reference(
+                title="nf_conntrack-sysctl.rst: nf_conntrack_tcp_timeout_established (default 432000 s)",
+                url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst",
+            ),
+            Reference(
+                title="ip-sysctl.rst: tcp_keepalive_time (2 hours), tcp_keepalive_intvl, tcp_keepalive_probes",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="OpenWrt sysctl-nf-conntrack.conf: nf_conntrack_tcp_timeout_established=7440",
+                url="https://github.com/openwrt/openwrt/blob/main/package/kernel/linux/files/sysctl-nf-conntrack.conf",
+            ),
+            Reference(
+                title="Kubernetes blog: kube-proxy subtleties, debugging an intermittent connection reset",
+                url="https://kubernetes.io/blog/2019/03/29/kube-proxy-subtleties-debugging-an-intermittent-connection-reset/",
+            ),
         ],
     )
 
@@ -100,25 +107,41 @@ class ConntrackEstablishedVsKeepalive(Rule):
         intvl, _ = _int(f, KA_INTVL)
         probes, _ = _int(f, KA_PROBES)
         fwd = _forwarding_reasons(f)
-        ev: dict = {"nf_conntrack_tcp_timeout_established": ct, "tcp_keepalive_time": ka,
-                    "tcp_keepalive_intvl": intvl, "tcp_keepalive_probes": probes,
-                    "established_origin": ct_desc, "keepalive_origin": ka_desc, "forwarding": fwd}
+        ev: dict = {
+            "nf_conntrack_tcp_timeout_established": ct,
+            "tcp_keepalive_time": ka,
+            "tcp_keepalive_intvl": intvl,
+            "tcp_keepalive_probes": probes,
+            "established_origin": ct_desc,
+            "keepalive_origin": ka_desc,
+            "forwarding": fwd,
+        }
         if fwd:
             sev = Severity.medium
             ctx = ["this box forwards or NATs: " + "; ".join(fwd)]
-            effect = ("this box NATs/forwards (" + "; ".join(fwd) + "), so the next packet of such a connection "
-                      "finds no entry: it is dropped as INVALID, or adopted as a new flow with a different NAT "
-                      "mapping and answered by the peer with a RST.")
+            effect = (
+                "this box NATs/forwards (" + "; ".join(fwd) + "), so the next packet of such a connection "
+                "finds no entry: it is dropped as INVALID, or adopted as a new flow with a different NAT "
+                "mapping and answered by the peer with a RST."
+            )
         else:
             sev = Severity.low
-            ctx = ["nothing shows this box forwards or NATs (ip_forward, NAT rules, Kubernetes): only its own "
-                   "stateful firewall rules are affected"]
-            effect = ("on this box that only matters to its own stateful firewall rules (a rule dropping INVALID "
-                      "drops the next packet); on a NAT/forwarding box it breaks the connection.")
+            ctx = [
+                "nothing shows this box forwards or NATs (ip_forward, NAT rules, Kubernetes): only its own "
+                "stateful firewall rules are affected"
+            ]
+            effect = (
+                "on this box that only matters to its own stateful firewall rules (a rule dropping INVALID "
+                "drops the next packet); on a NAT/forwarding box it breaks the connection."
+            )
         margin = ka + (intvl or 0) * (probes or 0) + 60
         ev["suggested_minimum"] = margin
         return self.finding(
-            f, severity=sev, evidence=ev, context=ctx, fix={CT_EST: str(margin)},
+            f,
+            severity=sev,
+            evidence=ev,
+            context=ctx,
+            fix={CT_EST: str(margin)},
             explanation=(
                 f"Conntrack forgets an idle established flow after {ct} s ({ct_desc}), but the first keepalive "
                 f"probe only goes out after {ka} s of idleness ({ka_desc}), so keepalive can never refresh the "

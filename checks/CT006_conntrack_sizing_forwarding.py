@@ -60,7 +60,6 @@ def _next_pow2(n: int) -> int:
     return p
 
 
-
 def _forwarding(f: Facts) -> list[str]:
     """Why this box forwards or NATs (empty: nothing shows it does)."""
     why = []
@@ -100,7 +99,7 @@ class ConntrackSizingForwarding(Rule):
     meta = RuleMeta(
         id="CT006",
         title="Conntrack table sized for a forwarding/NAT box: nf_conntrack_max vs the flows it must hold, hash "
-              "buckets vs nf_conntrack_max",
+        "buckets vs nf_conntrack_max",
         severity=Severity.medium,
         keys=[MAX, BUCKETS, CT_EST, IP_FORWARD],
         summary=(
@@ -144,17 +143,27 @@ class ConntrackSizingForwarding(Rule):
             "(stable 5.15.103 has it) upgrade, and watch chaintoolong in `conntrack -S`."
         ),
         references=[
-            Reference(title="nf_conntrack-sysctl.rst: nf_conntrack_max, nf_conntrack_buckets, "
-                            "nf_conntrack_tcp_timeout_established",
-                      url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst"),
-            Reference(title="netfilter: conntrack: sanitize table size default settings (d532bcd0b269, 5.15)",
-                      url="https://lore.kernel.org/all/20210826135422.31063-2-fw@strlen.de/"),
-            Reference(title="netfilter: conntrack: adopt safer max chain length (c77737b736ce, 6.3; 6.2.y backport)",
-                      url="https://lore.kernel.org/all/20230315115742.824111283@linuxfoundation.org/"),
-            Reference(title="netfilter: conntrack: make max chain length random (c9c3b6811f74, 5.15)",
-                      url="https://lore.kernel.org/all/20210924221113.348767-5-pablo@netfilter.org/"),
-            Reference(title="OpenWrt sysctl-nf-conntrack.conf: nf_conntrack_tcp_timeout_established=7440",
-                      url="https://github.com/openwrt/openwrt/blob/main/package/kernel/linux/files/sysctl-nf-conntrack.conf"),
+            Reference(
+                title="nf_conntrack-sysctl.rst: nf_conntrack_max, nf_conntrack_buckets, "
+                "nf_conntrack_tcp_timeout_established",
+                url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst",
+            ),
+            Reference(
+                title="netfilter: conntrack: sanitize table size default settings (d532bcd0b269, 5.15)",
+                url="https://lore.kernel.org/all/20210826135422.31063-2-fw@strlen.de/",
+            ),
+            Reference(
+                title="netfilter: conntrack: adopt safer max chain length (c77737b736ce, 6.3; 6.2.y backport)",
+                url="https://lore.kernel.org/all/20230315115742.824111283@linuxfoundation.org/",
+            ),
+            Reference(
+                title="netfilter: conntrack: make max chain length random (c9c3b6811f74, 5.15)",
+                url="https://lore.kernel.org/all/20210924221113.348767-5-pablo@netfilter.org/",
+            ),
+            Reference(
+                title="OpenWrt sysctl-nf-conntrack.conf: nf_conntrack_tcp_timeout_established=7440",
+                url="https://github.com/openwrt/openwrt/blob/main/package/kernel/linux/files/sysctl-nf-conntrack.conf",
+            ),
         ],
     )
 
@@ -169,19 +178,23 @@ class ConntrackSizingForwarding(Rule):
 
     @staticmethod
     def _capacity(cmax: int, where: str, est: int, est_desc: str) -> str:
-        return (f"nf_conntrack_max={cmax} ({where}) caps the conntrack table at {cmax} entries. Every tracked flow "
-                f"-- each one a router forwards or NATs -- holds one, and an established TCP flow keeps it for "
-                f"{est_desc} after its last packet, so clients that vanish without FIN or RST (a phone leaving "
-                f"Wi-Fi, a powered-off PC) hold theirs that long: if more than {cmax} / {est} s = "
-                f"{_fill_rate(cmax, est)} flows per second are abandoned, they alone fill the table, and a full "
-                "table drops new flows ('nf_conntrack: table full, dropping packet').")
+        return (
+            f"nf_conntrack_max={cmax} ({where}) caps the conntrack table at {cmax} entries. Every tracked flow "
+            f"-- each one a router forwards or NATs -- holds one, and an established TCP flow keeps it for "
+            f"{est_desc} after its last packet, so clients that vanish without FIN or RST (a phone leaving "
+            f"Wi-Fi, a powered-off PC) hold theirs that long: if more than {cmax} / {est} s = "
+            f"{_fill_rate(cmax, est)} flows per second are abandoned, they alone fill the table, and a full "
+            "table drops new flows ('nf_conntrack: table full, dropping packet')."
+        )
 
     @staticmethod
     def _chain_text(status: Any, lf: float | None, what: str) -> str:
-        text = (f"This kernel refuses an insert whose hash chain is longer than a random 8..31 entries "
-                f"({status.reason}): the packet is dropped and counted in insert_failed and chaintoolong. The fix "
-                "(c77737b736ce) found buckets often reaching 8 entries below a load factor (2 x entries / buckets) "
-                "of 0.5 and a limit of 16 reached at about 3")
+        text = (
+            f"This kernel refuses an insert whose hash chain is longer than a random 8..31 entries "
+            f"({status.reason}): the packet is dropped and counted in insert_failed and chaintoolong. The fix "
+            "(c77737b736ce) found buckets often reaching 8 entries below a load factor (2 x entries / buckets) "
+            "of 0.5 and a limit of 16 reached at about 3"
+        )
         if lf is not None:
             text += f"; {what} is {lf:.1f}"
         return text + ", so some new flows fail while the table is far from full, and more as it fills."
@@ -197,9 +210,11 @@ class ConntrackSizingForwarding(Rule):
             raw, legacy_loc = f.configured[LEGACY_MAX]
             cmax = Value(LEGACY_MAX, raw, "config", legacy_loc).int
         if cmax is None and not fwd:
-            return self.na("nothing here sets nf_conntrack_max or shows that this box forwards or NATs (ip_forward, "
-                           "conf.all.forwarding, a Kubernetes context): the kernel's RAM-based default applies and "
-                           "there is no forwarded load to size it for")
+            return self.na(
+                "nothing here sets nf_conntrack_max or shows that this box forwards or NATs (ip_forward, "
+                "conf.all.forwarding, a Kubernetes context): the kernel's RAM-based default applies and "
+                "there is no forwarded load to size it for"
+            )
         buckets = f.value(BUCKETS).int if BUCKETS in f.configured else None
         est, est_desc = _established(f)
         modern_q = f.kernel_at_least((5, 15))
@@ -207,11 +222,16 @@ class ConntrackSizingForwarding(Rule):
         status = self._chain_status(f)
         applies = status.applies if status is not None else None
         ev: dict[str, Any] = {"nf_conntrack_tcp_timeout_established": est, "forwarding": fwd}
-        ctx = (["this box forwards or NATs: " + "; ".join(fwd)] if fwd else
-               ["nothing in this file shows forwarding or NAT: the limit applies to every flow the box tracks"])
+        ctx = (
+            ["this box forwards or NATs: " + "; ".join(fwd)]
+            if fwd
+            else ["nothing in this file shows forwarding or NAT: the limit applies to every flow the box tracks"]
+        )
         if f.context.kubernetes:
-            ctx.append("kube-proxy sets nf_conntrack_max at start-up (max(--conntrack-min 131072, 32768 x cores) by "
-                       "default), so a value set here may not be the one in effect")
+            ctx.append(
+                "kube-proxy sets nf_conntrack_max at start-up (max(--conntrack-min 131072, 32768 x cores) by "
+                "default), so a value set here may not be the one in effect"
+            )
         if status is not None:
             ev["chain_limit_issue"] = {"applies": applies, "reason": status.reason}
 
@@ -222,10 +242,14 @@ class ConntrackSizingForwarding(Rule):
             parts = [
                 f"This box forwards or NATs -- {'; '.join(fwd)} -- so every forwarded flow takes a conntrack entry, "
                 "but nf_conntrack_max is not set here: the kernel sizes it from RAM -- "
-                + ("nf_conntrack_buckets = RAM / 16384 / pointer size (at least 1024, 65536 above 1 GiB, 262144 "
-                   "above 4 GiB on 64-bit) and nf_conntrack_max = buckets" if modern else
-                   "nf_conntrack_buckets = RAM / 16384 / pointer size (at least 32, 16384 above 1 GiB, 65536 above "
-                   "4 GiB) and nf_conntrack_max = 4 x buckets")
+                + (
+                    "nf_conntrack_buckets = RAM / 16384 / pointer size (at least 1024, 65536 above 1 GiB, 262144 "
+                    "above 4 GiB on 64-bit) and nf_conntrack_max = buckets"
+                    if modern
+                    else "nf_conntrack_buckets = RAM / 16384 / pointer size (at least 32, 16384 above 1 GiB, "
+                    "65536 above "
+                    "4 GiB) and nf_conntrack_max = 4 x buckets"
+                )
                 + f", about {one_gib} entries on a 64-bit board with 1 GiB of RAM. An established flow keeps its "
                 f"entry for {est_desc} after its last packet, so {one_gib} / {est} s = {_fill_rate(one_gib, est)} "
                 "abandoned flows per second fill such a table, and a full table drops new flows ('nf_conntrack: "
@@ -236,30 +260,52 @@ class ConntrackSizingForwarding(Rule):
             if applies is True:
                 note_sev = Severity.low
                 parts.append(self._chain_text(status, 2.0, "the load factor of a full default-sized table"))
-            return self.finding(f, severity=note_sev, evidence=ev, context=ctx, explanation=" ".join(parts),
-                                keys=[k for k in (IP_FORWARD, ALL_FORWARDING) if k in f.configured] + [MAX, BUCKETS])
+            return self.finding(
+                f,
+                severity=note_sev,
+                evidence=ev,
+                context=ctx,
+                explanation=" ".join(parts),
+                keys=[k for k in (IP_FORWARD, ALL_FORWARDING) if k in f.configured] + [MAX, BUCKETS],
+            )
 
-        where = f.value(MAX).where() if max_key == MAX else (
-            f"set as {LEGACY_MAX} in {f.configured[LEGACY_MAX][1].file}:{f.configured[LEGACY_MAX][1].line}")
+        where = (
+            f.value(MAX).where()
+            if max_key == MAX
+            else (f"set as {LEGACY_MAX} in {f.configured[LEGACY_MAX][1].file}:{f.configured[LEGACY_MAX][1].line}")
+        )
         assumed = buckets or LARGEST_BUCKETS[modern]
         lf = 2 * cmax / assumed
-        ev.update({"nf_conntrack_max": cmax, "nf_conntrack_buckets": buckets, "buckets_assumed": assumed,
-                   "load_factor_at_max": round(lf, 2), "abandoned_flows_per_s_to_fill": round(cmax / est, 3)})
+        ev.update(
+            {
+                "nf_conntrack_max": cmax,
+                "nf_conntrack_buckets": buckets,
+                "buckets_assumed": assumed,
+                "load_factor_at_max": round(lf, 2),
+                "abandoned_flows_per_s_to_fill": round(cmax / est, 3),
+            }
+        )
         sev: Severity | None = None
         parts = [self._capacity(cmax, where, est, est_desc)]
         if cmax < LARGE_MACHINE_MAX:
             sev = Severity.low
-            big = (f"The kernel itself picks {LARGE_MACHINE_MAX} on a 64-bit machine with more than 4 GiB" if modern
-                   else f"4.x-era kernels pick {LARGE_MACHINE_MAX} (4 x 65536 buckets) on a machine with more than "
-                        "4 GiB (older 3.x code stopped at 4 x 16384 = 65536)")
+            big = (
+                f"The kernel itself picks {LARGE_MACHINE_MAX} on a 64-bit machine with more than 4 GiB"
+                if modern
+                else f"4.x-era kernels pick {LARGE_MACHINE_MAX} (4 x 65536 buckets) on a machine with more than "
+                "4 GiB (older 3.x code stopped at 4 x 16384 = 65536)"
+            )
             parts.append(
                 f"{big}, so there this line lowers the limit; on a small router it raises it (the automatic size "
                 f"scales with RAM: about {one_gib} with 1 GiB on 64-bit) -- size it for the flows the box must hold "
-                "and the memory it has.")
+                "and the memory it has."
+            )
         hash_fix: dict[str, str] = {}
-        bucket_words = (f"nf_conntrack_buckets={buckets} gives" if buckets else
-                        f"nf_conntrack_buckets is not set, and even the largest automatic hash ({assumed} buckets) "
-                        "gives")
+        bucket_words = (
+            f"nf_conntrack_buckets={buckets} gives"
+            if buckets
+            else f"nf_conntrack_buckets is not set, and even the largest automatic hash ({assumed} buckets) gives"
+        )
         if applies is True:
             sev = _worse(sev, Severity.low)
             parts.append(self._chain_text(status, lf, f"{bucket_words} a load factor at max that"))
@@ -267,32 +313,41 @@ class ConntrackSizingForwarding(Rule):
                 hash_fix = {BUCKETS: str(_next_pow2(cmax))}
         elif modern and lf >= LF_LIMIT_FIXED:
             sev = _worse(sev, Severity.low)
-            parts.append(f"{bucket_words} an average chain of {lf:.1f} entries at a full table: since 6.3 the kernel "
-                         "refuses inserts into chains longer than a random 50..79 entries, reached around load "
-                         "factor 24 (c77737b736ce), so new flows are dropped before the table is full.")
+            parts.append(
+                f"{bucket_words} an average chain of {lf:.1f} entries at a full table: since 6.3 the kernel "
+                "refuses inserts into chains longer than a random 50..79 entries, reached around load "
+                "factor 24 (c77737b736ce), so new flows are dropped before the table is full."
+            )
             hash_fix = {BUCKETS: str(_next_pow2(cmax))}
         elif lf > 2 and buckets is None:
             sev = _worse(sev, Severity.info)
-            parts.append(f"The hash table is not raised with it: {bucket_words} an average chain of {lf:.1f} entries "
-                         f"at a full table instead of the 2 the kernel's own sizing keeps (fewer buckets on a smaller "
-                         f"box make it longer); every packet's lookup walks that chain. Set nf_conntrack_buckets "
-                         f"(or the hashsize module parameter) to about {cmax}.")
+            parts.append(
+                f"The hash table is not raised with it: {bucket_words} an average chain of {lf:.1f} entries "
+                f"at a full table instead of the 2 the kernel's own sizing keeps (fewer buckets on a smaller "
+                f"box make it longer); every packet's lookup walks that chain. Set nf_conntrack_buckets "
+                f"(or the hashsize module parameter) to about {cmax}."
+            )
             hash_fix = {BUCKETS: str(_next_pow2(cmax))}
         elif lf > LF_OLD_DEFAULT:
             sev = _worse(sev, Severity.info)
-            parts.append(f"{bucket_words} an average chain of {lf:.1f} entries at a full table, longer than even the "
-                         "pre-5.15 default ratio (8): every packet's lookup walks that chain.")
+            parts.append(
+                f"{bucket_words} an average chain of {lf:.1f} entries at a full table, longer than even the "
+                "pre-5.15 default ratio (8): every packet's lookup walks that chain."
+            )
             hash_fix = {BUCKETS: str(_next_pow2(cmax))}
         elif buckets is None and cmax < LARGE_MACHINE_MAX:
             small_buckets = auto_size(GIB, 8, modern)[0]
-            parts.append(f"nf_conntrack_buckets is not set, and a smaller box gets fewer automatic buckets: a full "
-                         f"table has average chains of 2 x {cmax} / buckets ({2 * cmax / small_buckets:.0f} with the "
-                         f"{small_buckets} buckets of 1 GiB on 64-bit); set it to about {cmax} with this line.")
+            parts.append(
+                f"nf_conntrack_buckets is not set, and a smaller box gets fewer automatic buckets: a full "
+                f"table has average chains of 2 x {cmax} / buckets ({2 * cmax / small_buckets:.0f} with the "
+                f"{small_buckets} buckets of 1 GiB on 64-bit); set it to about {cmax} with this line."
+            )
         if sev is None:
             return None
         loc: Location | None = f.configured[LEGACY_MAX][1] if max_key == LEGACY_MAX else None
-        return self.finding(f, severity=sev, evidence=ev, context=ctx, fix=hash_fix, location=loc,
-                            explanation=" ".join(parts))
+        return self.finding(
+            f, severity=sev, evidence=ev, context=ctx, fix=hash_fix, location=loc, explanation=" ".join(parts)
+        )
 
     # -- a live host, or a `sysctl -a` capture of one ------------------------------------------
     def _live(self, f: Facts):
@@ -307,16 +362,23 @@ class ConntrackSizingForwarding(Rule):
             return self.na("nf_conntrack_max was not collected (nf_conntrack not loaded or not readable)")
         fwd = _forwarding(f)
         if not fwd:
-            return self.na("this host does not forward or NAT (ip_forward=0, no NAT rules, not Kubernetes): it "
-                           "tracks only its own connections, whose table usage CT003 judges")
+            return self.na(
+                "this host does not forward or NAT (ip_forward=0, no NAT rules, not Kubernetes): it "
+                "tracks only its own connections, whose table usage CT003 judges"
+            )
         buckets = f.value(BUCKETS).int
         count = ct.count if ct.count is not None else f.value(COUNT).int
         est, est_desc = _established(f)
         status = self._chain_status(f)
         applies = status.applies if status is not None else None
-        ev: dict[str, Any] = {"nf_conntrack_max": cmax, "nf_conntrack_buckets": buckets, "nf_conntrack_count": count,
-                              "nf_conntrack_tcp_timeout_established": est,
-                              "abandoned_flows_per_s_to_fill": round(cmax / est, 3), "forwarding": fwd}
+        ev: dict[str, Any] = {
+            "nf_conntrack_max": cmax,
+            "nf_conntrack_buckets": buckets,
+            "nf_conntrack_count": count,
+            "nf_conntrack_tcp_timeout_established": est,
+            "abandoned_flows_per_s_to_fill": round(cmax / est, 3),
+            "forwarding": fwd,
+        }
         if status is not None:
             ev["chain_limit_issue"] = {"applies": applies, "reason": status.reason}
         chain_ev = f.counter_evidence("conntrack.chainlength")
@@ -341,32 +403,49 @@ class ConntrackSizingForwarding(Rule):
         chain_rate = chain_ev.get("rate_per_s", 0) if chain_ev else 0
         if chain_rate > 0 or chain_total > 0:
             sev = Severity.high if chain_rate > 0 else Severity.medium
-            now = f"and still rising at {chain_rate:.1f}/s" if chain_rate > 0 else "since boot (use --sample to see " \
-                  "whether it still happens)"
-            parts.append(f"The kernel refused {chain_total} conntrack inserts because a hash chain was too long "
-                         f"(chainlength in /proc/net/stat/nf_conntrack) {now}: each refusal dropped the first packet "
-                         "of a flow, counted in insert_failed as well, with the table not necessarily full.")
+            now = (
+                f"and still rising at {chain_rate:.1f}/s"
+                if chain_rate > 0
+                else "since boot (use --sample to see whether it still happens)"
+            )
+            parts.append(
+                f"The kernel refused {chain_total} conntrack inserts because a hash chain was too long "
+                f"(chainlength in /proc/net/stat/nf_conntrack) {now}: each refusal dropped the first packet "
+                "of a flow, counted in insert_failed as well, with the table not necessarily full."
+            )
         if applies is True:
             sev = _worse(sev, Severity.medium if lf_now is not None and lf_now >= LF_LIMIT_AFFECTED else Severity.low)
-            parts.append(self._chain_text(status, lf_now if lf_now is not None else lf,
-                                          "the load factor now (2 x nf_conntrack_count / buckets)"
-                                          if lf_now is not None else "the load factor at max"))
+            parts.append(
+                self._chain_text(
+                    status,
+                    lf_now if lf_now is not None else lf,
+                    "the load factor now (2 x nf_conntrack_count / buckets)"
+                    if lf_now is not None
+                    else "the load factor at max",
+                )
+            )
         elif applies is None and status is not None and lf is not None and lf >= LF_LIMIT_AFFECTED and modern:
             sev = _worse(sev, Severity.info)
-            parts.append(f"Whether this vendor kernel carries the 8..31 random chain limit or its fix is unknown "
-                         f"({status.reason}); with a load factor of {lf:.1f} at max it would refuse inserts before "
-                         "the table is full -- the chainlength column of /proc/net/stat/nf_conntrack shows it.")
+            parts.append(
+                f"Whether this vendor kernel carries the 8..31 random chain limit or its fix is unknown "
+                f"({status.reason}); with a load factor of {lf:.1f} at max it would refuse inserts before "
+                "the table is full -- the chainlength column of /proc/net/stat/nf_conntrack shows it."
+            )
         if lf is not None and modern and lf >= LF_LIMIT_FIXED:
             sev = _worse(sev, Severity.low)
-            parts.append(f"nf_conntrack_max={cmax} over {buckets} buckets is an average chain of {lf:.1f} entries at a "
-                         "full table: inserts are refused around load factor 24 even with the 6.3 fix, so flows are "
-                         "dropped before the table is full.")
+            parts.append(
+                f"nf_conntrack_max={cmax} over {buckets} buckets is an average chain of {lf:.1f} entries at a "
+                "full table: inserts are refused around load factor 24 even with the 6.3 fix, so flows are "
+                "dropped before the table is full."
+            )
             fix = {BUCKETS: str(_next_pow2(cmax))}
         elif lf is not None and lf > LF_OLD_DEFAULT:
             sev = _worse(sev, Severity.info)
-            parts.append(f"nf_conntrack_max={cmax} over {buckets} buckets is an average chain of {lf:.1f} entries at a "
-                         "full table (the kernel's own sizing keeps 2 since 5.15, 8 before): the hash size was not "
-                         "raised with the max, and every packet's lookup walks those chains.")
+            parts.append(
+                f"nf_conntrack_max={cmax} over {buckets} buckets is an average chain of {lf:.1f} entries at a "
+                "full table (the kernel's own sizing keeps 2 since 5.15, 8 before): the hash size was not "
+                "raised with the max, and every packet's lookup walks those chains."
+            )
             fix = {BUCKETS: str(_next_pow2(cmax))}
         if sev is None:
             return None

@@ -46,17 +46,27 @@ class KeepaliveVsIdleTimeout(ValueRule):
         remediation=(
             "Set net.ipv4.tcp_keepalive_time and net.ipv4.tcp_keepalive_intvl well below the idle timeout (for "
             "example half of it) and make sure the applications' sockets enable SO_KEEPALIVE (or set TCP_KEEPIDLE "
-            "and TCP_KEEPINTVL per socket, or use application pings). Alternatively raise the middlebox idle timeout, or enable its TCP reset on idle so both ends "
+            "and TCP_KEEPINTVL per socket, or use application pings). Alternatively raise the middlebox idle "
+            "timeout, or enable its TCP reset "
+            "on idle so both ends "
             "learn of the drop."
         ),
         references=[
-            Reference(title="Azure Load Balancer SNAT behaviour: port reuse, wrong-sequence ACK + RST (field report)",
-                      url="https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-tcp-idle-timeout"),
-            Reference(title="AWS NAT gateway: connection idle timeout (350 s)",
-                      url="https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html"),
-            Reference(title="ip-sysctl.rst: tcp_keepalive_time / intvl / probes",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="tcp(7): SO_KEEPALIVE, TCP_KEEPIDLE", url="https://man7.org/linux/man-pages/man7/tcp.7.html"),
+            Reference(
+                title="Azure Load Balancer SNAT behaviour: port reuse, wrong-sequence ACK + RST (field report)",
+                url="https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-tcp-idle-timeout",
+            ),
+            Reference(
+                title="AWS NAT gateway: connection idle timeout (350 s)",
+                url="https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html",
+            ),
+            Reference(
+                title="ip-sysctl.rst: tcp_keepalive_time / intvl / probes",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="tcp(7): SO_KEEPALIVE, TCP_KEEPIDLE", url="https://man7.org/linux/man-pages/man7/tcp.7.html"
+            ),
         ],
     )
 
@@ -92,14 +102,20 @@ class KeepaliveVsIdleTimeout(ValueRule):
         if f.kind == "host" and len(f.snapshot.sockets):
             t = f.snapshot.sockets
             est = with_ka = 0
-            for state, laddr, raddr, timer in zip(t.state, t.local_addr, t.remote_addr, t.timer):
+            for state, laddr, raddr, timer in zip(t.state, t.local_addr, t.remote_addr, t.timer, strict=False):
                 if state == "ESTAB" and not is_loopback(raddr) and raddr != laddr:
                     est += 1
                     with_ka += timer == "keepalive"
             ev["established_non_loopback"] = est
             ev["established_with_keepalive_timer"] = with_ka
-            sockets_note = "" if not est else (f" Of {est} established non-loopback connections, {with_ka} show a keepalive timer "
-                            "(SO_KEEPALIVE on); the rest are not protected by these sysctls at all.")
+            sockets_note = (
+                ""
+                if not est
+                else (
+                    f" Of {est} established non-loopback connections, {with_ka} show a keepalive timer "
+                    "(SO_KEEPALIVE on); the rest are not protected by these sysctls at all."
+                )
+            )
         target = max(1, idle // 2)
         fix = {}
         if keepalive >= idle:
@@ -107,19 +123,25 @@ class KeepaliveVsIdleTimeout(ValueRule):
         if intvl.int is not None and intvl.int >= idle:
             fix["net.ipv4.tcp_keepalive_intvl"] = str(target)
         if keepalive >= idle:
-            what = (f"The first keepalive probe goes out after {keepalive} s of idleness, but the NAT/load balancer "
-                    f"drops idle flows after {idle} s ({f.context.nat_idle_source}). Connections idle between "
-                    f"{idle} s and {keepalive} s are cut silently")
+            what = (
+                f"The first keepalive probe goes out after {keepalive} s of idleness, but the NAT/load balancer "
+                f"drops idle flows after {idle} s ({f.context.nat_idle_source}). Connections idle between "
+                f"{idle} s and {keepalive} s are cut silently"
+            )
             if intvl.int is not None and intvl.int >= idle:
                 what += f"; and tcp_keepalive_intvl={intvl.int} s would leave the same gap between later probes"
         else:
-            what = (f"The first keepalive probe goes out after {keepalive} s of idleness, in time, but the timer then "
-                    f"re-arms for tcp_keepalive_intvl={intvl.int} s: an idle connection stays silent that long "
-                    f"between probes, longer than the {idle} s after which the NAT/load balancer drops idle flows "
-                    f"({f.context.nat_idle_source}). The flow is forgotten right after the first probe, and the "
-                    "connection is cut silently")
+            what = (
+                f"The first keepalive probe goes out after {keepalive} s of idleness, in time, but the timer then "
+                f"re-arms for tcp_keepalive_intvl={intvl.int} s: an idle connection stays silent that long "
+                f"between probes, longer than the {idle} s after which the NAT/load balancer drops idle flows "
+                f"({f.context.nat_idle_source}). The flow is forgotten right after the first probe, and the "
+                "connection is cut silently"
+            )
         return self.finding(
-            f, severity=sev, evidence=ev,
+            f,
+            severity=sev,
+            evidence=ev,
             context=[f.context.describe_nat()],
             fix=fix,
             explanation=(

@@ -45,10 +45,16 @@ class IdleWithoutKeepalive(Rule):
             "between two of the host's own addresses, never cross a NAT and are not counted."
         ),
         references=[
-            Reference(title="Azure Load Balancer TCP idle timeout",
-                      url="https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-tcp-idle-timeout"),
-            Reference(title="ss(8): -i lastsnd/lastrcv, -o timer", url="https://man7.org/linux/man-pages/man8/ss.8.html"),
-            Reference(title="tcp(7): SO_KEEPALIVE, TCP_KEEPIDLE", url="https://man7.org/linux/man-pages/man7/tcp.7.html"),
+            Reference(
+                title="Azure Load Balancer TCP idle timeout",
+                url="https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-tcp-idle-timeout",
+            ),
+            Reference(
+                title="ss(8): -i lastsnd/lastrcv, -o timer", url="https://man7.org/linux/man-pages/man8/ss.8.html"
+            ),
+            Reference(
+                title="tcp(7): SO_KEEPALIVE, TCP_KEEPIDLE", url="https://man7.org/linux/man-pages/man7/tcp.7.html"
+            ),
         ],
     )
 
@@ -76,8 +82,10 @@ class IdleWithoutKeepalive(Rule):
             slow_keepalive += s.timer == "keepalive"
             if len(examples) < _EXAMPLES:
                 peer = f"[{s.remote_addr}]" if ":" in s.remote_addr else s.remote_addr
-                examples.append(f"{s.local_addr}:{s.local_port} -> {peer}:{s.remote_port} idle {idle_ms // 1000} s"
-                                + (" (keepalive too late)" if s.timer == "keepalive" else " (no keepalive)"))
+                examples.append(
+                    f"{s.local_addr}:{s.local_port} -> {peer}:{s.remote_port} idle {idle_ms // 1000} s"
+                    + (" (keepalive too late)" if s.timer == "keepalive" else " (no keepalive)")
+                )
         if not stale:
             return None
         sev = Severity.high if f.context.nat_idle_explicit else Severity.medium
@@ -93,7 +101,10 @@ class IdleWithoutKeepalive(Rule):
         }
         partial = " (idle times were collected for part of the table only)" if not t.detail_complete else ""
         return self.finding(
-            f, severity=sev, evidence=ev, context=[f.context.describe_nat()],
+            f,
+            severity=sev,
+            evidence=ev,
+            context=[f.context.describe_nat()],
             explanation=(
                 f"{stale} established connection(s) have been idle longer than the {idle} s NAT/LB idle timeout "
                 f"with no keepalive probe due before it{partial}: the middlebox has most likely dropped their "

@@ -67,14 +67,19 @@ class Retries2BehindIdleTimeout(ValueRule):
             "RFC 1122 minimum of 100 s) accepting that every connection then gives up sooner during real outages."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: tcp_retries2 (15 -> 924.6 s hypothetical timeout; RFC 1122 >= 8)",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="include/net/tcp.h: TCP_RTO_MIN (200 ms), TCP_RTO_MAX (120 s), TCP_RETR2 15",
-                      url="https://github.com/torvalds/linux/blob/master/include/net/tcp.h"),
+            Reference(
+                title="ip-sysctl.rst: tcp_retries2 (15 -> 924.6 s hypothetical timeout; RFC 1122 >= 8)",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="include/net/tcp.h: TCP_RTO_MIN (200 ms), TCP_RTO_MAX (120 s), TCP_RETR2 15",
+                url="https://github.com/torvalds/linux/blob/master/include/net/tcp.h",
+            ),
             Reference(title="tcp(7): tcp_retries2", url="https://man7.org/linux/man-pages/man7/tcp.7.html"),
-            Reference(title="Azure Load Balancer: TCP idle timeout and TCP reset on idle (the middlebox of field "
-                            "report 000)",
-                      url="https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-tcp-idle-timeout"),
+            Reference(
+                title="Azure Load Balancer: TCP idle timeout and TCP reset on idle (the middlebox of field report 000)",
+                url="https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-tcp-idle-timeout",
+            ),
         ],
     )
 
@@ -91,10 +96,15 @@ class Retries2BehindIdleTimeout(ValueRule):
             return None
         idle = f.context.nat_idle_timeout
         hang = hypothetical_timeout(n)
-        ev: dict = {"tcp_retries2": n, "tcp_retries2_origin": v.origin, "retransmission_timeout_s": hang,
-                    "retransmission_timeout_s_at_8": hypothetical_timeout(_RFC1122_MIN),
-                    "nat_idle_timeout": idle, "nat_idle_timeout_source": f.context.nat_idle_source,
-                    "nat_idle_explicit": f.context.nat_idle_explicit}
+        ev: dict = {
+            "tcp_retries2": n,
+            "tcp_retries2_origin": v.origin,
+            "retransmission_timeout_s": hang,
+            "retransmission_timeout_s_at_8": hypothetical_timeout(_RFC1122_MIN),
+            "nat_idle_timeout": idle,
+            "nat_idle_timeout_source": f.context.nat_idle_source,
+            "nat_idle_explicit": f.context.nat_idle_explicit,
+        }
         ctx = [f.context.describe_nat()]
         if f.context.nat_idle_explicit and n >= _DEFAULT:
             sev = Severity.medium
@@ -109,13 +119,19 @@ class Retries2BehindIdleTimeout(ValueRule):
             sev = sev.lowered()
             ev["middlebox_sends_reset"] = resetting
             ctx.append(f"profile {resetting} sends an RST when the flow expires, which ends the hang early")
-            tail = (f" Profile {resetting} says the middlebox answers with an RST after expiry, so most sends fail "
-                    "fast instead; the hang remains where the RST is lost or filtered.")
+            tail = (
+                f" Profile {resetting} says the middlebox answers with an RST after expiry, so most sends fail "
+                "fast instead; the hang remains where the RST is lost or filtered."
+            )
         ka = f.value("net.ipv4.tcp_keepalive_time").int
         if ka is not None:
             ev["tcp_keepalive_time"] = ka
         return self.finding(
-            f, severity=sev, evidence=ev, context=ctx, fix={self.key: str(_RFC1122_MIN)},
+            f,
+            severity=sev,
+            evidence=ev,
+            context=ctx,
+            fix={self.key: str(_RFC1122_MIN)},
             explanation=(
                 f"The NAT/load balancer forgets flows idle for {idle} s. A connection that was idle longer and "
                 f"then sends is retransmitted into a flow that no longer exists, and with {v.describe()} the "

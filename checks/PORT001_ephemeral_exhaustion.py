@@ -6,7 +6,6 @@ from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
 from tcpaudit.snapshot import is_loopback, parse_port_list
 
-
 _TIME_WAIT_MS = 60_000  # TCP_TIMEWAIT_LEN (include/net/tcp.h): the timewait timer starts here and counts down
 _REUSE_DELAY_MS = 1000  # before 6.14 (tcp_tw_reuse_delay): tcp_twsk_unique wants the TIME-WAIT socket >= 1 s old
 
@@ -59,12 +58,18 @@ class EphemeralExhaustion(Rule):
             "or enable tcp_tw_recycle to 'fix' TIME-WAIT."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: ip_local_port_range, ip_local_reserved_ports, tcp_tw_reuse",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="tcp/dccp: try to not exhaust ip_local_port_range in connect() (commit 07f4c90062f8)",
-                      url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=07f4c90062f8fc7c8c26f8f95324cbe8fa3145a5"),
-            Reference(title="Azure: SNAT port exhaustion and preallocated ports",
-                      url="https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-outbound-connections"),
+            Reference(
+                title="ip-sysctl.rst: ip_local_port_range, ip_local_reserved_ports, tcp_tw_reuse",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="tcp/dccp: try to not exhaust ip_local_port_range in connect() (commit 07f4c90062f8)",
+                url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=07f4c90062f8fc7c8c26f8f95324cbe8fa3145a5",
+            ),
+            Reference(
+                title="Azure: SNAT port exhaustion and preallocated ports",
+                url="https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-outbound-connections",
+            ),
         ],
     )
 
@@ -82,8 +87,12 @@ class EphemeralExhaustion(Rule):
         tw_reuse = f.value("net.ipv4.tcp_tw_reuse").int
         timestamps = f.value("net.ipv4.tcp_timestamps").int
         delay_ms = f.value("net.ipv4.tcp_tw_reuse_delay").int or _REUSE_DELAY_MS
-        ev: dict = {"ip_local_port_range": f"{lo} {hi}", "reserved_in_range": len(reserved), "usable_ports": usable,
-                    "tcp_tw_reuse": tw_reuse}
+        ev: dict = {
+            "ip_local_port_range": f"{lo} {hi}",
+            "reserved_in_range": len(reserved),
+            "usable_ports": usable,
+            "tcp_tw_reuse": tw_reuse,
+        }
         keys = ["net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports"]
         findings = []
 
@@ -92,33 +101,46 @@ class EphemeralExhaustion(Rule):
             if worst is not None:
                 (raddr, rport), held, tw, reusable = worst
                 share = held / usable if usable > 0 else 1.0
-                ev.update({"destination": f"[{raddr}]:{rport}" if ":" in raddr else f"{raddr}:{rport}",
-                           "ports_held": held, "time_wait": tw, "time_wait_reusable": reusable,
-                           "usage": round(share, 4)})
+                ev.update(
+                    {
+                        "destination": f"[{raddr}]:{rport}" if ":" in raddr else f"{raddr}:{rport}",
+                        "ports_held": held,
+                        "time_wait": tw,
+                        "time_wait_reusable": reusable,
+                        "usage": round(share, 4),
+                    }
+                )
                 if _tw_reuse_applies(tw_reuse, timestamps, raddr):
                     ev["tw_reuse_delay_ms"] = delay_ms
                 warn, high = f.context.threshold("port_usage_warn"), f.context.threshold("port_usage_high")
                 if share >= warn:
                     sev = Severity.critical if share >= 0.95 else Severity.high if share >= high else Severity.medium
                     young = tw - reusable
-                    reuse_note = (f" {reusable:,} TIME-WAIT sockets are old enough (>= {delay_ms} ms) to be reused "
-                                  "via tcp_tw_reuse and are not counted"
-                                  + (f"; {young:,} younger ones still block their ports." if young else ".")
-                                  if _tw_reuse_applies(tw_reuse, timestamps, raddr) else
-                                  " tcp_tw_reuse does not apply to this destination (it is "
-                                  f"{tw_reuse}{'; timestamps off' if timestamps == 0 else ''}), so every "
-                                  "TIME-WAIT socket blocks its port for 60 s.")
-                    findings.append(self.finding(
-                        f, severity=sev, evidence=ev, keys=keys + ["net.ipv4.tcp_tw_reuse"],
-                        fix={"net.ipv4.ip_local_port_range": "10000 65535"} if usable < 50000 else {},
-                        explanation=(
-                            f"{held:,} local ports are held by connections to {ev['destination']} ({tw:,} of them "
-                            f"in TIME-WAIT) against {usable:,} usable ephemeral ports ({lo}-{hi} minus "
-                            f"{len(reserved)} reserved): {share:.1%} used. When it reaches 100%, connect() to this "
-                            f"destination fails with EADDRNOTAVAIL until TIME-WAIT sockets expire (60 s)."
-                            + reuse_note
-                        ),
-                    ))
+                    reuse_note = (
+                        f" {reusable:,} TIME-WAIT sockets are old enough (>= {delay_ms} ms) to be reused "
+                        "via tcp_tw_reuse and are not counted"
+                        + (f"; {young:,} younger ones still block their ports." if young else ".")
+                        if _tw_reuse_applies(tw_reuse, timestamps, raddr)
+                        else " tcp_tw_reuse does not apply to this destination (it is "
+                        f"{tw_reuse}{'; timestamps off' if timestamps == 0 else ''}), so every "
+                        "TIME-WAIT socket blocks its port for 60 s."
+                    )
+                    findings.append(
+                        self.finding(
+                            f,
+                            severity=sev,
+                            evidence=ev,
+                            keys=keys + ["net.ipv4.tcp_tw_reuse"],
+                            fix={"net.ipv4.ip_local_port_range": "10000 65535"} if usable < 50000 else {},
+                            explanation=(
+                                f"{held:,} local ports are held by connections to {ev['destination']} ({tw:,} of them "
+                                f"in TIME-WAIT) against {usable:,} usable ephemeral ports ({lo}-{hi} minus "
+                                f"{len(reserved)} reserved): {share:.1%} used. When it reaches 100%, connect() to this "
+                                f"destination fails with EADDRNOTAVAIL until TIME-WAIT sockets expire (60 s)."
+                                + reuse_note
+                            ),
+                        )
+                    )
         if not findings and usable < f.context.threshold("min_ephemeral_ports"):
             if tw_reuse == 1 and timestamps != 0:  # every destination: a port is free again after the delay
                 rate = usable * 1000 // max(1, delay_ms)
@@ -126,28 +148,38 @@ class EphemeralExhaustion(Rule):
             else:
                 rate = usable // 60
                 why = "With a 60 s TIME-WAIT (tcp_tw_reuse does not apply to remote destinations here), a"
-            findings.append(self.finding(
-                f, severity=Severity.medium, evidence=ev, keys=keys,
-                fix={"net.ipv4.ip_local_port_range": "10000 65535" if lo >= 10000 or hi - lo < 20000 else f"{lo} 65535"},
-                explanation=(
-                    f"Only {usable:,} ephemeral ports are usable ({lo}-{hi} minus {len(reserved)} reserved), below "
-                    f"the {int(f.context.threshold('min_ephemeral_ports')):,} threshold. {why} client can sustain "
-                    f"at most about {rate:,} new connection{'' if rate == 1 else 's'} per second to any one "
-                    "destination before connect() fails with EADDRNOTAVAIL."
-                ),
-            ))
+            findings.append(
+                self.finding(
+                    f,
+                    severity=Severity.medium,
+                    evidence=ev,
+                    keys=keys,
+                    fix={
+                        "net.ipv4.ip_local_port_range": "10000 65535"
+                        if lo >= 10000 or hi - lo < 20000
+                        else f"{lo} 65535"
+                    },
+                    explanation=(
+                        f"Only {usable:,} ephemeral ports are usable ({lo}-{hi} minus {len(reserved)} reserved), below "
+                        f"the {int(f.context.threshold('min_ephemeral_ports')):,} threshold. {why} client can sustain "
+                        f"at most about {rate:,} new connection{'' if rate == 1 else 's'} per second to any one "
+                        "destination before connect() fails with EADDRNOTAVAIL."
+                    ),
+                )
+            )
         return findings or None
 
     @staticmethod
     def _worst_destination(f: Facts, lo: int, hi: int, tw_reuse, timestamps, delay_ms: int):  # type: ignore[no-untyped-def]
         t = f.snapshot.sockets
-        listening = {p for s, p in zip(t.state, t.local_port) if s == "LISTEN"}
+        listening = {p for s, p in zip(t.state, t.local_port, strict=False) if s == "LISTEN"}
         held: Counter = Counter()
         tw: Counter = Counter()
         old_tw: Counter = Counter()  # TIME-WAIT sockets past the reuse delay (age unknown: counted as past it)
         young_after_ms = _TIME_WAIT_MS - delay_ms  # remaining time above this: younger than the delay
-        for state, lport, raddr, rport, timer_ms in zip(t.state, t.local_port, t.remote_addr, t.remote_port,
-                                                         t.timer_ms):
+        for state, lport, raddr, rport, timer_ms in zip(
+            t.state, t.local_port, t.remote_addr, t.remote_port, t.timer_ms, strict=False
+        ):
             if state == "LISTEN" or rport == 0 or not lo <= lport <= hi or lport in listening:
                 continue
             key = (raddr, rport)

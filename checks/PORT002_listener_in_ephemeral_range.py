@@ -55,10 +55,14 @@ class ListenerInEphemeralRange(Rule):
             "the ephemeral range away from them, or move the services below the range."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: ip_local_reserved_ports",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="istio/istio#43301: connect timed out, ephemeral port collides with the 15001 listener",
-                      url="https://github.com/istio/istio/issues/43301"),
+            Reference(
+                title="ip-sysctl.rst: ip_local_reserved_ports",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="istio/istio#43301: connect timed out, ephemeral port collides with the 15001 listener",
+                url="https://github.com/istio/istio/issues/43301",
+            ),
         ],
     )
 
@@ -73,7 +77,7 @@ class ListenerInEphemeralRange(Rule):
         reserved_raw = f.value("net.ipv4.ip_local_reserved_ports").raw or ""
         reserved = parse_port_list(reserved_raw)
         listen_addrs: dict[int, set[str]] = {}
-        for state, addr, port in zip(t.state, t.local_addr, t.local_port):
+        for state, addr, port in zip(t.state, t.local_addr, t.local_port, strict=False):
             if state == "LISTEN" and lo <= port <= hi and port not in reserved:
                 listen_addrs.setdefault(port, set()).add(addr)
         if not listen_addrs:
@@ -82,22 +86,38 @@ class ListenerInEphemeralRange(Rule):
         ports = set(listen)
         loopback_only = sorted(p for p, addrs in listen_addrs.items() if all(is_loopback(a) for a in addrs))
         # SYN-SENT sockets are always outgoing: one on a listener's port is a live collision.
-        collisions = sum(1 for s, p in zip(t.state, t.local_port) if s == "SYN-SENT" and p in ports)
+        collisions = sum(1 for s, p in zip(t.state, t.local_port, strict=False) if s == "SYN-SENT" and p in ports)
         # A listener bound to loopback only conflicts only with outgoing connections from loopback.
         sev = Severity.high if collisions else Severity.low if len(loopback_only) == len(listen) else Severity.medium
         new_reserved = ",".join(x for x in [reserved_raw.strip(), _ranges(listen)] if x)
-        ev = {"listening_ports_in_range": listen[:_SHOW], "count": len(listen), "loopback_only": len(loopback_only),
-              "ip_local_port_range": f"{lo} {hi}",
-              "ip_local_reserved_ports": reserved_raw, "outgoing_collisions": collisions}
+        ev = {
+            "listening_ports_in_range": listen[:_SHOW],
+            "count": len(listen),
+            "loopback_only": len(loopback_only),
+            "ip_local_port_range": f"{lo} {hi}",
+            "ip_local_reserved_ports": reserved_raw,
+            "outgoing_collisions": collisions,
+        }
         shown = ", ".join(map(str, listen[:_SHOW])) + (" ..." if len(listen) > _SHOW else "")
         return self.finding(
-            f, severity=sev, evidence=ev, fix={"net.ipv4.ip_local_reserved_ports": new_reserved},
+            f,
+            severity=sev,
+            evidence=ev,
+            fix={"net.ipv4.ip_local_reserved_ports": new_reserved},
             explanation=(
                 f"{len(listen)} listening port(s) ({shown}) lie inside the ephemeral range {lo}-{hi} and are not "
                 "reserved. When one of these services restarts, an outgoing connection can take its port first, "
                 "and the service fails to bind with EADDRINUSE."
-                + (f" {len(loopback_only)} of them listen on loopback only, where only outgoing connections from "
-                   "a loopback address can take the port." if loopback_only else "")
-                + (f" {collisions} outgoing SYN-SENT socket(s) are using listener ports right now." if collisions else "")
+                + (
+                    f" {len(loopback_only)} of them listen on loopback only, where only outgoing connections from "
+                    "a loopback address can take the port."
+                    if loopback_only
+                    else ""
+                )
+                + (
+                    f" {collisions} outgoing SYN-SENT socket(s) are using listener ports right now."
+                    if collisions
+                    else ""
+                )
             ),
         )

@@ -9,15 +9,39 @@ RESERVED = "net.ipv4.ip_local_reserved_ports"
 
 # Ports commonly bound by services after boot (IANA registrations or the product's documented default).
 SERVICE_PORTS: dict[int, str] = {
-    1433: "mssql", 1521: "oracle", 2181: "zookeeper", 2379: "etcd", 2380: "etcd-peer", 3000: "grafana/node apps",
-    3306: "mysql", 4369: "epmd (rabbitmq/erlang)", 5000: "registry/flask", 5432: "postgresql", 5672: "amqp",
-    5900: "vnc", 6379: "redis", 6443: "kube-apiserver", 7000: "cassandra", 8000: "http-alt", 8080: "http-alt",
-    8443: "https-alt", 8500: "consul", 9000: "minio/php-fpm", 9042: "cassandra-cql", 9090: "prometheus",
-    9092: "kafka", 9100: "node_exporter", 9200: "elasticsearch", 9300: "elasticsearch-transport",
-    10250: "kubelet", 11211: "memcached", 15001: "istio outbound", 15006: "istio inbound", 27017: "mongodb",
+    1433: "mssql",
+    1521: "oracle",
+    2181: "zookeeper",
+    2379: "etcd",
+    2380: "etcd-peer",
+    3000: "grafana/node apps",
+    3306: "mysql",
+    4369: "epmd (rabbitmq/erlang)",
+    5000: "registry/flask",
+    5432: "postgresql",
+    5672: "amqp",
+    5900: "vnc",
+    6379: "redis",
+    6443: "kube-apiserver",
+    7000: "cassandra",
+    8000: "http-alt",
+    8080: "http-alt",
+    8443: "https-alt",
+    8500: "consul",
+    9000: "minio/php-fpm",
+    9042: "cassandra-cql",
+    9090: "prometheus",
+    9092: "kafka",
+    9100: "node_exporter",
+    9200: "elasticsearch",
+    9300: "elasticsearch-transport",
+    10250: "kubelet",
+    11211: "memcached",
+    15001: "istio outbound",
+    15006: "istio inbound",
+    27017: "mongodb",
 }
 _SHOW = 25
-
 
 
 def _parity_matters(f: Facts) -> bool:
@@ -60,15 +84,20 @@ class PortRangeStartsLow(Rule):
             "and end values of different parity (one even, one odd)."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: ip_local_port_range (default 32768 60999, parity), "
-                            "ip_local_reserved_ports",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="net/ipv4/sysctl_net_ipv4.c set_local_port_range(): 'ip_local_port_range: prefer "
-                            "different parity for start/end values.'",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/sysctl_net_ipv4.c"),
-            Reference(title="tcp/dccp: try to not exhaust ip_local_port_range in connect() (07f4c90062f8, 2015): "
-                            "connect() and bind() prefer ports of opposite parity",
-                      url="https://github.com/torvalds/linux/commit/07f4c90062f8fc7c8c26f8f95324cbe8fa3145a5"),
+            Reference(
+                title="ip-sysctl.rst: ip_local_port_range (default 32768 60999, parity), ip_local_reserved_ports",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="net/ipv4/sysctl_net_ipv4.c set_local_port_range(): 'ip_local_port_range: prefer "
+                "different parity for start/end values.'",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/sysctl_net_ipv4.c",
+            ),
+            Reference(
+                title="tcp/dccp: try to not exhaust ip_local_port_range in connect() (07f4c90062f8, 2015): "
+                "connect() and bind() prefer ports of opposite parity",
+                url="https://github.com/torvalds/linux/commit/07f4c90062f8fc7c8c26f8f95324cbe8fa3145a5",
+            ),
         ],
     )
 
@@ -94,15 +123,22 @@ class PortRangeStartsLow(Rule):
             "end, and recent kernels log 'ip_local_port_range: prefer different parity for start/end values.' "
             "(net/ipv4/sysctl_net_ipv4.c)."
         )
-        ev: dict = {"ip_local_port_range": f"{lo} {hi}", "origin": v.origin, "low_port_range_start": limit,
-                    "same_parity": both_same}
+        ev: dict = {
+            "ip_local_port_range": f"{lo} {hi}",
+            "origin": v.origin,
+            "low_port_range_start": limit,
+            "same_parity": both_same,
+        }
         if both_same and not parity_applies:
             ev["parity_preference_applies"] = False
         if lo >= limit:
             if not same_parity:
                 return None
             return self.finding(
-                f, severity=Severity.info, keys=[RANGE], evidence=ev,
+                f,
+                severity=Severity.info,
+                keys=[RANGE],
+                evidence=ev,
                 context=["only the parity preference is affected; the range itself is fine"],
                 fix={RANGE: f"{lo} {hi - 1 if hi > lo + 1 else hi}"},
                 explanation=parity_note,
@@ -125,31 +161,47 @@ class PortRangeStartsLow(Rule):
         if f.kind == "host":
             seen = set()
             for s in f.snapshot.sockets.rows("LISTEN"):
-                if s.state == "LISTEN" and lo <= s.local_port < limit and s.local_port not in reserved \
-                        and s.local_port not in seen:
+                if (
+                    s.state == "LISTEN"
+                    and lo <= s.local_port < limit
+                    and s.local_port not in reserved
+                    and s.local_port not in seen
+                ):
                     seen.add(s.local_port)
                     listeners.append(str(s.local_port))
             if listeners:
                 ev["listeners_below_threshold_in_range"] = listeners[:_SHOW]
         named = ", ".join(f"{p} ({wanted[p]})" for p in exposed[:10]) + (" ..." if len(exposed) > 10 else "")
-        parts = [f"ip_local_port_range={lo} {hi} ({v.where()}) starts below {limit}, so outgoing connections "
-                 f"draw from {ev['ports_below_threshold_in_range']} ports below {limit} as well."]
+        parts = [
+            f"ip_local_port_range={lo} {hi} ({v.where()}) starts below {limit}, so outgoing connections "
+            f"draw from {ev['ports_below_threshold_in_range']} ports below {limit} as well."
+        ]
         if exposed:
-            parts.append(f"{len(exposed)} common service port(s) are inside it and not reserved: {named}. A service "
-                         "(re)started while an outgoing connection holds its port fails with EADDRINUSE.")
+            parts.append(
+                f"{len(exposed)} common service port(s) are inside it and not reserved: {named}. A service "
+                "(re)started while an outgoing connection holds its port fails with EADDRINUSE."
+            )
         else:
-            parts.append("None of the common service ports checked are exposed"
-                         + (" (they are in ip_local_reserved_ports)." if protected else "."))
+            parts.append(
+                "None of the common service ports checked are exposed"
+                + (" (they are in ip_local_reserved_ports)." if protected else ".")
+            )
         if listeners:
             parts.append(f"Services listen on {', '.join(listeners[:10])} here, inside the range (see PORT002).")
         if same_parity:
             parts.append(parity_note)
         new_lo = limit if (limit ^ hi) & 1 else limit + 1
-        ctx = [f"threshold low_port_range_start={limit}",
-               "severity low: it fails only when a service binds while its port is taken"]
+        ctx = [
+            f"threshold low_port_range_start={limit}",
+            "severity low: it fails only when a service binds while its port is taken",
+        ]
         if f.kind == "config":
             ctx.append("config target: common service ports assumed, no listener data")
         return self.finding(
-            f, severity=Severity.low, evidence=ev, context=ctx,
-            fix={RANGE: f"{new_lo} {hi}"}, explanation=" ".join(parts),
+            f,
+            severity=Severity.low,
+            evidence=ev,
+            context=ctx,
+            fix={RANGE: f"{new_lo} {hi}"},
+            explanation=" ".join(parts),
         )

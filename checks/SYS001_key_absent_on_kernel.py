@@ -6,11 +6,14 @@ from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
 
 _EFFECT = {
-    "sysctl.conf": ("`sysctl --system` (and systemd-sysctl at boot) reports \"cannot stat /proc/sys/{path}: No "
-                    "such file or directory\" and the intended setting silently does not apply"),
-    "sysctl -w": "`sysctl -w` fails with \"cannot stat /proc/sys/{path}\" and the intended setting does not apply",
-    "kubernetes securityContext.sysctls": ("the container runtime cannot write /proc/sys/{path} when it creates "
-                                           "the pod sandbox, so the pod fails to start"),
+    "sysctl.conf": (
+        '`sysctl --system` (and systemd-sysctl at boot) reports "cannot stat /proc/sys/{path}: No '
+        'such file or directory" and the intended setting silently does not apply'
+    ),
+    "sysctl -w": '`sysctl -w` fails with "cannot stat /proc/sys/{path}" and the intended setting does not apply',
+    "kubernetes securityContext.sysctls": (
+        "the container runtime cannot write /proc/sys/{path} when it creates the pod sandbox, so the pod fails to start"
+    ),
     "tuned": "tuned logs an error for it and the intended setting does not apply",
 }
 _DEFAULT_EFFECT = "writing /proc/sys/{path} fails and the intended setting does not apply"
@@ -49,14 +52,22 @@ class KeyAbsentOnKernel(Rule):
             "target kernel."
         ),
         references=[
-            Reference(title="sysctl.d(5): configuration directories, precedence and the '-' prefix",
-                      url="https://www.freedesktop.org/software/systemd/man/latest/sysctl.d.html"),
-            Reference(title="sysctl(8) (procps-ng): --system and the order files are applied in",
-                      url="https://man7.org/linux/man-pages/man8/sysctl.8.html"),
-            Reference(title="tcp: remove tcp_tw_recycle (Linux 4.12, commit 4396e46187ca)",
-                      url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=4396e46187ca5070219b81773c4e65088dac50cc"),
-            Reference(title="Linux kernel documentation: /proc/sys/net/ipv4 (ip-sysctl)",
-                      url="https://docs.kernel.org/networking/ip-sysctl.html"),
+            Reference(
+                title="sysctl.d(5): configuration directories, precedence and the '-' prefix",
+                url="https://www.freedesktop.org/software/systemd/man/latest/sysctl.d.html",
+            ),
+            Reference(
+                title="sysctl(8) (procps-ng): --system and the order files are applied in",
+                url="https://man7.org/linux/man-pages/man8/sysctl.8.html",
+            ),
+            Reference(
+                title="tcp: remove tcp_tw_recycle (Linux 4.12, commit 4396e46187ca)",
+                url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=4396e46187ca5070219b81773c4e65088dac50cc",
+            ),
+            Reference(
+                title="Linux kernel documentation: /proc/sys/net/ipv4 (ip-sysctl)",
+                url="https://docs.kernel.org/networking/ip-sysctl.html",
+            ),
         ],
     )
 
@@ -81,12 +92,27 @@ class KeyAbsentOnKernel(Rule):
             effect = _EFFECT.get(first.syntax, _DEFAULT_EFFECT).format(path=path)
             text = f"{key} does not exist on Linux {release}" + (f" ({life})" if life else "") + f"; {effect}."
             if ignored:
-                text += (" The '-' prefix tells sysctl to ignore that failure, so nothing is reported: on this "
-                         "kernel the line is dead configuration.")
-            ev = {"key": key, "kernel": release, "value": first.value, "set_at": [a.where for a in group],
-                  "ignore_errors": ignored}
+                text += (
+                    " The '-' prefix tells sysctl to ignore that failure, so nothing is reported: on this "
+                    "kernel the line is dead configuration."
+                )
+            ev = {
+                "key": key,
+                "kernel": release,
+                "value": first.value,
+                "set_at": [a.where for a in group],
+                "ignore_errors": ignored,
+            }
             if life:
                 ev["knowledge_base"] = life
-            out.append(self.finding(f, keys=[key], location=first.location, evidence=ev, explanation=text,
-                                    severity=Severity.low if ignored else Severity.high))
+            out.append(
+                self.finding(
+                    f,
+                    keys=[key],
+                    location=first.location,
+                    evidence=ev,
+                    explanation=text,
+                    severity=Severity.low if ignored else Severity.high,
+                )
+            )
         return out or None

@@ -39,14 +39,22 @@ class InvalidValue(Rule):
             "with blanks in shell commands (`sysctl -w 'key=a b'`), and keep the value within the key's range."
         ),
         references=[
-            Reference(title="sysctl.conf(5): comment lines start with '#' or ';'",
-                      url="https://man7.org/linux/man-pages/man5/sysctl.conf.5.html"),
-            Reference(title="sysctl.d(5): configuration format",
-                      url="https://www.freedesktop.org/software/systemd/man/latest/sysctl.d.html"),
-            Reference(title="Linux kernel: kernel/sysctl.c (proc_dointvec, proc_dointvec_minmax)",
-                      url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/kernel/sysctl.c"),
-            Reference(title="Linux kernel documentation: ip-sysctl (types and ranges of the net.ipv4 keys)",
-                      url="https://docs.kernel.org/networking/ip-sysctl.html"),
+            Reference(
+                title="sysctl.conf(5): comment lines start with '#' or ';'",
+                url="https://man7.org/linux/man-pages/man5/sysctl.conf.5.html",
+            ),
+            Reference(
+                title="sysctl.d(5): configuration format",
+                url="https://www.freedesktop.org/software/systemd/man/latest/sysctl.d.html",
+            ),
+            Reference(
+                title="Linux kernel: kernel/sysctl.c (proc_dointvec, proc_dointvec_minmax)",
+                url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/kernel/sysctl.c",
+            ),
+            Reference(
+                title="Linux kernel documentation: ip-sysctl (types and ranges of the net.ipv4 keys)",
+                url="https://docs.kernel.org/networking/ip-sysctl.html",
+            ),
         ],
     )
 
@@ -61,34 +69,55 @@ class InvalidValue(Rule):
             vc = check_value(a, f.kdb, f.release)
             ev = {"key": a.key, "value": a.value, "written_as": a.syntax}
             if a.note:  # the shell split the value: that is the finding, not the fragment that was written
-                out.append(self.finding(
-                    f, keys=[a.key], location=a.location, severity=Severity.medium,
-                    evidence={**ev, "problem": a.note},
-                    explanation=(f"{a.key}: {a.note}. The key does not get the value the line appears to set "
-                                 "(at best only its first field changes)."),
-                ))
+                out.append(
+                    self.finding(
+                        f,
+                        keys=[a.key],
+                        location=a.location,
+                        severity=Severity.medium,
+                        evidence={**ev, "problem": a.note},
+                        explanation=(
+                            f"{a.key}: {a.note}. The key does not get the value the line appears to set "
+                            "(at best only its first field changes)."
+                        ),
+                    )
+                )
                 continue
             if vc.status == "invalid":
                 if vc.comment is not None:
-                    text = (f"{a.key} is set to {a.value!r}: sysctl files have no trailing comments, so the text "
-                            f"from {vc.comment[:1]!r} on is part of the value and the kernel rejects it "
-                            "(EINVAL); the key keeps its previous value.")
+                    text = (
+                        f"{a.key} is set to {a.value!r}: sysctl files have no trailing comments, so the text "
+                        f"from {vc.comment[:1]!r} on is part of the value and the kernel rejects it "
+                        "(EINVAL); the key keeps its previous value."
+                    )
                     if "tcpaudit:" in vc.comment:
                         text += " (A same-line `tcpaudit: ignore` comment does this too: put it on the line before.)"
                     ev["comment"] = vc.comment
                 elif vc.quoted:
-                    text = (f"{a.key} is set to {a.value!r}: sysctl files write quotes literally, so the kernel "
-                            "receives them and rejects the value (EINVAL); the key keeps its previous value.")
+                    text = (
+                        f"{a.key} is set to {a.value!r}: sysctl files write quotes literally, so the kernel "
+                        "receives them and rejects the value (EINVAL); the key keeps its previous value."
+                    )
                 else:
-                    text = (f"{a.key} = {a.value!r} is not accepted by the kernel ({vc.reason}); the write fails "
-                            "with EINVAL and the key keeps its previous value.")
+                    text = (
+                        f"{a.key} = {a.value!r} is not accepted by the kernel ({vc.reason}); the write fails "
+                        "with EINVAL and the key keeps its previous value."
+                    )
                 ev["reason"] = vc.reason
                 out.append(self.finding(f, keys=[a.key], location=a.location, evidence=ev, explanation=text))
             elif vc.comment is not None:
                 ev["comment"] = vc.comment
-                out.append(self.finding(
-                    f, keys=[a.key], location=a.location, evidence=ev, severity=Severity.low,
-                    explanation=(f"{a.key} is set to {a.value!r}: sysctl files have no trailing comments, so the "
-                                 f"comment {vc.comment[:40]!r} becomes part of the string value the kernel stores."),
-                ))
+                out.append(
+                    self.finding(
+                        f,
+                        keys=[a.key],
+                        location=a.location,
+                        evidence=ev,
+                        severity=Severity.low,
+                        explanation=(
+                            f"{a.key} is set to {a.value!r}: sysctl files have no trailing comments, so the "
+                            f"comment {vc.comment[:40]!r} becomes part of the string value the kernel stores."
+                        ),
+                    )
+                )
         return out or None

@@ -37,12 +37,18 @@ class SetMoreThanOnce(Rule):
             "/etc/sysctl.d, or set the key in a file that sorts later, and delete the other assignments."
         ),
         references=[
-            Reference(title="sysctl.d(5): configuration directories and precedence",
-                      url="https://www.freedesktop.org/software/systemd/man/latest/sysctl.d.html"),
-            Reference(title="sysctl(8) (procps-ng): --system applies files sorted by name, /etc/sysctl.conf last",
-                      url="https://man7.org/linux/man-pages/man8/sysctl.8.html"),
-            Reference(title="procps issue 200: --system orders files by base name across directories",
-                      url="https://gitlab.com/procps-ng/procps/-/issues/200"),
+            Reference(
+                title="sysctl.d(5): configuration directories and precedence",
+                url="https://www.freedesktop.org/software/systemd/man/latest/sysctl.d.html",
+            ),
+            Reference(
+                title="sysctl(8) (procps-ng): --system applies files sorted by name, /etc/sysctl.conf last",
+                url="https://man7.org/linux/man-pages/man8/sysctl.8.html",
+            ),
+            Reference(
+                title="procps issue 200: --system orders files by base name across directories",
+                url="https://gitlab.com/procps-ng/procps/-/issues/200",
+            ),
         ],
     )
 
@@ -57,22 +63,45 @@ class SetMoreThanOnce(Rule):
         for key, items in by_key.items():
             if len(items) < 2:
                 continue
-            accepted = [a for a in items if presence(f.kdb, f.release, key) is not False
-                        and check_value(a, f.kdb, f.release).status != "invalid"]
+            accepted = [
+                a
+                for a in items
+                if presence(f.kdb, f.release, key) is not False and check_value(a, f.kdb, f.release).status != "invalid"
+            ]
             winner = accepted[-1] if accepted else items[-1]
             others = [a for a in items if a is not winner]
             differ = len({" ".join((a.value or "").split()) for a in items}) > 1
-            text = (f"{key} is set {len(items)} times; the later assignment wins: {winner.where} "
-                    f"({winner.value!r}) overrides " + ", ".join(f"{a.where} ({a.value!r})" for a in others) + ".")
+            text = (
+                f"{key} is set {len(items)} times; the later assignment wins: {winner.where} "
+                f"({winner.value!r}) overrides " + ", ".join(f"{a.where} ({a.value!r})" for a in others) + "."
+            )
             if winner is not items[-1]:
                 text += " (The last one is rejected by the kernel, so the previous accepted value stays.)"
-            text += (" The earlier value never takes effect; editing that line changes nothing." if differ else
-                     " All of them set the same value, so this is redundancy that the next edit will trip over.")
-            out.append(self.finding(
-                f, keys=[key], location=winner.location, severity=Severity.info, explanation=text,
-                evidence={"key": key, "effective": winner.value,
-                          "assignments": [f"{a.where} = {a.value}" for a in items],
-                          "related_locations": [{"file": a.location.file, "line": a.location.line,
-                                                 "message": f"earlier assignment {key} = {a.value}"} for a in others]},
-            ))
+            text += (
+                " The earlier value never takes effect; editing that line changes nothing."
+                if differ
+                else " All of them set the same value, so this is redundancy that the next edit will trip over."
+            )
+            out.append(
+                self.finding(
+                    f,
+                    keys=[key],
+                    location=winner.location,
+                    severity=Severity.info,
+                    explanation=text,
+                    evidence={
+                        "key": key,
+                        "effective": winner.value,
+                        "assignments": [f"{a.where} = {a.value}" for a in items],
+                        "related_locations": [
+                            {
+                                "file": a.location.file,
+                                "line": a.location.line,
+                                "message": f"earlier assignment {key} = {a.value}",
+                            }
+                            for a in others
+                        ],
+                    },
+                )
+            )
         return out or None

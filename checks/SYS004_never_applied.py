@@ -24,8 +24,7 @@ class NeverApplied(Rule):
             "In sysctl.conf files a line without '=' or with an empty value is skipped with an 'invalid syntax' "
             "warning at boot, and a key with blanks in it (for example a pasted `sysctl -w` command) cannot be "
             "written.",
-            "Either way the value the author meant never reaches the kernel, and the configuration reads as if "
-            "it did.",
+            "Either way the value the author meant never reaches the kernel, and the configuration reads as if it did.",
         ],
         when_it_matters=(
             "Always: the setting the author relied on (often a keepalive or port-range fix for a NAT or load "
@@ -36,12 +35,17 @@ class NeverApplied(Rule):
             "--allowed-unsafe-sysctls). Write sysctl.conf lines as `key = value`, one per line."
         ),
         references=[
-            Reference(title="Kubernetes: Using sysctls in a Kubernetes Cluster",
-                      url="https://kubernetes.io/docs/tasks/administer-cluster/sysctl-cluster/"),
-            Reference(title="Kubernetes API: PodSecurityContext.sysctls",
-                      url="https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#security-context"),
-            Reference(title="sysctl.conf(5): file format",
-                      url="https://man7.org/linux/man-pages/man5/sysctl.conf.5.html"),
+            Reference(
+                title="Kubernetes: Using sysctls in a Kubernetes Cluster",
+                url="https://kubernetes.io/docs/tasks/administer-cluster/sysctl-cluster/",
+            ),
+            Reference(
+                title="Kubernetes API: PodSecurityContext.sysctls",
+                url="https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#security-context",
+            ),
+            Reference(
+                title="sysctl.conf(5): file format", url="https://man7.org/linux/man-pages/man5/sysctl.conf.5.html"
+            ),
         ],
     )
 
@@ -51,9 +55,14 @@ class NeverApplied(Rule):
         out = []
         for p in f.problems:
             keys = [k for k in p.keys if k]
-            out.append(self.finding(
-                f, keys=keys, location=p.location, explanation=p.message,
-                severity=Severity.high if p.kind == "placement" else Severity.medium,
-                evidence={"problem": p.kind, "keys": ", ".join(keys)},
-            ))
+            out.append(
+                self.finding(
+                    f,
+                    keys=keys,
+                    location=p.location,
+                    explanation=p.message,
+                    severity=Severity.high if p.kind == "placement" else Severity.medium,
+                    evidence={"problem": p.kind, "keys": ", ".join(keys)},
+                )
+            )
         return out or None

@@ -34,7 +34,6 @@ def _size(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
-
 def _judged(f: Facts, key: str) -> tuple[Value, list[int]] | None:
     """The three fields to judge: what the file sets (config) or what the host runs (host)."""
     v = f.value(key)
@@ -102,14 +101,22 @@ class TcpMemoryVectors(Rule):
             "only the max field for long fat paths."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: tcp_mem, tcp_rmem, tcp_wmem",
-                      url="https://docs.kernel.org/networking/ip-sysctl.html"),
-            Reference(title="net/core/sock.c __sk_mem_raise_allocated(): limits, pressure, minimum under pressure",
-                      url="https://github.com/torvalds/linux/blob/master/net/core/sock.c"),
-            Reference(title="net/ipv4/tcp.c tcp_init_mem() and tcp_init(): the defaults computed from RAM",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp.c"),
-            Reference(title="net/ipv4/proc.c: /proc/net/sockstat 'TCP: ... mem' is the TCP total in pages",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/proc.c"),
+            Reference(
+                title="ip-sysctl.rst: tcp_mem, tcp_rmem, tcp_wmem",
+                url="https://docs.kernel.org/networking/ip-sysctl.html",
+            ),
+            Reference(
+                title="net/core/sock.c __sk_mem_raise_allocated(): limits, pressure, minimum under pressure",
+                url="https://github.com/torvalds/linux/blob/master/net/core/sock.c",
+            ),
+            Reference(
+                title="net/ipv4/tcp.c tcp_init_mem() and tcp_init(): the defaults computed from RAM",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp.c",
+            ),
+            Reference(
+                title="net/ipv4/proc.c: /proc/net/sockstat 'TCP: ... mem' is the TCP total in pages",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/proc.c",
+            ),
         ],
     )
 
@@ -132,9 +139,13 @@ class TcpMemoryVectors(Rule):
     def _tcp_mem(self, f: Facts, v: Value, vec: list[int]):
         lo, pr, hi = vec
         pressure, hard = max(lo, pr), max(lo, hi)  # what the kernel's checks make of the three numbers
-        ev: dict = {"tcp_mem_pages": vec, "page_size_assumed": PAGE,
-                    "bytes": {"min": lo * PAGE, "pressure": pr * PAGE, "max": hi * PAGE},
-                    "effective_pressure_pages": pressure, "effective_hard_limit_pages": hard}
+        ev: dict = {
+            "tcp_mem_pages": vec,
+            "page_size_assumed": PAGE,
+            "bytes": {"min": lo * PAGE, "pressure": pr * PAGE, "max": hi * PAGE},
+            "effective_pressure_pages": pressure,
+            "effective_hard_limit_pages": hard,
+        }
         parts: list[str] = []
         sev: Severity | None = None
         fix: dict[str, str] = {}
@@ -143,49 +154,65 @@ class TcpMemoryVectors(Rule):
         if not lo <= pr <= hi:
             sev = Severity.medium
             ev["out_of_order"] = True
-            parts.append(f"tcp_mem = {lo} {pr} {hi} ({v.where()}) is out of order (min, pressure, max must not "
-                         "decrease), and the kernel does not check it.")
+            parts.append(
+                f"tcp_mem = {lo} {pr} {hi} ({v.where()}) is out of order (min, pressure, max must not "
+                "decrease), and the kernel does not check it."
+            )
             if lo > pr:
-                parts.append(f"min {lo} > pressure {pr}: __sk_mem_raise_allocated() returns early while TCP "
-                             f"holds no more than min, so memory pressure only starts above {lo} pages "
-                             f"({_size(lo * PAGE)}), not at {pr}.")
+                parts.append(
+                    f"min {lo} > pressure {pr}: __sk_mem_raise_allocated() returns early while TCP "
+                    f"holds no more than min, so memory pressure only starts above {lo} pages "
+                    f"({_size(lo * PAGE)}), not at {pr}."
+                )
             if hi < lo:
-                parts.append(f"max {hi} < min {lo}: allocations up to min are granted without looking at max, so "
-                             f"the hard limit is effectively {lo} pages ({_size(lo * PAGE)}), while tcp_check_oom() "
-                             f"already resets orphaned connections with unsent data above {hi} ('out of memory -- "
-                             "consider tuning tcp_mem').")
+                parts.append(
+                    f"max {hi} < min {lo}: allocations up to min are granted without looking at max, so "
+                    f"the hard limit is effectively {lo} pages ({_size(lo * PAGE)}), while tcp_check_oom() "
+                    f"already resets orphaned connections with unsent data above {hi} ('out of memory -- "
+                    "consider tuning tcp_mem')."
+                )
             elif hi < pr:
-                parts.append(f"max {hi} < pressure {pr}: allocations fail at the hard limit before TCP ever enters "
-                             "memory pressure, so sockets are refused memory without the gradual back-off that "
-                             "pressure mode gives.")
+                parts.append(
+                    f"max {hi} < pressure {pr}: allocations fail at the hard limit before TCP ever enters "
+                    "memory pressure, so sockets are refused memory without the gradual back-off that "
+                    "pressure mode gives."
+                )
 
         default_shape = _computed_default_shape(lo, pr, hi)
         if default_shape:
-            ctx.append(f"tcp_mem has the shape of the kernel's computed default (min = pressure/4*3, max = 2*min): "
-                       f"about {_size(pr * PAGE * DEFAULT_SHARE)} of RAM")
+            ctx.append(
+                f"tcp_mem has the shape of the kernel's computed default (min = pressure/4*3, max = 2*min): "
+                f"about {_size(pr * PAGE * DEFAULT_SHARE)} of RAM"
+            )
         elif hard * PAGE > NO_LIMIT:
             sev = _worst(sev, Severity.medium)
-            parts.append(f"The hard limit is {hard} pages ({_size(hard * PAGE)}), more memory than servers have: "
-                         "TCP memory is effectively unlimited, so socket buffers can take all RAM and the OOM "
-                         "killer acts instead of TCP backing off.")
+            parts.append(
+                f"The hard limit is {hard} pages ({_size(hard * PAGE)}), more memory than servers have: "
+                "TCP memory is effectively unlimited, so socket buffers can take all RAM and the OOM "
+                "killer acts instead of TCP backing off."
+            )
         elif pressure * PAGE * DEFAULT_SHARE > LARGE_MACHINE:
             sev = _worst(sev, Severity.low)
-            parts.append(f"Memory pressure starts at {pressure} pages ({_size(pressure * PAGE)}) and the hard limit "
-                         f"is {_size(hard * PAGE)}: that is the kernel's own default for a machine with about "
-                         f"{_size(pressure * PAGE * DEFAULT_SHARE)} of RAM (pressure = 1/16 of free memory). On "
-                         f"a machine with less than {_size(pressure * PAGE)} of memory TCP never enters pressure "
-                         f"mode, and the hard limit binds only above {_size(hard * PAGE)}: socket buffers can take "
-                         "all RAM and the OOM killer acts instead of TCP backing off.")
+            parts.append(
+                f"Memory pressure starts at {pressure} pages ({_size(pressure * PAGE)}) and the hard limit "
+                f"is {_size(hard * PAGE)}: that is the kernel's own default for a machine with about "
+                f"{_size(pressure * PAGE * DEFAULT_SHARE)} of RAM (pressure = 1/16 of free memory). On "
+                f"a machine with less than {_size(pressure * PAGE)} of memory TCP never enters pressure "
+                f"mode, and the hard limit binds only above {_size(hard * PAGE)}: socket buffers can take "
+                "all RAM and the OOM killer acts instead of TCP backing off."
+            )
         elif pressure * PAGE * DEFAULT_SHARE < SMALL_MACHINE:
             sev = _worst(sev, Severity.info)
             ev["default_for_ram"] = pressure * PAGE * DEFAULT_SHARE
-            parts.append(f"Memory pressure starts at {pressure} pages ({_size(pressure * PAGE)}) and allocations "
-                         f"fail at {hard} pages ({_size(hard * PAGE)}). That is the kernel's own default for a "
-                         f"machine with about {_size(pressure * PAGE * DEFAULT_SHARE)} of RAM; on a bigger machine "
-                         f"it lowers TCP's budget: once all sockets together hold {_size(pressure * PAGE)}, TCP "
-                         "enters memory pressure, buffers stop growing and allocations beyond a socket's minimum or "
-                         "fair share fail. Whether that is too small depends on the RAM and the load, which the "
-                         "setting alone does not tell.")
+            parts.append(
+                f"Memory pressure starts at {pressure} pages ({_size(pressure * PAGE)}) and allocations "
+                f"fail at {hard} pages ({_size(hard * PAGE)}). That is the kernel's own default for a "
+                f"machine with about {_size(pressure * PAGE * DEFAULT_SHARE)} of RAM; on a bigger machine "
+                f"it lowers TCP's budget: once all sockets together hold {_size(pressure * PAGE)}, TCP "
+                "enters memory pressure, buffers stop growing and allocations beyond a socket's minimum or "
+                "fair share fail. Whether that is too small depends on the RAM and the load, which the "
+                "setting alone does not tell."
+            )
 
         if f.kind == "host":
             sev = self._host_evidence(f, pressure, ev, parts, sev)
@@ -195,8 +222,9 @@ class TcpMemoryVectors(Rule):
             ctx.append("RAM not known: a note, not a finding, unless the host's counters show memory pressure")
         if ev.get("out_of_order") and pressure * PAGE * DEFAULT_SHARE <= LARGE_MACHINE and hard * PAGE <= NO_LIMIT:
             fix[TCP_MEM] = " ".join(str(x) for x in sorted(vec))
-        return self.finding(f, severity=sev, keys=[TCP_MEM], evidence=ev, context=ctx, fix=fix,
-                            explanation=" ".join(parts))
+        return self.finding(
+            f, severity=sev, keys=[TCP_MEM], evidence=ev, context=ctx, fix=fix, explanation=" ".join(parts)
+        )
 
     def _host_evidence(self, f: Facts, pressure: int, ev: dict, parts: list[str], sev: Severity | None):
         now = f.snapshot.counters.get("TCP.mem")  # /proc/net/sockstat: pages TCP holds right now
@@ -209,15 +237,19 @@ class TcpMemoryVectors(Rule):
             ev["TCPMemoryPressures"] = pressures
         total = (pressures or {}).get("total_since_boot", 0)
         if rate > 0 or (now is not None and now >= pressure > 0):
-            parts.append(f"TCP holds {now} pages now against a pressure threshold of {pressure}"
-                         + (f" and entered memory pressure {rate:.1f} times/s during the sample" if rate > 0 else "")
-                         + ": TCP is under memory pressure on this host now (buffers stop growing; allocations "
-                         "beyond a socket's minimum or fair share fail).")
+            parts.append(
+                f"TCP holds {now} pages now against a pressure threshold of {pressure}"
+                + (f" and entered memory pressure {rate:.1f} times/s during the sample" if rate > 0 else "")
+                + ": TCP is under memory pressure on this host now (buffers stop growing; allocations "
+                "beyond a socket's minimum or fair share fail)."
+            )
             return _worst(sev, Severity.medium)
         if total > 0:
-            parts.append(f"TcpExt.TCPMemoryPressures = {total} since boot: TCP has run into this limit on this "
-                         "host (each time buffers stopped growing and allocations beyond a socket's minimum or fair "
-                         "share failed).")
+            parts.append(
+                f"TcpExt.TCPMemoryPressures = {total} since boot: TCP has run into this limit on this "
+                "host (each time buffers stopped growing and allocations beyond a socket's minimum or fair "
+                "share failed)."
+            )
             return _worst(sev, Severity.low)
         if now is not None and pressure > 0 and now >= USAGE_WARN * pressure:
             parts.append(f"TCP holds {now} pages now, {now / pressure:.0%} of the pressure threshold ({pressure}).")
@@ -236,31 +268,47 @@ class TcpMemoryVectors(Rule):
         if not lo <= dflt <= hi:
             sev = Severity.medium
             ev["out_of_order"] = True
-            parts.append(f"{name} = {lo} {dflt} {hi} ({v.where()}) is out of order (min, default, max must not "
-                         "decrease); the kernel applies each field as written.")
+            parts.append(
+                f"{name} = {lo} {dflt} {hi} ({v.where()}) is out of order (min, default, max must not "
+                "decrease); the kernel applies each field as written."
+            )
             if dflt > hi:
-                parts.append(f"Every socket starts with a {dflt}-byte {what} buffer, larger than the {hi} bytes "
-                             "autotuning may grow to, so the max field does not cap it.")
+                parts.append(
+                    f"Every socket starts with a {dflt}-byte {what} buffer, larger than the {hi} bytes "
+                    "autotuning may grow to, so the max field does not cap it."
+                )
             if lo > dflt:
-                parts.append(f"Under memory pressure each socket is still granted {lo} bytes, more than the "
-                             f"{dflt} it starts with.")
+                parts.append(
+                    f"Under memory pressure each socket is still granted {lo} bytes, more than the "
+                    f"{dflt} it starts with."
+                )
         if lo >= MIN_MEDIUM:
             sev = _worst(sev, Severity.high if lo >= MIN_HIGH else Severity.medium)
             ev["min_bytes"] = lo
-            parts.append(f"{name} min = {lo} bytes ({_size(lo)}, {v.where()}; the default is 4096): the kernel "
-                         f"keeps granting every TCP socket's {held} up to {_size(lo)} even when TCP as a whole is "
-                         "above the tcp_mem pressure threshold, so memory pressure cannot shrink any socket below "
-                         f"that; 1000 busy connections pin {_size(1000 * lo)}.")
+            parts.append(
+                f"{name} min = {lo} bytes ({_size(lo)}, {v.where()}; the default is 4096): the kernel "
+                f"keeps granting every TCP socket's {held} up to {_size(lo)} even when TCP as a whole is "
+                "above the tcp_mem pressure threshold, so memory pressure cannot shrink any socket below "
+                f"that; 1000 busy connections pin {_size(1000 * lo)}."
+            )
             if hard_pages is not None:
                 n = hard_pages * PAGE // lo
                 ev["sockets_to_fill_tcp_mem_max"] = n
-                parts.append(f"Only the tcp_mem hard limit ({hard_pages} pages, {_size(hard_pages * PAGE)}) stops "
-                             f"it: {n} connections at their minimum reach it.")
+                parts.append(
+                    f"Only the tcp_mem hard limit ({hard_pages} pages, {_size(hard_pages * PAGE)}) stops "
+                    f"it: {n} connections at their minimum reach it."
+                )
             if dflt >= BIG_DEFAULT:
                 parts.append(f"Every new socket also starts with a {_size(dflt)} {what} buffer (default field).")
         if sev is None:
             return None
         new_def = dflt if dflt <= BIG_DEFAULT else KERNEL_DEFAULT[key]
         new = sorted([min(lo, 4096) if lo >= MIN_MEDIUM else lo, new_def, hi])
-        return self.finding(f, severity=sev, keys=[key], evidence=ev, fix={key: " ".join(str(x) for x in new)},
-                            explanation=" ".join(parts))
+        return self.finding(
+            f,
+            severity=sev,
+            keys=[key],
+            evidence=ev,
+            fix={key: " ".join(str(x) for x in new)},
+            explanation=" ".join(parts),
+        )

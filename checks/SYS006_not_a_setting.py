@@ -8,8 +8,10 @@ from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
 
 # How often a line of each format is applied: a trigger repeats its action every time.
 _APPLIED = {
-    "sysctl.conf": ("at every boot (systemd-sysctl) and again on every `sysctl --system`, which package "
-                    "installs that ship sysctl.d files and configuration-management runs start"),
+    "sysctl.conf": (
+        "at every boot (systemd-sysctl) and again on every `sysctl --system`, which package "
+        "installs that ship sysctl.d files and configuration-management runs start"
+    ),
     "tuned": "every time tuned applies the profile (at boot and on every profile switch)",
     "kubernetes securityContext.sysctls": "every time a pod sandbox is created",
     "sysctls": "every time the container starts",
@@ -17,12 +19,18 @@ _APPLIED = {
 _APPLIED_DEFAULT = "every time this configuration is applied (and at every boot if it ends up in sysctl.d)"
 IMPERATIVE = "sysctl -w"  # commands in scripts, init containers and notes: run when whoever runs them decides
 
-_SEVERITY = {"trigger": Severity.low, "no_effect": Severity.info, "legacy_name": Severity.info,
-             "deprecated_value": Severity.low}
+_SEVERITY = {
+    "trigger": Severity.low,
+    "no_effect": Severity.info,
+    "legacy_name": Severity.info,
+    "deprecated_value": Severity.low,
+}
 _REMEDIATION = {
-    "trigger": ("Delete the line. If the action is really needed, run it once by hand or from a maintenance job "
-                "(for example `sync; sysctl -w vm.drop_caches=1` while investigating), never from sysctl.d, "
-                "tuned or configuration management that re-applies it."),
+    "trigger": (
+        "Delete the line. If the action is really needed, run it once by hand or from a maintenance job "
+        "(for example `sync; sysctl -w vm.drop_caches=1` while investigating), never from sysctl.d, "
+        "tuned or configuration management that re-applies it."
+    ),
     "no_effect": "Delete the line: the kernel ignores it, and it misleads whoever reads the configuration.",
 }
 
@@ -71,16 +79,26 @@ class NotASetting(Rule):
             "attach helpers explicitly in the ruleset (iptables CT --helper, nftables ct helper)."
         ),
         references=[
-            Reference(title="Linux kernel documentation: /proc/sys/vm (drop_caches, compact_memory)",
-                      url="https://docs.kernel.org/admin-guide/sysctl/vm.html"),
-            Reference(title="kernel: sysctl: make drop_caches write-only (commit 204cb79ad42f: 'a one-time command')",
-                      url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=204cb79ad42f015312a5bbd7012d09c93d9b46fb"),
-            Reference(title="Linux kernel documentation: ip-sysctl (tcp_low_latency: 'no effect anymore')",
-                      url="https://docs.kernel.org/networking/ip-sysctl.html"),
-            Reference(title="netfilter: remove nf_conntrack_helper sysctl and modparam toggles (b118509076b3)",
-                      url="https://lore.kernel.org/all/20220901071238.3044-2-fw@strlen.de/"),
-            Reference(title="sysctl.d(5): when configuration files are applied",
-                      url="https://www.freedesktop.org/software/systemd/man/latest/sysctl.d.html"),
+            Reference(
+                title="Linux kernel documentation: /proc/sys/vm (drop_caches, compact_memory)",
+                url="https://docs.kernel.org/admin-guide/sysctl/vm.html",
+            ),
+            Reference(
+                title="kernel: sysctl: make drop_caches write-only (commit 204cb79ad42f: 'a one-time command')",
+                url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=204cb79ad42f015312a5bbd7012d09c93d9b46fb",
+            ),
+            Reference(
+                title="Linux kernel documentation: ip-sysctl (tcp_low_latency: 'no effect anymore')",
+                url="https://docs.kernel.org/networking/ip-sysctl.html",
+            ),
+            Reference(
+                title="netfilter: remove nf_conntrack_helper sysctl and modparam toggles (b118509076b3)",
+                url="https://lore.kernel.org/all/20220901071238.3044-2-fw@strlen.de/",
+            ),
+            Reference(
+                title="sysctl.d(5): when configuration files are applied",
+                url="https://www.freedesktop.org/software/systemd/man/latest/sysctl.d.html",
+            ),
         ],
     )
 
@@ -106,8 +124,13 @@ class NotASetting(Rule):
                 continue  # SYS001 reports a key the kernel does not have
             if effect.applies_in(f.release) is not True:
                 continue
-            acting = [a for a in group if check_value(a, f.kdb, f.release).status != "invalid"  # SYS002: the write fails
-                      and not (effect.values and a.templated) and effect.acts_on(a.value or "")]
+            acting = [
+                a
+                for a in group
+                if check_value(a, f.kdb, f.release).status != "invalid"  # SYS002: the write fails
+                and not (effect.values and a.templated)
+                and effect.acts_on(a.value or "")
+            ]
             if acting:
                 out.append(self._report(f, effect, acting))
         return out or None
@@ -122,42 +145,69 @@ class NotASetting(Rule):
         impact = f" {effect.impact[0].upper()}{effect.impact[1:]}." if effect.impact else ""
         remediation = effect.remediation or _REMEDIATION.get(effect.kind)
         fix: dict[str, str] = {}
-        evidence = {"key": key, "kind": effect.kind, "value": value, "set_at": [a.where for a in group],
-                    "written_as": first.syntax, "kernel": release,
-                    "knowledge_base": _cite(effect, f)}
+        evidence = {
+            "key": key,
+            "kind": effect.kind,
+            "value": value,
+            "set_at": [a.where for a in group],
+            "written_as": first.syntax,
+            "kernel": release,
+            "knowledge_base": _cite(effect, f),
+        }
         if effect.kind == "trigger":
             if all(a.syntax == IMPERATIVE for a in group):
                 severity = Severity.info
-                text = (f"`sysctl -w {key}={value}`{where} runs a one-shot action, not a setting: "
-                        f"{effect.summary}.{impact} That is fine for a command run on purpose; if this runs at "
-                        "every boot, deployment or container start, the action repeats each time.")
+                text = (
+                    f"`sysctl -w {key}={value}`{where} runs a one-shot action, not a setting: "
+                    f"{effect.summary}.{impact} That is fine for a command run on purpose; if this runs at "
+                    "every boot, deployment or container start, the action repeats each time."
+                )
             else:
                 applied = _APPLIED.get(first.syntax, _APPLIED_DEFAULT)
-                text = (f"{key} = {value}{where} is not a setting but a one-shot trigger: {effect.summary}."
-                        f"{impact} In a persistent configuration it fires {applied}"
-                        + (f", {len(group)} times each time since the file writes it {len(group)} times"
-                           if len(group) > 1 else "")
-                        + ". The kernel keeps no value, so the line configures nothing either.")
+                text = (
+                    f"{key} = {value}{where} is not a setting but a one-shot trigger: {effect.summary}."
+                    f"{impact} In a persistent configuration it fires {applied}"
+                    + (
+                        f", {len(group)} times each time since the file writes it {len(group)} times"
+                        if len(group) > 1
+                        else ""
+                    )
+                    + ". The kernel keeps no value, so the line configures nothing either."
+                )
         elif effect.kind == "no_effect":
             since = effect.range_for(f.release)
             when = f" (since {since.since})" if since is not None else ""
-            text = (f"{key} = {value}{where} has no effect on Linux {release}{when}: {effect.summary}. The write "
-                    "succeeds and changes nothing, while the file suggests the host is tuned by it.")
+            text = (
+                f"{key} = {value}{where} has no effect on Linux {release}{when}: {effect.summary}. The write "
+                "succeeds and changes nothing, while the file suggests the host is tuned by it."
+            )
             if since is not None:
                 evidence["no_effect_since"] = since.since
         elif effect.kind == "legacy_name":
             canonical = effect.canonical or ""
             evidence["canonical"] = canonical
             fix = {canonical: value}
-            remediation = (f"Write {canonical} = {value} instead of {key}: the same variable under the name that "
-                           "current kernels, documentation and tools use.")
-            text = (f"{key} = {value}{where} uses a legacy name: {effect.summary}. On the host it sets the "
-                    f"same variable as {canonical}, which is the name to use.")
+            remediation = (
+                f"Write {canonical} = {value} instead of {key}: the same variable under the name that "
+                "current kernels, documentation and tools use."
+            )
+            text = (
+                f"{key} = {value}{where} uses a legacy name: {effect.summary}. On the host it sets the "
+                f"same variable as {canonical}, which is the name to use."
+            )
         else:  # deprecated_value
             fix = {key: effect.fix_value} if effect.fix_value is not None else {}
             text = f"{key} = {value}{where}: {effect.summary}.{impact}"
-        return self.finding(f, keys=[key], location=first.location, severity=severity, evidence=evidence,
-                            explanation=text, remediation=remediation, fix=fix)
+        return self.finding(
+            f,
+            keys=[key],
+            location=first.location,
+            severity=severity,
+            evidence=evidence,
+            explanation=text,
+            remediation=remediation,
+            fix=fix,
+        )
 
 
 def _cite(effect: KeyEffect, f: Facts) -> str:

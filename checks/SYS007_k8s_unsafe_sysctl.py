@@ -49,14 +49,22 @@ class KubeletUnsafeSysctl(Rule):
             "namespace). A per-network-namespace sysctl set on the node itself does not reach the pod."
         ),
         references=[
-            Reference(title="Kubernetes: Using sysctls in a Kubernetes Cluster (safe set, enabling unsafe sysctls)",
-                      url="https://kubernetes.io/docs/tasks/administer-cluster/sysctl-cluster/"),
-            Reference(title="Kubernetes: Pod Security Standards, baseline policy (allowed sysctls by version)",
-                      url="https://kubernetes.io/docs/concepts/security/pod-security-standards/"),
-            Reference(title="kubelet safe sysctl list (pkg/kubelet/sysctl/safe_sysctls.go)",
-                      url="https://github.com/kubernetes/kubernetes/blob/master/pkg/kubelet/sysctl/safe_sysctls.go"),
-            Reference(title="OpenShift Container Platform: Using sysctls in containers",
-                      url="https://docs.redhat.com/en/documentation/openshift_container_platform/4.16/html/nodes/nodes-containers-sysctls"),
+            Reference(
+                title="Kubernetes: Using sysctls in a Kubernetes Cluster (safe set, enabling unsafe sysctls)",
+                url="https://kubernetes.io/docs/tasks/administer-cluster/sysctl-cluster/",
+            ),
+            Reference(
+                title="Kubernetes: Pod Security Standards, baseline policy (allowed sysctls by version)",
+                url="https://kubernetes.io/docs/concepts/security/pod-security-standards/",
+            ),
+            Reference(
+                title="kubelet safe sysctl list (pkg/kubelet/sysctl/safe_sysctls.go)",
+                url="https://github.com/kubernetes/kubernetes/blob/master/pkg/kubelet/sysctl/safe_sysctls.go",
+            ),
+            Reference(
+                title="OpenShift Container Platform: Using sysctls in containers",
+                url="https://docs.redhat.com/en/documentation/openshift_container_platform/4.16/html/nodes/nodes-containers-sysctls",
+            ),
         ],
     )
 
@@ -86,8 +94,9 @@ class KubeletUnsafeSysctl(Rule):
             context = [f"Kubernetes {shown} assumed (default: a recent release; say --k8s-version X.Y for yours)"]
         newest = parse_k8s_version(db.newest_known)
         if version > newest:
-            context.append(f"the safe-sysctl table knows releases up to {db.newest_known}; newer kubelets may "
-                           "allow more")
+            context.append(
+                f"the safe-sysctl table knows releases up to {db.newest_known}; newer kubelets may allow more"
+            )
         kernel = f.snapshot.kernel.release
 
         out = []
@@ -97,42 +106,63 @@ class KubeletUnsafeSysctl(Rule):
                 continue
             is_net = key.startswith("net.")
             affected = [k for k in net_keys if k != key]
-            evidence = {"sysctl": key, "value": a.value, "kubernetes": shown,
-                        "kubernetes_version_source": "given" if given else "assumed"}
+            evidence = {
+                "sysctl": key,
+                "value": a.value,
+                "kubernetes": shown,
+                "kubernetes_version_source": "given" if given else "assumed",
+            }
             if entry is not None and not entry.safe_in(version):
                 evidence["safe_since"] = entry.since
-                why = (f"{key} joined the kubelet's default safe sysctl set only in Kubernetes {entry.since}; "
-                       f"kubelets of Kubernetes {shown}" + ("" if given else " (assumed)") + " reject it")
+                why = (
+                    f"{key} joined the kubelet's default safe sysctl set only in Kubernetes {entry.since}; "
+                    f"kubelets of Kubernetes {shown}" + ("" if given else " (assumed)") + " reject it"
+                )
                 severity = Severity.medium if given else Severity.info
             elif entry is not None:
                 evidence["needs_kernel"] = entry.kernel
                 evidence["kernel"] = kernel
-                why = (f"Kubernetes counts {key} as safe only on Linux {entry.kernel} and later (where it is per "
-                       f"network namespace); on Linux {kernel} the kubelet drops it from its safe set")
+                why = (
+                    f"Kubernetes counts {key} as safe only on Linux {entry.kernel} and later (where it is per "
+                    f"network namespace); on Linux {kernel} the kubelet drops it from its safe set"
+                )
                 severity = Severity.medium
             else:
                 why = f"{key} is not in the kubelet's default safe sysctl set (Kubernetes {shown})"
                 severity = Severity.medium
             # Pod Security admission judges by policy version, not by the node kernel.
-            admission = ("" if "needs_kernel" in evidence else
-                         ", and a namespace enforcing the baseline Pod Security level rejects it at admission")
+            admission = (
+                ""
+                if "needs_kernel" in evidence
+                else ", and a namespace enforcing the baseline Pod Security level rejects it at admission"
+            )
             consequence = (
                 ". Such a pod is scheduled but fails to launch with SysctlForbidden on every node whose kubelet "
-                f"does not allow it (--allowed-unsafe-sysctls){admission}, so none of the pod's sysctls apply there")
+                f"does not allow it (--allowed-unsafe-sysctls){admission}, so none of the pod's sysctls apply there"
+            )
             if is_net:
                 keys = [key]
-                tail = (f", including {', '.join(affected)}." if affected else ".")
+                tail = f", including {', '.join(affected)}." if affected else "."
             else:
                 # Outside tcpaudit's scope on its own; it matters because it takes the pod's net.* settings down.
                 keys = affected
                 tail = f": {', '.join(affected)} never reach the kernel either."
             if severity is Severity.info:
-                consequence = (f". The manifest runs only where every kubelet is {evidence['safe_since']} or newer "
-                               "(or allows it): during an upgrade, or on clusters that lag, the pod fails to "
-                               "launch with SysctlForbidden and none of its sysctls apply")
+                consequence = (
+                    f". The manifest runs only where every kubelet is {evidence['safe_since']} or newer "
+                    "(or allows it): during an upgrade, or on clusters that lag, the pod fails to "
+                    "launch with SysctlForbidden and none of its sysctls apply"
+                )
                 tail = "." if is_net else tail
-            out.append(self.finding(
-                f, keys=keys, location=a.location, severity=severity, context=context, evidence=evidence,
-                explanation=why + consequence + tail,
-            ))
+            out.append(
+                self.finding(
+                    f,
+                    keys=keys,
+                    location=a.location,
+                    severity=severity,
+                    context=context,
+                    evidence=evidence,
+                    explanation=why + consequence + tail,
+                )
+            )
         return out or None

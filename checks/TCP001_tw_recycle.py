@@ -58,20 +58,34 @@ class TwRecycle(ValueRule):
             "the same address."
         ),
         references=[
-            Reference(title="tcp: remove tcp_tw_recycle (Linux 4.12, commit 4396e46187ca)",
-                      url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=4396e46187ca5070219b81773c4e65088dac50cc"),
-            Reference(title="RFC 7323: TCP Extensions for High Performance (PAWS)",
-                      url="https://www.rfc-editor.org/rfc/rfc7323"),
-            Reference(title="RFC 6191: Reducing the TIME-WAIT State Using TCP Timestamps",
-                      url="https://www.rfc-editor.org/rfc/rfc6191"),
-            Reference(title="Papertrail: Why you should not enable tcp_tw_recycle (field report)",
-                      url="https://www.papertrail.com/solution/tips/why-you-should-not-enable-tcp_tw_recycle/"),
-            Reference(title="tcp: Move timestamps from inetpeer to metrics cache (3.6 cycle, 81166dd6fa8e)",
-                      url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=81166dd6fa8eb780b2132d32fbc77eb6ac04e44e"),
-            Reference(title="tcp: randomize tcp timestamp offsets for each connection (4.10, 95a22caee396)",
-                      url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=95a22caee396cef0bb2ca8fafdd82966a49367bb"),
-            Reference(title="tcp: secure_seq: add back ports to TS offset (2026, 165573e41f2f, reverts 28ee1b746f49)",
-                      url="https://patch.msgid.link/20260302205527.1982836-1-edumazet@google.com"),
+            Reference(
+                title="tcp: remove tcp_tw_recycle (Linux 4.12, commit 4396e46187ca)",
+                url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=4396e46187ca5070219b81773c4e65088dac50cc",
+            ),
+            Reference(
+                title="RFC 7323: TCP Extensions for High Performance (PAWS)",
+                url="https://www.rfc-editor.org/rfc/rfc7323",
+            ),
+            Reference(
+                title="RFC 6191: Reducing the TIME-WAIT State Using TCP Timestamps",
+                url="https://www.rfc-editor.org/rfc/rfc6191",
+            ),
+            Reference(
+                title="Papertrail: Why you should not enable tcp_tw_recycle (field report)",
+                url="https://www.papertrail.com/solution/tips/why-you-should-not-enable-tcp_tw_recycle/",
+            ),
+            Reference(
+                title="tcp: Move timestamps from inetpeer to metrics cache (3.6 cycle, 81166dd6fa8e)",
+                url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=81166dd6fa8eb780b2132d32fbc77eb6ac04e44e",
+            ),
+            Reference(
+                title="tcp: randomize tcp timestamp offsets for each connection (4.10, 95a22caee396)",
+                url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=95a22caee396cef0bb2ca8fafdd82966a49367bb",
+            ),
+            Reference(
+                title="tcp: secure_seq: add back ports to TS offset (2026, 165573e41f2f, reverts 28ee1b746f49)",
+                url="https://patch.msgid.link/20260302205527.1982836-1-edumazet@google.com",
+            ),
         ],
     )
 
@@ -79,13 +93,21 @@ class TwRecycle(ValueRule):
         if v.int != 1:
             return None
         ts = f.value("net.ipv4.tcp_timestamps")
-        ev = {"tcp_tw_recycle": v.raw, "tcp_timestamps": ts.raw, "kernel": f.snapshot.kernel.release,
-              "clients_behind_nat": f.context.clients_behind_nat}
+        ev = {
+            "tcp_tw_recycle": v.raw,
+            "tcp_timestamps": ts.raw,
+            "kernel": f.snapshot.kernel.release,
+            "clients_behind_nat": f.context.clients_behind_nat,
+        }
         ctx = [f"clients behind NAT: {f.context.clients_behind_nat} ({f.context.clients_source})"]
         fix = {"net.ipv4.tcp_tw_recycle": "0"}
         if ts.int == 0:
             return self.finding(
-                f, severity=Severity.low, evidence=ev, context=ctx, fix=fix,
+                f,
+                severity=Severity.low,
+                evidence=ev,
+                context=ctx,
+                fix=fix,
                 explanation=(
                     "tcp_tw_recycle=1 but tcp_timestamps=0: recycling needs timestamps, so it does nothing here "
                     "and no SYNs are dropped by it. The setting is a trap for whoever turns timestamps back on."
@@ -97,20 +119,28 @@ class TwRecycle(ValueRule):
         rate = f.counter_rate("TcpExt.PAWSPassive")
         # The check compares the TSvals the *clients* send, so this host's own kernel version plays no part;
         # clients whose kernels randomize the offset per connection are hit without any NAT.
-        per_conn = ("Linux clients whose kernels give each connection its own random timestamp offset (4.10, "
-                    "and kernels carrying 165573e41f2f from 2026) are dropped too, NAT or not")
+        per_conn = (
+            "Linux clients whose kernels give each connection its own random timestamp offset (4.10, "
+            "and kernels carrying 165573e41f2f from 2026) are dropped too, NAT or not"
+        )
         if f.context.clients_behind_nat == "yes":
             sev, why = Severity.critical, "clients reach this host through NAT, so their SYNs will be dropped"
         elif f.context.clients_behind_nat == "unknown":
-            sev, why = Severity.high, (
-                "if any clients share a NAT address (offices, mobile carriers, cloud NAT, load balancers that keep "
-                f"timestamps) their SYNs will be dropped, and {per_conn}; say --clients-behind-nat no if no client "
-                "ever comes through NAT"
+            sev, why = (
+                Severity.high,
+                (
+                    "if any clients share a NAT address (offices, mobile carriers, cloud NAT, load balancers that keep "
+                    f"timestamps) their SYNs will be dropped, and {per_conn}; say --clients-behind-nat no if no client "
+                    "ever comes through NAT"
+                ),
             )
         else:
-            sev, why = Severity.medium, (
-                f"you said no clients come through NAT, but {per_conn}, and it breaks for everyone the day a NAT "
-                "appears"
+            sev, why = (
+                Severity.medium,
+                (
+                    f"you said no clients come through NAT, but {per_conn}, and it breaks for everyone the day a NAT "
+                    "appears"
+                ),
             )
         happening = ""
         if rate is not None and rate > 0:
@@ -118,10 +148,16 @@ class TwRecycle(ValueRule):
             happening = f" PAWSPassive is rising at {rate:.1f}/s: SYNs are being dropped now."
         elif paws is not None and paws["total_since_boot"] > 0:
             sev = sev if sev.at_least(Severity.high) else sev.raised()
-            happening = (f" PAWSPassive is {paws['total_since_boot']} since boot: SYNs have been dropped by this "
-                         "check (use --sample to see whether it is still rising).")
+            happening = (
+                f" PAWSPassive is {paws['total_since_boot']} since boot: SYNs have been dropped by this "
+                "check (use --sample to see whether it is still rising)."
+            )
         return self.finding(
-            f, severity=sev, evidence=ev, context=ctx, fix=fix,
+            f,
+            severity=sev,
+            evidence=ev,
+            context=ctx,
+            fix=fix,
             explanation=(
                 "tcp_tw_recycle=1 makes the kernel drop a SYN whose TCP timestamp is lower than the last one seen "
                 f"from the same IP address within 60 s; {why}.{happening}"

@@ -4,14 +4,12 @@ from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
 
 
-
-
 class TimestampsOff(ValueRule):
     key = "net.ipv4.tcp_timestamps"
     meta = RuleMeta(
         id="TCP002",
         title="tcp_timestamps is off: no PAWS, no timestamp-based undo of spurious retransmissions, and tcp_tw_reuse "
-              "silently does nothing",
+        "silently does nothing",
         severity=Severity.medium,
         keys=["net.ipv4.tcp_timestamps", "net.ipv4.tcp_tw_reuse"],
         summary=(
@@ -62,18 +60,30 @@ class TimestampsOff(ValueRule):
             "hardening baseline, override it: on 4.10+ kernels timestamps do not reveal uptime."
         ),
         references=[
-            Reference(title="RFC 7323: TCP Extensions for High Performance (timestamps, PAWS)",
-                      url="https://www.rfc-editor.org/rfc/rfc7323"),
-            Reference(title="ip-sysctl.rst (stored mainline copy 0326074ff465): tcp_timestamps 0/1/2, tcp_tw_reuse",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="net/ipv4/tcp_ipv4.c tcp_twsk_unique(): reuse requires tw_ts_recent_stamp",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_ipv4.c"),
-            Reference(title="net/ipv4/tcp_input.c: tcp_ack_update_rtt() (Karn, TS-ECR fallback), tcp_packet_delayed()",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_input.c"),
-            Reference(title="tcp: allow to turn tcp timestamp randomization off (v4.10, 25429d7b7dca)",
-                      url="https://github.com/torvalds/linux/commit/25429d7b7dca01dc4f17205de023a30ca09390d0"),
-            Reference(title="dev-sec ansible os_hardening defaults (sets net.ipv4.tcp_timestamps: 0)",
-                      url="https://github.com/dev-sec/ansible-collection-hardening/blob/master/roles/os_hardening/defaults/main.yml"),
+            Reference(
+                title="RFC 7323: TCP Extensions for High Performance (timestamps, PAWS)",
+                url="https://www.rfc-editor.org/rfc/rfc7323",
+            ),
+            Reference(
+                title="ip-sysctl.rst (stored mainline copy 0326074ff465): tcp_timestamps 0/1/2, tcp_tw_reuse",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="net/ipv4/tcp_ipv4.c tcp_twsk_unique(): reuse requires tw_ts_recent_stamp",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_ipv4.c",
+            ),
+            Reference(
+                title="net/ipv4/tcp_input.c: tcp_ack_update_rtt() (Karn, TS-ECR fallback), tcp_packet_delayed()",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_input.c",
+            ),
+            Reference(
+                title="tcp: allow to turn tcp timestamp randomization off (v4.10, 25429d7b7dca)",
+                url="https://github.com/torvalds/linux/commit/25429d7b7dca01dc4f17205de023a30ca09390d0",
+            ),
+            Reference(
+                title="dev-sec ansible os_hardening defaults (sets net.ipv4.tcp_timestamps: 0)",
+                url="https://github.com/dev-sec/ansible-collection-hardening/blob/master/roles/os_hardening/defaults/main.yml",
+            ),
         ],
     )
 
@@ -82,8 +92,12 @@ class TimestampsOff(ValueRule):
             return None
         reuse = f.value("net.ipv4.tcp_tw_reuse")
         recycle = f.value("net.ipv4.tcp_tw_recycle")
-        ev: dict = {"tcp_timestamps": v.raw, "tcp_timestamps_origin": v.origin,
-                    "tcp_tw_reuse": reuse.raw, "kernel": f.snapshot.kernel.release}
+        ev: dict = {
+            "tcp_timestamps": v.raw,
+            "tcp_timestamps_origin": v.origin,
+            "tcp_tw_reuse": reuse.raw,
+            "kernel": f.snapshot.kernel.release,
+        }
         if recycle.raw is not None:
             ev["tcp_tw_recycle"] = recycle.raw
         ctx: list[str] = []
@@ -118,8 +132,10 @@ class TimestampsOff(ValueRule):
                     f"There are {tw} TIME-WAIT sockets against {ports} usable ephemeral ports; without timestamps "
                     "none of them can be reused early, so a client with this much churn runs into EADDRNOTAVAIL."
                 )
-                ctx.append(f"{tw} TIME-WAIT sockets >= {f.context.threshold('port_usage_warn'):.0%} of the usable "
-                           "ephemeral ports")
+                ctx.append(
+                    f"{tw} TIME-WAIT sockets >= {f.context.threshold('port_usage_warn'):.0%} of the usable "
+                    "ephemeral ports"
+                )
         if recycle.int == 1:
             parts.append(
                 "tcp_tw_recycle=1 is set too: with timestamps off it is inert, so whoever turns timestamps back on "
@@ -133,10 +149,16 @@ class TimestampsOff(ValueRule):
                 "limit it to the network namespace that needs it."
             )
         if f.kernel_at_least((4, 10)):
-            parts.append("On this kernel (4.10+) timestamps carry a random offset, so leaving them "
-                         "on does not reveal the uptime, the reason hardening baselines give for turning them off.")
+            parts.append(
+                "On this kernel (4.10+) timestamps carry a random offset, so leaving them "
+                "on does not reveal the uptime, the reason hardening baselines give for turning them off."
+            )
         ctx.append(f"severity {sev.value}: the cost is lost protection and accuracy, not an outright failure")
         return self.finding(
-            f, severity=sev, evidence=ev, context=ctx, explanation=" ".join(parts),
+            f,
+            severity=sev,
+            evidence=ev,
+            context=ctx,
+            explanation=" ".join(parts),
             fix={"net.ipv4.tcp_timestamps": "1"},
         )

@@ -47,14 +47,21 @@ class Rfc1337(ValueRule):
             "baseline requires 1, record a waiver with the reason (clients never come through NAT)."
         ),
         references=[
-            Reference(title="RFC 1337: TIME-WAIT Assassination Hazards in TCP",
-                      url="https://www.rfc-editor.org/rfc/rfc1337"),
-            Reference(title="ip-sysctl.rst: tcp_rfc1337",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="RFC 6191: Reducing the TIME-WAIT State Using TCP Timestamps",
-                      url="https://www.rfc-editor.org/rfc/rfc6191"),
-            Reference(title="net/ipv4/tcp_minisocks.c tcp_timewait_state_process(): SYN, ACK and RST in TIME-WAIT",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_minisocks.c"),
+            Reference(
+                title="RFC 1337: TIME-WAIT Assassination Hazards in TCP", url="https://www.rfc-editor.org/rfc/rfc1337"
+            ),
+            Reference(
+                title="ip-sysctl.rst: tcp_rfc1337",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="RFC 6191: Reducing the TIME-WAIT State Using TCP Timestamps",
+                url="https://www.rfc-editor.org/rfc/rfc6191",
+            ),
+            Reference(
+                title="net/ipv4/tcp_minisocks.c tcp_timewait_state_process(): SYN, ACK and RST in TIME-WAIT",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_minisocks.c",
+            ),
         ],
     )
 
@@ -69,7 +76,9 @@ class Rfc1337(ValueRule):
             "no": "you said clients never come through NAT, so this stays latent",
         }[nat]
         return self.finding(
-            f, severity=sev, fix={"net.ipv4.tcp_rfc1337": "0"},
+            f,
+            severity=sev,
+            fix={"net.ipv4.tcp_rfc1337": "0"},
             evidence={"tcp_rfc1337": v.raw, "clients_behind_nat": nat},
             context=[f"clients behind NAT: {nat} ({f.context.clients_source})"],
             explanation=(

@@ -56,13 +56,19 @@ class FinTimeoutNotTimeWait(ValueRule):
             "use tcp_tw_recycle (removed in 4.12) and do not lower tcp_max_tw_buckets (see TCP005)."
         ),
         references=[
-            Reference(title="include/net/tcp.h: #define TCP_TIMEWAIT_LEN (60*HZ), TCP_FIN_TIMEOUT = TCP_TIMEWAIT_LEN "
-                            "(stored mainline copy 003e07a1e48e)",
-                      url="https://github.com/torvalds/linux/blob/master/include/net/tcp.h"),
-            Reference(title="ip-sysctl.rst: tcp_fin_timeout (orphaned FIN_WAIT_2 only, default 60 s)",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="Vincent Bernat: Coping with the TCP TIME-WAIT state on busy Linux servers",
-                      url="https://vincent.bernat.ch/en/blog/2014-tcp-time-wait-state-linux"),
+            Reference(
+                title="include/net/tcp.h: #define TCP_TIMEWAIT_LEN (60*HZ), TCP_FIN_TIMEOUT = TCP_TIMEWAIT_LEN "
+                "(stored mainline copy 003e07a1e48e)",
+                url="https://github.com/torvalds/linux/blob/master/include/net/tcp.h",
+            ),
+            Reference(
+                title="ip-sysctl.rst: tcp_fin_timeout (orphaned FIN_WAIT_2 only, default 60 s)",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="Vincent Bernat: Coping with the TCP TIME-WAIT state on busy Linux servers",
+                url="https://vincent.bernat.ch/en/blog/2014-tcp-time-wait-state-linux",
+            ),
         ],
     )
 
@@ -73,8 +79,13 @@ class FinTimeoutNotTimeWait(ValueRule):
         default, default_source = _default(f, self.key, TCP_FIN_TIMEOUT_S)
         if n >= default:
             return None
-        ev: dict = {"tcp_fin_timeout": n, "tcp_fin_timeout_origin": v.origin, "kernel_default": default,
-                    "kernel_default_source": default_source, "time_wait_length_s": TCP_TIMEWAIT_LEN_S}
+        ev: dict = {
+            "tcp_fin_timeout": n,
+            "tcp_fin_timeout_origin": v.origin,
+            "kernel_default": default,
+            "kernel_default_source": default_source,
+            "time_wait_length_s": TCP_TIMEWAIT_LEN_S,
+        }
         observed = ""
         if f.kind == "host":
             tw = f.snapshot.counters.get("TCP.tw")
@@ -84,11 +95,12 @@ class FinTimeoutNotTimeWait(ValueRule):
             if fw2 is not None:
                 ev["fin_wait_2_sockets"] = fw2
             if tw:
-                observed = (f" The {tw} TIME-WAIT sockets on this host each still live the full "
-                            f"{TCP_TIMEWAIT_LEN_S} s.")
+                observed = f" The {tw} TIME-WAIT sockets on this host each still live the full {TCP_TIMEWAIT_LEN_S} s."
         where = v.describe()
         return self.finding(
-            f, severity=Severity.info, evidence=ev,
+            f,
+            severity=Severity.info,
+            evidence=ev,
             context=["severity info: the setting is ineffective for TIME-WAIT, not harmful"],
             fix={self.key: str(default)},
             explanation=(

@@ -4,8 +4,6 @@ from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
 
 
-
-
 def _is_power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
@@ -54,23 +52,33 @@ class MaxTwBucketsLow(ValueRule):
             "hundred bytes."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: tcp_max_tw_buckets ('you _must_ not lower the limit artificially')",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="net/ipv4/tcp_minisocks.c tcp_time_wait(): LINUX_MIB_TCPTIMEWAITOVERFLOW when no "
-                            "TIME-WAIT socket can be allocated",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_minisocks.c"),
-            Reference(title="net/ipv4/tcp_ipv4.c tcp_sk_init(): sysctl_max_tw_buckets = ehash size / 2",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_ipv4.c"),
-            Reference(title="Vincent Bernat: Coping with the TCP TIME-WAIT state on busy Linux servers",
-                      url="https://vincent.bernat.ch/en/blog/2014-tcp-time-wait-state-linux"),
+            Reference(
+                title="ip-sysctl.rst: tcp_max_tw_buckets ('you _must_ not lower the limit artificially')",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="net/ipv4/tcp_minisocks.c tcp_time_wait(): LINUX_MIB_TCPTIMEWAITOVERFLOW when no "
+                "TIME-WAIT socket can be allocated",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_minisocks.c",
+            ),
+            Reference(
+                title="net/ipv4/tcp_ipv4.c tcp_sk_init(): sysctl_max_tw_buckets = ehash size / 2",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_ipv4.c",
+            ),
+            Reference(
+                title="Vincent Bernat: Coping with the TCP TIME-WAIT state on busy Linux servers",
+                url="https://vincent.bernat.ch/en/blog/2014-tcp-time-wait-state-linux",
+            ),
         ],
     )
 
     def judge(self, f: Facts, v: Value):
         n = v.int
         if n is None and v.origin == "default":  # the knowledge base describes the RAM-sized default, no number
-            return self.na(f"{self.key} is not set here, and its kernel default is computed at boot from RAM (half "
-                           "the established-hash size), so there is no value to judge")
+            return self.na(
+                f"{self.key} is not set here, and its kernel default is computed at boot from RAM (half "
+                "the established-hash size), so there is no value to judge"
+            )
         if n is None:
             return self.na(f"{self.key}={v.raw!r} is not an integer")
         limit = f.context.threshold("min_tw_buckets")
@@ -105,8 +113,10 @@ class MaxTwBucketsLow(ValueRule):
             ctx.append("set explicitly in a configuration file, i.e. lowered on purpose")
         elif v.origin in ("host", "config") and _is_power_of_two(n) and not overflowed:
             sev = Severity.low
-            ctx.append(f"{n} is a power of two and may be the kernel's RAM-sized default (half the established "
-                       "hash) on a small host rather than a deliberate setting")
+            ctx.append(
+                f"{n} is a power of two and may be the kernel's RAM-sized default (half the established "
+                "hash) on a small host rather than a deliberate setting"
+            )
         else:
             sev = Severity.medium
         parts = [
@@ -114,8 +124,10 @@ class MaxTwBucketsLow(ValueRule):
             "connection this host closes is destroyed without TIME-WAIT."
         ]
         if below_ports:
-            parts.append(f"That is fewer than the {ports} usable ephemeral ports ({port_range}), so one client "
-                         "closing its own connections to a single service overflows it in normal operation.")
+            parts.append(
+                f"That is fewer than the {ports} usable ephemeral ports ({port_range}), so one client "
+                "closing its own connections to a single service overflows it in normal operation."
+            )
         elif below_limit:
             parts.append(f"That is below the threshold of {limit:.0f} (min_tw_buckets).")
         if near_cap and tw is not None:
@@ -126,8 +138,10 @@ class MaxTwBucketsLow(ValueRule):
             parts.append(f"TcpExt.TCPTimeWaitOverflow is rising at {rate:.1f}/s: TIME-WAIT is being skipped now.")
         elif overflowed and overflow is not None:
             sev = sev.raised() if sev.rank < Severity.high.rank else sev
-            parts.append(f"TcpExt.TCPTimeWaitOverflow is {overflow['total_since_boot']} since boot: the cap has "
-                         "been hit (use --sample to see whether it still is).")
+            parts.append(
+                f"TcpExt.TCPTimeWaitOverflow is {overflow['total_since_boot']} since boot: the cap has "
+                "been hit (use --sample to see whether it still is)."
+            )
         parts.append(
             "Without TIME-WAIT a peer whose final ACK was lost gets a RST for its retransmitted FIN, a quick reuse "
             "of the same port pair can hit the peer's stale state (ACK, RST, 1 s SYN retry), and delayed segments "
@@ -135,6 +149,10 @@ class MaxTwBucketsLow(ValueRule):
         )
         target = 1 << (int(max(limit, ports or 0)) - 1).bit_length()  # next power of two
         return self.finding(
-            f, severity=sev, evidence=ev, context=ctx or [f"threshold min_tw_buckets={limit:.0f}"],
-            fix={self.key: str(target)}, explanation=" ".join(parts),
+            f,
+            severity=sev,
+            evidence=ev,
+            context=ctx or [f"threshold min_tw_buckets={limit:.0f}"],
+            fix={self.key: str(target)},
+            explanation=" ".join(parts),
         )

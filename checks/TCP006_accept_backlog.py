@@ -14,7 +14,6 @@ _U16_MAX = 65535
 _TINY_QUEUE = 128  # a wrapped backlog below the old default somaxconn is a real outage under any burst
 
 
-
 def _judged(f: Facts, v: Value) -> int | None:
     """The integer to judge: config targets only judge what the file sets."""
     if f.kind == "config" and v.origin != "config":
@@ -71,23 +70,36 @@ class AcceptBacklog(Rule):
             "kernels."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: somaxconn (4096, was 128 before 5.4), tcp_max_syn_backlog, "
-                            "tcp_abort_on_overflow",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="net: increase SOMAXCONN to 4096 (v5.4, 19f92a030ca6)",
-                      url="https://github.com/torvalds/linux/commit/19f92a030ca6d772ab44b22ee6a01378a8cb32d4"),
-            Reference(title="net/ipv4/tcp_input.c tcp_conn_request(): SYN queue full test, tcp_max_syn_backlog "
-                            "3/4 rule without syncookies",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_input.c"),
-            Reference(title="Andreas Veithen: How TCP backlog works in Linux",
-                      url="https://veithen.io/2014/01/01/how-tcp-backlog-works-in-linux.html"),
-            Reference(title="net: increase sk_[max_]ack_backlog (v4.1, becb74f0acca): the limit was 16 bits before",
-                      url="https://git.zx2c4.com/linux-dev/commit/include?id=becb74f0acca19b5abfcb24dc602530f3deea66a"),
-            Reference(title="net: check net.core.somaxconn sysctl values (v3.11, 5f671d6b4ec3): EINVAL above 65535",
-                      url="https://git.zx2c4.com/linux-dev/commit/include/linux/stringify.h"
-                          "?id=5f671d6b4ec3e6d66c2a868738af2cdea09e7509"),
-            Reference(title="golang/go#5030: somaxconn=262144 gave listeners a queue of 0",
-                      url="https://github.com/golang/go/issues/5030"),
+            Reference(
+                title="ip-sysctl.rst: somaxconn (4096, was 128 before 5.4), tcp_max_syn_backlog, tcp_abort_on_overflow",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="net: increase SOMAXCONN to 4096 (v5.4, 19f92a030ca6)",
+                url="https://github.com/torvalds/linux/commit/19f92a030ca6d772ab44b22ee6a01378a8cb32d4",
+            ),
+            Reference(
+                title="net/ipv4/tcp_input.c tcp_conn_request(): SYN queue full test, tcp_max_syn_backlog "
+                "3/4 rule without syncookies",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_input.c",
+            ),
+            Reference(
+                title="Andreas Veithen: How TCP backlog works in Linux",
+                url="https://veithen.io/2014/01/01/how-tcp-backlog-works-in-linux.html",
+            ),
+            Reference(
+                title="net: increase sk_[max_]ack_backlog (v4.1, becb74f0acca): the limit was 16 bits before",
+                url="https://git.zx2c4.com/linux-dev/commit/include?id=becb74f0acca19b5abfcb24dc602530f3deea66a",
+            ),
+            Reference(
+                title="net: check net.core.somaxconn sysctl values (v3.11, 5f671d6b4ec3): EINVAL above 65535",
+                url="https://git.zx2c4.com/linux-dev/commit/include/linux/stringify.h"
+                "?id=5f671d6b4ec3e6d66c2a868738af2cdea09e7509",
+            ),
+            Reference(
+                title="golang/go#5030: somaxconn=262144 gave listeners a queue of 0",
+                url="https://github.com/golang/go/issues/5030",
+            ),
         ],
     )
 
@@ -102,9 +114,13 @@ class AcceptBacklog(Rule):
         if absurd is not None:
             out.append(absurd)
 
-        ev: dict = {"somaxconn": som_v.raw, "somaxconn_origin": som_v.origin,
-                    "tcp_max_syn_backlog": syn_v.raw, "tcp_max_syn_backlog_origin": syn_v.origin,
-                    "min_somaxconn": limit}
+        ev: dict = {
+            "somaxconn": som_v.raw,
+            "somaxconn_origin": som_v.origin,
+            "tcp_max_syn_backlog": syn_v.raw,
+            "tcp_max_syn_backlog_origin": syn_v.origin,
+            "min_somaxconn": limit,
+        }
         overflows = drops = None
         rate = 0.0
         full: list[str] = []
@@ -149,22 +165,29 @@ class AcceptBacklog(Rule):
                 "retransmissions (1 s, then 2 s, ...)."
             )
             if capped:
-                parts.append(f"{len(capped)} listener(s) asked for at least that much and were capped: "
-                             f"{', '.join(capped[:_SHOW])}.")
+                parts.append(
+                    f"{len(capped)} listener(s) asked for at least that much and were capped: "
+                    f"{', '.join(capped[:_SHOW])}."
+                )
         if total > 0:
             if som_low:
                 sev = Severity.medium
-            parts.append(f"ListenOverflows/ListenDrops = {total} since boot: the accept queue has overflowed on "
-                         "this host.")
+            parts.append(
+                f"ListenOverflows/ListenDrops = {total} since boot: the accept queue has overflowed on this host."
+            )
         if rate > 0 or full:
             sev = Severity.high if som_low else Severity.medium
             if rate > 0:
                 parts.append(f"Listen drops are rising at {rate:.1f}/s right now.")
             if full:
-                parts.append(f"Listener(s) with an (almost) full accept queue, Recv-Q/Send-Q: {', '.join(full[:_SHOW])}.")
+                parts.append(
+                    f"Listener(s) with an (almost) full accept queue, Recv-Q/Send-Q: {', '.join(full[:_SHOW])}."
+                )
             if not som_low:
-                parts.append("somaxconn is not the limit here: the application's own listen() backlog is too "
-                             "small or it accept()s too slowly.")
+                parts.append(
+                    "somaxconn is not the limit here: the application's own listen() backlog is too "
+                    "small or it accept()s too slowly."
+                )
         if syn_low:
             cookies = f.value("net.ipv4.tcp_syncookies").int
             ev["tcp_syncookies"] = cookies
@@ -174,12 +197,15 @@ class AcceptBacklog(Rule):
             fix[SYN_BACKLOG] = target
             parts.append(
                 f"tcp_max_syn_backlog={syn} ({syn_v.where()}): "
-                + ("with tcp_syncookies=0, SYNs from peers the kernel has no TCP-metrics history for are dropped "
-                   "once a listener's SYN queue holds 3/4 of it, even before the queue (bounded by the listen "
-                   "backlog) is full." if cookies == 0 else
-                   "with syncookies on, current kernels do not use it (the SYN queue is bounded by the listen "
-                   "backlog and overflow is answered with cookies); kernels before ef547f2ac16b sized the SYN "
-                   "queue from min(backlog, it), with cookies beyond.")
+                + (
+                    "with tcp_syncookies=0, SYNs from peers the kernel has no TCP-metrics history for are dropped "
+                    "once a listener's SYN queue holds 3/4 of it, even before the queue (bounded by the listen "
+                    "backlog) is full."
+                    if cookies == 0
+                    else "with syncookies on, current kernels do not use it (the SYN queue is bounded by the listen "
+                    "backlog and overflow is answered with cookies); kernels before ef547f2ac16b sized the SYN "
+                    "queue from min(backlog, it), with cookies beyond."
+                )
             )
         if sev is None:
             return out or None
@@ -200,15 +226,22 @@ class AcceptBacklog(Rule):
         ev: dict = {"somaxconn": som, "somaxconn_origin": v.origin, "kernel": f.snapshot.kernel.release}
         if syn is not None and syn > _U16_MAX:
             ev["tcp_max_syn_backlog"] = syn
-        ctx = [f"{_U16}: {narrow.reason} (confidence {narrow.confidence})" if narrow is not None
-               else "kernel version or knowledge base unavailable: whether the backlog is 16 bits is unknown"]
+        ctx = [
+            f"{_U16}: {narrow.reason} (confidence {narrow.confidence})"
+            if narrow is not None
+            else "kernel version or knowledge base unavailable: whether the backlog is 16 bits is unknown"
+        ]
         if narrow is not None and narrow.applies is False:
             ev["backlog_bits"] = 32
             return self.finding(
-                f, severity=Severity.info, keys=[SOMAXCONN], evidence=ev, context=ctx,
+                f,
+                severity=Severity.info,
+                keys=[SOMAXCONN],
+                evidence=ev,
+                context=ctx,
                 remediation="Set somaxconn to what the listeners need (4096 is the default since 5.4; at most 65535 "
-                            "if the same file also goes to kernels before 4.1) and size each application's own "
-                            "listen() backlog.",
+                "if the same file also goes to kernels before 4.1) and size each application's own "
+                "listen() backlog.",
                 explanation=(
                     f"somaxconn={som} ({v.where()}) is above 65535. This kernel keeps the accept-queue limit in 32 "
                     "bits (since 4.1, becb74f0acca), so nothing wraps - but nothing is gained either: each listener's "
@@ -220,20 +253,30 @@ class AcceptBacklog(Rule):
         ev["wrapped_backlog"] = wrapped
         fix = {SOMAXCONN: str(_U16_MAX)}
         when = f"this kernel ({f.snapshot.kernel.release})" if f.release is not None else "kernels before 4.1"
-        wraps = (f"listen(fd, N) caps N at somaxconn and stores it in a 16-bit field, so an application that asks "
-                 f"for 65536 or more (a big number, -1, or somaxconn itself, as Go's net package once did) gets "
-                 f"{som} mod 65536 = {wrapped}")
+        wraps = (
+            f"listen(fd, N) caps N at somaxconn and stores it in a 16-bit field, so an application that asks "
+            f"for 65536 or more (a big number, -1, or somaxconn itself, as Go's net package once did) gets "
+            f"{som} mod 65536 = {wrapped}"
+        )
         if refusing is not None:
             ctx.append(f"{_CAP}: {refusing.reason} (confidence {refusing.confidence})")
         observed: list[str] = []
         if f.kind == "host" and f.snapshot.sockets.listen_queues:
-            observed = [f"{s.local_addr}:{s.local_port}" for s in f.snapshot.sockets.rows("LISTEN")
-                        if s.state == "LISTEN" and s.send_q == wrapped]
+            observed = [
+                f"{s.local_addr}:{s.local_port}"
+                for s in f.snapshot.sockets.rows("LISTEN")
+                if s.state == "LISTEN" and s.send_q == wrapped
+            ]
             if observed:
                 ev["listeners_with_wrapped_backlog"] = observed[:_SHOW]
         if f.kind == "config" and refusing is not None and refusing.applies is True:
             return self.finding(
-                f, severity=Severity.medium, keys=[SOMAXCONN], evidence=ev, context=ctx, fix=fix,
+                f,
+                severity=Severity.medium,
+                keys=[SOMAXCONN],
+                evidence=ev,
+                context=ctx,
+                fix=fix,
                 explanation=(
                     f"somaxconn={som} ({v.where()}) is above 65535, and {when} refuses that: 3.11 to 4.0 bound the "
                     "sysctl to 65535 while the backlog field was 16 bits (5f671d6b4ec3; where that bound ends is "
@@ -250,15 +293,19 @@ class AcceptBacklog(Rule):
             sev = Severity.low
         certain = observed or (narrow is not None and narrow.applies is True)
         if certain:
-            text = (f"somaxconn={som} ({v.where()}) is above 65535 and {when} keeps the accept-queue limit in 16 "
-                    f"bits (becb74f0acca widened it in 4.1): {wraps}.")
+            text = (
+                f"somaxconn={som} ({v.where()}) is above 65535 and {when} keeps the accept-queue limit in 16 "
+                f"bits (becb74f0acca widened it in 4.1): {wraps}."
+            )
         else:
             # the kernel's status rests on an assumption (a distribution build): one step below the certain case
             sev = Severity.medium if sev is Severity.high else Severity.low
-            text = (f"somaxconn={som} ({v.where()}) is above 65535. Before 4.1 the accept-queue limit is a 16-bit "
-                    f"field (becb74f0acca widened it) and {when} may still have it: {wraps}. Kernels 3.11 to 4.0 "
-                    "refuse the value instead (EINVAL: somaxconn keeps its old value, 128 by default). Either way "
-                    "the setting does not do what it says.")
+            text = (
+                f"somaxconn={som} ({v.where()}) is above 65535. Before 4.1 the accept-queue limit is a 16-bit "
+                f"field (becb74f0acca widened it) and {when} may still have it: {wraps}. Kernels 3.11 to 4.0 "
+                "refuse the value instead (EINVAL: somaxconn keeps its old value, 128 by default). Either way "
+                "the setting does not do what it says."
+            )
         if observed:
             text += f" Listener(s) already show that backlog (Send-Q {wrapped}): {', '.join(observed[:_SHOW])}."
         if wrapped < _TINY_QUEUE:

@@ -4,7 +4,6 @@ from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
 
 
-
 class SynCookies(ValueRule):
     key = "net.ipv4.tcp_syncookies"
     meta = RuleMeta(
@@ -46,11 +45,15 @@ class SynCookies(ValueRule):
             "before ef547f2ac16b)."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: tcp_syncookies (default 1; 2 = unconditional cookies for testing)",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
+            Reference(
+                title="ip-sysctl.rst: tcp_syncookies (default 1; 2 = unconditional cookies for testing)",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
             Reference(title="D. J. Bernstein: SYN cookies", url="https://cr.yp.to/syncookies.html"),
-            Reference(title="RFC 4987: TCP SYN Flooding Attacks and Common Mitigations",
-                      url="https://www.rfc-editor.org/rfc/rfc4987"),
+            Reference(
+                title="RFC 4987: TCP SYN Flooding Attacks and Common Mitigations",
+                url="https://www.rfc-editor.org/rfc/rfc4987",
+            ),
         ],
     )
 
@@ -67,7 +70,10 @@ class SynCookies(ValueRule):
             if sent is not None:
                 ev["SyncookiesSent"] = sent
             return self.finding(
-                f, severity=Severity.info, evidence=ev, fix={self.key: "1"},
+                f,
+                severity=Severity.info,
+                evidence=ev,
+                fix={self.key: "1"},
                 context=["tcp_syncookies=2 is a test mode: no connection fails, every connection is degraded"],
                 explanation=(
                     "tcp_syncookies=2 answers every SYN with a cookie even when the SYN queue is not full, so no "
@@ -89,16 +95,24 @@ class SynCookies(ValueRule):
                 happening = f" TcpExt.TCPReqQFullDrop is rising at {rate:.1f}/s: SYNs are being dropped now."
             elif drop is not None and drop["total_since_boot"] > 0:
                 sev = Severity.high
-                happening = (f" TcpExt.TCPReqQFullDrop is {drop['total_since_boot']} since boot: SYNs have been "
-                             "dropped for this reason (use --sample to see whether it is still happening).")
+                happening = (
+                    f" TcpExt.TCPReqQFullDrop is {drop['total_since_boot']} since boot: SYNs have been "
+                    "dropped for this reason (use --sample to see whether it is still happening)."
+                )
             ctx.append("host: SYN-queue overflow drops are counted in TcpExt.TCPReqQFullDrop")
         else:
             ctx.append("config target: no counters, severity from the setting alone")
-        q = (" (bounded by its listen backlog; with cookies off, SYNs from peers without TCP-metrics history are "
-             "dropped already once it holds 3/4 of tcp_max_syn_backlog"
-             + (f"={backlog.int})" if backlog.int is not None else ")"))
+        q = (
+            " (bounded by its listen backlog; with cookies off, SYNs from peers without TCP-metrics history are "
+            "dropped already once it holds 3/4 of tcp_max_syn_backlog"
+            + (f"={backlog.int})" if backlog.int is not None else ")")
+        )
         return self.finding(
-            f, severity=sev, evidence=ev, context=ctx, fix={self.key: "1"},
+            f,
+            severity=sev,
+            evidence=ev,
+            context=ctx,
+            fix={self.key: "1"},
             explanation=(
                 f"tcp_syncookies=0 ({v.where()}): when a listener's SYN queue is full{q}, further SYNs are "
                 "dropped instead of being answered with a cookie. A SYN flood locks legitimate clients out, and "

@@ -11,7 +11,6 @@ _MAX_SHIFT = 2
 _ORPHAN_BYTES = 64 * 1024  # ip-sysctl.rst: "each orphan eats up to ~64K of unswappable memory"
 
 
-
 class OrphanLimit(Rule):
     meta = RuleMeta(
         id="TCP008",
@@ -49,12 +48,18 @@ class OrphanLimit(Rule):
             "buffers at close, tcp_orphan_retries too high. Do not lower the limit to 'protect' the host."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: tcp_max_orphans, tcp_orphan_retries",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="net/ipv4/tcp.c tcp_check_oom(): 'too many orphaned sockets'",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp.c"),
-            Reference(title="net/ipv4/tcp_timer.c tcp_out_of_resources(): shift and LINUX_MIB_TCPABORTONMEMORY",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_timer.c"),
+            Reference(
+                title="ip-sysctl.rst: tcp_max_orphans, tcp_orphan_retries",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="net/ipv4/tcp.c tcp_check_oom(): 'too many orphaned sockets'",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp.c",
+            ),
+            Reference(
+                title="net/ipv4/tcp_timer.c tcp_out_of_resources(): shift and LINUX_MIB_TCPABORTONMEMORY",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_timer.c",
+            ),
         ],
     )
 
@@ -71,8 +76,12 @@ class OrphanLimit(Rule):
             return self.na("no /proc/net/sockstat orphan count or TCPAbortOnMemory counter collected")
         warn = f.context.threshold("orphans_warn")
         ratio = (orphans / limit_max) if orphans is not None and limit_max > 0 else None
-        ev: dict = {"tcp_max_orphans": limit_max, "orphans": orphans, "orphans_warn": warn,
-                    "effective_limit_for_stalled_orphans": limit_max >> _MAX_SHIFT}
+        ev: dict = {
+            "tcp_max_orphans": limit_max,
+            "orphans": orphans,
+            "orphans_warn": warn,
+            "effective_limit_for_stalled_orphans": limit_max >> _MAX_SHIFT,
+        }
         if ratio is not None:
             ev["orphan_ratio"] = round(ratio, 3)
         if aborts is not None:
@@ -85,9 +94,14 @@ class OrphanLimit(Rule):
         if not ((ratio is not None and ratio >= warn) or rising or (aborted and quarter)):
             if aborted:
                 return self.finding(
-                    f, severity=Severity.low, evidence=ev,
-                    context=[f"orphans are only {ratio:.0%} of tcp_max_orphans" if ratio is not None
-                             else "orphan count unknown"],
+                    f,
+                    severity=Severity.low,
+                    evidence=ev,
+                    context=[
+                        f"orphans are only {ratio:.0%} of tcp_max_orphans"
+                        if ratio is not None
+                        else "orphan count unknown"
+                    ],
                     explanation=(
                         f"TcpExt.TCPAbortOnMemory is {aborts['total_since_boot']} since boot, but with {orphans} "  # type: ignore[index]
                         f"orphans against tcp_max_orphans={limit_max} the orphan limit is not what triggered it: "
@@ -95,7 +109,7 @@ class OrphanLimit(Rule):
                         "tuning tcp_mem'). Check net.ipv4.tcp_mem against /proc/net/sockstat 'mem'."
                     ),
                     remediation="Compare /proc/net/sockstat 'TCP ... mem' with net.ipv4.tcp_mem and raise tcp_mem or "
-                                "reduce per-socket buffers.",
+                    "reduce per-socket buffers.",
                 )
             return None
 
@@ -108,8 +122,10 @@ class OrphanLimit(Rule):
             + (f", {ratio:.0%} of the limit." if ratio is not None else ".")
         ]
         if ratio is not None and ratio >= 1:
-            parts.append("The limit is exceeded: every orphan reaching close or a retransmission timeout is reset "
-                         "('too many orphaned sockets').")
+            parts.append(
+                "The limit is exceeded: every orphan reaching close or a retransmission timeout is reset "
+                "('too many orphaned sockets')."
+            )
         else:
             parts.append(
                 f"Orphans that stalled (no progress for 240 s, or after an ICMP error) are already reset at "
@@ -119,13 +135,16 @@ class OrphanLimit(Rule):
         if rising:
             parts.append(f"TcpExt.TCPAbortOnMemory is rising at {rate:.1f}/s: connections are being reset now.")
         elif aborted:
-            parts.append(f"TcpExt.TCPAbortOnMemory is {aborts['total_since_boot']} since boot: connections have "  # type: ignore[index]
-                         "been reset for this reason.")
+            parts.append(
+                f"TcpExt.TCPAbortOnMemory is {aborts['total_since_boot']} since boot: connections have "  # type: ignore[index]
+                "been reset for this reason."
+            )
         parts.append("Peers see responses cut off by a RST instead of a clean FIN.")
         new = max(limit_max * 2, (orphans or 0) * 4)
         ctx = [f"threshold orphans_warn={warn:.0%} of tcp_max_orphans"]
         if orphans is not None:
-            ctx.append(f"raising the limit to {new} may cost up to {new * _ORPHAN_BYTES // (1 << 20)} MiB if all "
-                       "are used (~64 KB per orphan)")
-        return self.finding(f, severity=sev, evidence=ev, context=ctx, fix={KEY: str(new)},
-                            explanation=" ".join(parts))
+            ctx.append(
+                f"raising the limit to {new} may cost up to {new * _ORPHAN_BYTES // (1 << 20)} MiB if all "
+                "are used (~64 KB per orphan)"
+            )
+        return self.finding(f, severity=sev, evidence=ev, context=ctx, fix={KEY: str(new)}, explanation=" ".join(parts))

@@ -12,7 +12,6 @@ _INIT_RTO_S = 1
 _DOCUMENTED = {SYN: 6, SYNACK: 5}
 
 
-
 def give_up_after(retries: int) -> int:
     """Seconds until the handshake is abandoned: the initial timeout plus one doubled timeout per retry."""
     return sum(_INIT_RTO_S << k for k in range(retries + 1))
@@ -70,12 +69,18 @@ class SynRetriesLow(Rule):
             "timeouts in the application (or TCP_SYNCNT per socket) where a fast failure is wanted."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: tcp_syn_retries (6 -> 127 s), tcp_synack_retries (5 -> 63 s)",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="include/net/tcp.h: TCP_TIMEOUT_INIT (1 s), TCP_SYN_RETRIES, TCP_SYNACK_RETRIES",
-                      url="https://github.com/torvalds/linux/blob/master/include/net/tcp.h"),
-            Reference(title="RFC 6298: Computing TCP's Retransmission Timer (1 s initial RTO)",
-                      url="https://www.rfc-editor.org/rfc/rfc6298"),
+            Reference(
+                title="ip-sysctl.rst: tcp_syn_retries (6 -> 127 s), tcp_synack_retries (5 -> 63 s)",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="include/net/tcp.h: TCP_TIMEOUT_INIT (1 s), TCP_SYN_RETRIES, TCP_SYNACK_RETRIES",
+                url="https://github.com/torvalds/linux/blob/master/include/net/tcp.h",
+            ),
+            Reference(
+                title="RFC 6298: Computing TCP's Retransmission Timer (1 s initial RTO)",
+                url="https://www.rfc-editor.org/rfc/rfc6298",
+            ),
         ],
     )
 
@@ -88,8 +93,12 @@ class SynRetriesLow(Rule):
         synack_low = synack is not None and synack <= LOW
         if not (syn_low or synack_low):
             return None
-        ev: dict = {"tcp_syn_retries": syn_v.raw, "tcp_syn_retries_origin": syn_v.origin,
-                    "tcp_synack_retries": synack_v.raw, "tcp_synack_retries_origin": synack_v.origin}
+        ev: dict = {
+            "tcp_syn_retries": syn_v.raw,
+            "tcp_syn_retries_origin": syn_v.origin,
+            "tcp_synack_retries": synack_v.raw,
+            "tcp_synack_retries_origin": synack_v.origin,
+        }
         parts: list[str] = []
         fix: dict[str, str] = {}
         keys: list[str] = []
@@ -120,7 +129,8 @@ class SynRetriesLow(Rule):
         if not syn_low:
             ctx.append("only the server side is short: clients still retransmit their SYN, so severity low")
         if f.context.nat_idle_timeout is not None or f.context.kubernetes:
-            ctx.append("behind NAT/Kubernetes a SYN can be dropped while a SNAT port or conntrack entry is "
-                       "unavailable, which makes a short retry budget fail more often")
-        return self.finding(f, severity=sev, keys=keys, evidence=ev, context=ctx, fix=fix,
-                            explanation=" ".join(parts))
+            ctx.append(
+                "behind NAT/Kubernetes a SYN can be dropped while a SNAT port or conntrack entry is "
+                "unavailable, which makes a short retry budget fail more often"
+            )
+        return self.finding(f, severity=sev, keys=keys, evidence=ev, context=ctx, fix=fix, explanation=" ".join(parts))

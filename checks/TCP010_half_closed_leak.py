@@ -1,4 +1,7 @@
-"""TCP010: half-closed connections pile up: CLOSE-WAIT (the application never close()s) and FIN-WAIT-2 without a timer."""
+"""TCP010: half-closed connections pile up.
+
+CLOSE-WAIT (the application never close()s) and FIN-WAIT-2 without a timer.
+"""
 
 from collections import Counter
 
@@ -65,16 +68,22 @@ class HalfClosedLeak(Rule):
             "tcp_fin_timeout bounds only orphaned FIN-WAIT-2 sockets; lowering it does not touch either leak."
         ),
         references=[
-            Reference(title="RFC 9293: Transmission Control Protocol (connection state diagram, CLOSE-WAIT, "
-                            "FIN-WAIT-2)",
-                      url="https://www.rfc-editor.org/rfc/rfc9293"),
-            Reference(title="ip-sysctl.rst: tcp_fin_timeout (orphaned FIN-WAIT-2 only)",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="istio/istio#43297: TCP Proxy half-closed connection leak for 1 hour in some scenarios",
-                      url="https://github.com/istio/istio/issues/43297"),
-            Reference(title="Cloudflare: This is strictly a violation of the TCP specification (CLOSE-WAIT, "
-                            "FIN-WAIT-2)",
-                      url="https://blog.cloudflare.com/this-is-strictly-a-violation-of-the-tcp-specification/"),
+            Reference(
+                title="RFC 9293: Transmission Control Protocol (connection state diagram, CLOSE-WAIT, FIN-WAIT-2)",
+                url="https://www.rfc-editor.org/rfc/rfc9293",
+            ),
+            Reference(
+                title="ip-sysctl.rst: tcp_fin_timeout (orphaned FIN-WAIT-2 only)",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="istio/istio#43297: TCP Proxy half-closed connection leak for 1 hour in some scenarios",
+                url="https://github.com/istio/istio/issues/43297",
+            ),
+            Reference(
+                title="Cloudflare: This is strictly a violation of the TCP specification (CLOSE-WAIT, FIN-WAIT-2)",
+                url="https://blog.cloudflare.com/this-is-strictly-a-violation-of-the-tcp-specification/",
+            ),
         ],
     )
 
@@ -110,8 +119,12 @@ class HalfClosedLeak(Rule):
                     keepalive += 1  # SO_KEEPALIVE: probes end it only if the peer is gone
             else:
                 orphans += 1
-                if timer[i] == "timewait" and timer_ms[i] is not None and fin_timeout is not None \
-                        and fin_timeout <= _TIMEWAIT_LEN_S:
+                if (
+                    timer[i] == "timewait"
+                    and timer_ms[i] is not None
+                    and fin_timeout is not None
+                    and fin_timeout <= _TIMEWAIT_LEN_S
+                ):
                     orphan_ages.append(max(0.0, fin_timeout - timer_ms[i] / 1000))
 
         def where(i: int) -> str:
@@ -124,8 +137,10 @@ class HalfClosedLeak(Rule):
             uids: dict[str, set] = {}
             for i in idx:
                 uids.setdefault(where(i), set()).add(uid[i])
-            return [{"where": w, "count": n, "uids": sorted(u for u in uids[w] if u is not None)}
-                    for w, n in groups.most_common(_TOP)]
+            return [
+                {"where": w, "count": n, "uids": sorted(u for u in uids[w] if u is not None)}
+                for w, n in groups.most_common(_TOP)
+            ]
 
         # CLOSE-WAIT counts come from state_counts: they cover the whole table even when the rows were capped.
         cw_total = counts.get("CLOSE-WAIT", 0)
@@ -143,25 +158,36 @@ class HalfClosedLeak(Rule):
             ev["fin_wait2_orphaned_oldest_s"] = round(max(orphan_ages), 1)
         parts: list[str] = []
         sev: Severity | None = None
-        ctx = [f"thresholds: close_wait_warn={cw_warn:.0f}, close_wait_high={cw_high:.0f}, "
-               f"fin_wait2_leak_warn={fw_warn:.0f}, fin_wait2_leak_high={fw_high:.0f}"]
+        ctx = [
+            f"thresholds: close_wait_warn={cw_warn:.0f}, close_wait_high={cw_high:.0f}, "
+            f"fin_wait2_leak_warn={fw_warn:.0f}, fin_wait2_leak_high={fw_high:.0f}"
+        ]
         if cw_total >= cw_warn:
             sev = Severity.high if cw_total >= cw_high else Severity.medium
             unread = sum(1 for i in cw if recv_q[i] > 0)
             peers_here = sum(1 for i in cw if (raddr[i], rport[i], laddr[i], lport[i]) in fin_wait2)
             retrans = sum(1 for i in cw if timer[i] == "on")
             groups = top(cw)
-            ev.update({"close_wait_top": groups, "close_wait_unread": unread,
-                       "close_wait_peer_fin_wait2_on_this_host": peers_here,
-                       "close_wait_retransmitting": retrans})
+            ev.update(
+                {
+                    "close_wait_top": groups,
+                    "close_wait_unread": unread,
+                    "close_wait_peer_fin_wait2_on_this_host": peers_here,
+                    "close_wait_retransmitting": retrans,
+                }
+            )
             shown = ", ".join(f"{g['where']}: {g['count']}" for g in groups)
             parts.append(
                 f"{cw_total:,} sockets are in CLOSE-WAIT ({shown}): their peers closed and the application never "
                 "called close(). The kernel never times CLOSE-WAIT out, so each one is a leaked descriptor and "
                 "socket memory until the process exits; when it reaches its open-file limit, accept() and connect() "
                 "fail with EMFILE."
-                + (f" {unread:,} still hold unread data or the unread FIN (Recv-Q > 0): the application is not even "
-                   "reading them." if unread else "")
+                + (
+                    f" {unread:,} still hold unread data or the unread FIN (Recv-Q > 0): the application is not even "
+                    "reading them."
+                    if unread
+                    else ""
+                )
                 + (f" {peers_here:,} of their peers are on this host, stuck in FIN-WAIT-2." if peers_here else "")
             )
         if leak_total >= fw_warn:

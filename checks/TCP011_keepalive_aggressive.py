@@ -30,7 +30,6 @@ RECOMMENDED_WINDOW_S = 60
 RECOMMENDED_IDLE_S = 120  # half of the shortest common NAT-gateway idle timeout (Azure 240 s)
 
 
-
 def _origins(*values: Value) -> str:
     """'time, intvl set in a.conf (lines 3, 4); probes kernel default' - where each of the values came from
     ('(line 3)' for one line)."""
@@ -64,7 +63,6 @@ def _effective(f: Facts, name: str) -> tuple[int | None, Value, bool]:
     if v.origin == "config":  # the write fails with EINVAL (SYS002 reports it); the kernel keeps its default
         return _default(f, name), v, True
     return None, v, False
-
 
 
 class KeepaliveAggressive(Rule):
@@ -120,16 +118,26 @@ class KeepaliveAggressive(Rule):
             "TCP_USER_TIMEOUT on their own sockets, or use application heartbeats, instead of the host-wide knobs."
         ),
         references=[
-            Reference(title="ip-sysctl.rst: tcp_keepalive_time / tcp_keepalive_probes / tcp_keepalive_intvl",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
-            Reference(title="net/ipv4/tcp_timer.c: tcp_keepalive_timer() and tcp_write_err() (ETIMEDOUT)",
-                      url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_timer.c"),
-            Reference(title="RFC 9293 section 3.8.4: TCP Keep-Alives (MUST-28 two hours, MUST-29 one probe)",
-                      url="https://www.rfc-editor.org/rfc/rfc9293#section-3.8.4"),
-            Reference(title="RFC 5798 (VRRPv3): Master_Down_Interval = 3 x Master_Adver_Interval + Skew_Time",
-                      url="https://www.rfc-editor.org/rfc/rfc5798"),
-            Reference(title="tcp(7): SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT",
-                      url="https://man7.org/linux/man-pages/man7/tcp.7.html"),
+            Reference(
+                title="ip-sysctl.rst: tcp_keepalive_time / tcp_keepalive_probes / tcp_keepalive_intvl",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
+            Reference(
+                title="net/ipv4/tcp_timer.c: tcp_keepalive_timer() and tcp_write_err() (ETIMEDOUT)",
+                url="https://github.com/torvalds/linux/blob/master/net/ipv4/tcp_timer.c",
+            ),
+            Reference(
+                title="RFC 9293 section 3.8.4: TCP Keep-Alives (MUST-28 two hours, MUST-29 one probe)",
+                url="https://www.rfc-editor.org/rfc/rfc9293#section-3.8.4",
+            ),
+            Reference(
+                title="RFC 5798 (VRRPv3): Master_Down_Interval = 3 x Master_Adver_Interval + Skew_Time",
+                url="https://www.rfc-editor.org/rfc/rfc5798",
+            ),
+            Reference(
+                title="tcp(7): SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT",
+                url="https://man7.org/linux/man-pages/man7/tcp.7.html",
+            ),
         ],
     )
 
@@ -191,9 +199,12 @@ class KeepaliveAggressive(Rule):
                 f"ACK every {k} s ({3600 // max(k, 1)} probes an hour each), packets and timer wake-ups that keep no "
                 f"middlebox entry alive that a {RECOMMENDED_IDLE_S} s interval would not (common NAT/LB idle "
                 "timeouts are 60-1200 s)."
-                + ("" if window < SHORT_WINDOW_S else
-                   f" It also means an outage longer than {window} s catches idle connections mid-probe: all of "
-                   f"them once it lasts {k + window} s.")
+                + (
+                    ""
+                    if window < SHORT_WINDOW_S
+                    else f" It also means an outage longer than {window} s catches idle connections mid-probe: all of "
+                    f"them once it lasts {k + window} s."
+                )
             )
             if nat is not None:
                 fix[TIME] = str(max(AGGRESSIVE_IDLE_S, min(nat // 2, 7200)))
@@ -201,8 +212,10 @@ class KeepaliveAggressive(Rule):
             else:
                 fix[TIME] = str(RECOMMENDED_IDLE_S)
         elif k < AGGRESSIVE_IDLE_S and justified:
-            ctx.append(f"tcp_keepalive_time={k} s is justified by the {nat} s NAT/LB idle timeout "
-                       f"({f.context.nat_idle_source})")
+            ctx.append(
+                f"tcp_keepalive_time={k} s is justified by the {nat} s NAT/LB idle timeout "
+                f"({f.context.nat_idle_source})"
+            )
         if not severities:
             return None
         sev = max(severities, key=lambda s: s.rank)
@@ -216,33 +229,45 @@ class KeepaliveAggressive(Rule):
                 fix[INTVL] = str(new_i)
 
         ev: dict[str, Any] = {
-            "tcp_keepalive_time": k, "tcp_keepalive_time_origin": kv.origin,
-            "tcp_keepalive_intvl": i, "tcp_keepalive_intvl_origin": iv.origin,
-            "tcp_keepalive_probes": p, "tcp_keepalive_probes_origin": pv.origin,
-            "dead_peer_window_s": window, "idle_until_abort_s": k + window,
+            "tcp_keepalive_time": k,
+            "tcp_keepalive_time_origin": kv.origin,
+            "tcp_keepalive_intvl": i,
+            "tcp_keepalive_intvl_origin": iv.origin,
+            "tcp_keepalive_probes": p,
+            "tcp_keepalive_probes_origin": pv.origin,
+            "dead_peer_window_s": window,
+            "idle_until_abort_s": k + window,
         }
         rejected = [v.name for v, r in ((kv, k_rej), (iv, i_rej), (pv, p_rej)) if r]
         if rejected:
             ev["rejected_values"] = {v.name: v.raw for v, r in ((kv, k_rej), (iv, i_rej), (pv, p_rej)) if r}
-            ctx.append(f"{', '.join(rejected)}: the configured value is not an integer, the kernel rejects the "
-                       "write and keeps its default (SYS002)")
+            ctx.append(
+                f"{', '.join(rejected)}: the configured value is not an integer, the kernel rejects the "
+                "write and keeps its default (SYS002)"
+            )
         if nat is not None:
             ev["nat_idle_timeout"] = nat
 
-        lead = (f"Keepalive in effect: tcp_keepalive_time={k} s, tcp_keepalive_intvl={i} s, "
-                f"tcp_keepalive_probes={p} ({_origins(kv, iv, pv)}); it applies only to idle sockets that enable "
-                "SO_KEEPALIVE.")
+        lead = (
+            f"Keepalive in effect: tcp_keepalive_time={k} s, tcp_keepalive_intvl={i} s, "
+            f"tcp_keepalive_probes={p} ({_origins(kv, iv, pv)}); it applies only to idle sockets that enable "
+            "SO_KEEPALIVE."
+        )
         if f.kind == "host":
             sev = self._host_evidence(f, ev, parts, ctx, sev, path_independent=p == 0 or i == 0)
         else:
             ctx.append("config target: severity from the settings alone (no socket table)")
-        ctx.append(f"thresholds: intvl x probes < {SHORT_WINDOW_S} s low, < {VERY_SHORT_WINDOW_S} s or probes = 1 "
-                   f"medium, probes or intvl = 0 high; tcp_keepalive_time < {AGGRESSIVE_IDLE_S} s info")
-        return self.finding(f, severity=sev, keys=keys, evidence=ev, context=ctx, fix=fix,
-                            explanation=" ".join([lead, *parts]))
+        ctx.append(
+            f"thresholds: intvl x probes < {SHORT_WINDOW_S} s low, < {VERY_SHORT_WINDOW_S} s or probes = 1 "
+            f"medium, probes or intvl = 0 high; tcp_keepalive_time < {AGGRESSIVE_IDLE_S} s info"
+        )
+        return self.finding(
+            f, severity=sev, keys=keys, evidence=ev, context=ctx, fix=fix, explanation=" ".join([lead, *parts])
+        )
 
-    def _host_evidence(self, f: Facts, ev: dict[str, Any], parts: list[str], ctx: list[str],
-                       sev: Severity, path_independent: bool) -> Severity:
+    def _host_evidence(
+        self, f: Facts, ev: dict[str, Any], parts: list[str], ctx: list[str], sev: Severity, path_independent: bool
+    ) -> Severity:
         """Counters and the socket table. Loopback connections see no path outages, so unless the settings kill
         connections without any outage (probes or intvl 0) only keepalive sockets to other hosts are exposed."""
         for name in ("TcpExt.TCPKeepAlive", "TcpExt.TCPAbortOnTimeout"):
@@ -266,12 +291,15 @@ class KeepaliveAggressive(Rule):
         exposed = with_ka if path_independent else remote
         if est and not exposed:
             which = "" if path_independent else " to another host"
-            parts.append(f"None of the {est} established connections{which} has a keepalive timer now "
-                         f"({with_ka} in all), so the setting is latent until an application enables SO_KEEPALIVE.")
-            ctx.append(f"host: no established connection{which} uses SO_KEEPALIVE right now, severity lowered one "
-                       "step")
+            parts.append(
+                f"None of the {est} established connections{which} has a keepalive timer now "
+                f"({with_ka} in all), so the setting is latent until an application enables SO_KEEPALIVE."
+            )
+            ctx.append(f"host: no established connection{which} uses SO_KEEPALIVE right now, severity lowered one step")
             return sev.lowered()
         if with_ka:
-            parts.append(f"{with_ka} of the {est} established connections have a keepalive timer ({remote} of them "
-                         "to other hosts) and are exposed.")
+            parts.append(
+                f"{with_ka} of the {est} established connections have a keepalive timer ({remote} of them "
+                "to other hosts) and are exposed."
+            )
         return sev

@@ -16,7 +16,6 @@ ISSUE = "KI-TCP-SACK-PANIC"
 FIX_EVIDENCE = "net.ipv4.tcp_min_snd_mss"
 
 
-
 class SackOff(Rule):
     meta = RuleMeta(
         id="TCP012",
@@ -66,20 +65,33 @@ class SackOff(Rule):
             "Leave net.ipv4.tcp_dsack=1."
         ),
         references=[
-            Reference(title="Netflix NFLX-2019-001: SACK Panic / SACK Slowness, workaround 'tcp_sack set to 0'",
-                      url="https://github.com/Netflix/security-bulletins/blob/master/advisories/third-party/2019-001.md"),
-            Reference(title="tcp: limit payload size of sacked skbs (3b4929f65b0d, CVE-2019-11477 fix)",
-                      url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=3b4929f65b0d8249f19a50245cd88ed1a2f78cff"),
-            Reference(title="Red Hat: TCP SACK PANIC - CVE-2019-11477, CVE-2019-11478 & CVE-2019-11479",
-                      url="https://access.redhat.com/security/vulnerabilities/tcpsack"),
-            Reference(title="RFC 2018: TCP Selective Acknowledgment Options",
-                      url="https://www.rfc-editor.org/rfc/rfc2018"),
-            Reference(title="RFC 6582: The NewReno Modification to TCP's Fast Recovery Algorithm",
-                      url="https://www.rfc-editor.org/rfc/rfc6582"),
-            Reference(title="RFC 8985: The RACK-TLP Loss Detection Algorithm for TCP",
-                      url="https://www.rfc-editor.org/rfc/rfc8985"),
-            Reference(title="ip-sysctl.rst: tcp_sack, tcp_dsack, tcp_recovery (RACK), tcp_early_retrans (TLP)",
-                      url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst"),
+            Reference(
+                title="Netflix NFLX-2019-001: SACK Panic / SACK Slowness, workaround 'tcp_sack set to 0'",
+                url="https://github.com/Netflix/security-bulletins/blob/master/advisories/third-party/2019-001.md",
+            ),
+            Reference(
+                title="tcp: limit payload size of sacked skbs (3b4929f65b0d, CVE-2019-11477 fix)",
+                url="https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=3b4929f65b0d8249f19a50245cd88ed1a2f78cff",
+            ),
+            Reference(
+                title="Red Hat: TCP SACK PANIC - CVE-2019-11477, CVE-2019-11478 & CVE-2019-11479",
+                url="https://access.redhat.com/security/vulnerabilities/tcpsack",
+            ),
+            Reference(
+                title="RFC 2018: TCP Selective Acknowledgment Options", url="https://www.rfc-editor.org/rfc/rfc2018"
+            ),
+            Reference(
+                title="RFC 6582: The NewReno Modification to TCP's Fast Recovery Algorithm",
+                url="https://www.rfc-editor.org/rfc/rfc6582",
+            ),
+            Reference(
+                title="RFC 8985: The RACK-TLP Loss Detection Algorithm for TCP",
+                url="https://www.rfc-editor.org/rfc/rfc8985",
+            ),
+            Reference(
+                title="ip-sysctl.rst: tcp_sack, tcp_dsack, tcp_recovery (RACK), tcp_early_retrans (TLP)",
+                url="https://www.kernel.org/doc/Documentation/networking/ip-sysctl.rst",
+            ),
         ],
     )
 
@@ -122,7 +134,8 @@ class SackOff(Rule):
                 f"Kernel {f.snapshot.kernel.release} predates the fixes for 'SACK Panic' (CVE-2019-11477, remote "
                 f"kernel panic) and 'SACK Slowness' (CVE-2019-11478) ({status.reason if status else 'version table'}), "
                 "and tcp_sack=0 is the documented workaround (NFLX-2019-001): keep it until the kernel is upgraded"
-                + (f" (fixed in {fixed_in})" if fixed_in else "") + ", then turn SACK back on."
+                + (f" (fixed in {fixed_in})" if fixed_in else "")
+                + ", then turn SACK back on."
             )
             ctx.append("kernel without the SACK Panic fixes: tcp_sack=0 is a valid stop-gap, severity info")
         elif applies is None:
@@ -155,15 +168,19 @@ class SackOff(Rule):
                 )
         else:
             ctx.append("config target: severity from the setting and the target kernel alone")
-        return self.finding(f, severity=sev, keys=[SACK], evidence=ev, context=ctx, fix={SACK: "1"},
-                            explanation=" ".join(parts))
+        return self.finding(
+            f, severity=sev, keys=[SACK], evidence=ev, context=ctx, fix={SACK: "1"}, explanation=" ".join(parts)
+        )
 
     def _dsack(self, f: Facts, sack: Value):  # type: ignore[no-untyped-def]
         dsack = f.value(DSACK)
         if dsack.int != 0 or (f.kind == "config" and dsack.origin != "config"):
             return None
         return self.finding(
-            f, severity=Severity.info, keys=[DSACK], fix={DSACK: "1"},
+            f,
+            severity=Severity.info,
+            keys=[DSACK],
+            fix={DSACK: "1"},
             evidence={"tcp_sack": sack.raw, "tcp_dsack": 0, "tcp_dsack_origin": dsack.origin},
             explanation=(
                 f"tcp_dsack=0 ({dsack.where()}): SACK is on but this host never sends duplicate-SACKs (RFC 2883), so "

@@ -45,18 +45,27 @@ def parse_release_or_none(release: str | None):  # type: ignore[no-untyped-def]
         return None
 
 
-def facts_for(snapshot: Snapshot, context: Context, *, kind: str = "host",
-              configured: dict[str, tuple[str, Location]] | None = None) -> Facts:
+def facts_for(
+    snapshot: Snapshot,
+    context: Context,
+    *,
+    kind: str = "host",
+    configured: dict[str, tuple[str, Location]] | None = None,
+) -> Facts:
     return Facts(
-        snapshot=snapshot, context=context, kind=kind,  # type: ignore[arg-type]
-        kdb=kernel_db(), release=parse_release_or_none(snapshot.kernel.release),
+        snapshot=snapshot,
+        context=context,
+        kind=kind,  # type: ignore[arg-type]
+        kdb=kernel_db(),
+        release=parse_release_or_none(snapshot.kernel.release),
         configured=configured or {},
     )
 
 
 def gap_lines(snapshot: Snapshot) -> list[str]:
-    return [clean_text(f"{g.item}: {g.reason.value}" + (f" ({g.detail})" if g.detail else ""), 300)
-            for g in snapshot.gaps]
+    return [
+        clean_text(f"{g.item}: {g.reason.value}" + (f" ({g.detail})" if g.detail else ""), 300) for g in snapshot.gaps
+    ]
 
 
 def rule_keys() -> list[str]:
@@ -79,8 +88,10 @@ def kernel_notes(snapshot: Snapshot, facts: Facts) -> list[str]:
             why = f"{GLOBAL_SYSCTL_HIDDEN}; read it on the host"
         else:
             why = "not built into this kernel, or its module is not loaded"
-        notes.append(f"{name} is {'present' if on_host else 'absent'} on this host although upstream "
-                     f"{facts.release.upstream} {'lacks' if on_host else 'has'} it ({why}); the host's answer is used")
+        notes.append(
+            f"{name} is {'present' if on_host else 'absent'} on this host although upstream "
+            f"{facts.release.upstream} {'lacks' if on_host else 'has'} it ({why}); the host's answer is used"
+        )
     return notes
 
 
@@ -91,9 +102,14 @@ def audit_snapshot(snapshot: Snapshot, opts: AuditOptions | None = None, name: s
     facts = facts_for(snapshot, ctx)
     findings, results = run_rules(facts, target_name, disabled=opts.disabled_rules)
     target = Target(
-        name=target_name, kind="host", status=TargetStatus.ok,
+        name=target_name,
+        kind="host",
+        status=TargetStatus.ok,
         kernel={"release": snapshot.kernel.release, "version": snapshot.kernel.version},
-        findings=findings, checks=results, context=ctx.assumed, gaps=gap_lines(snapshot),
+        findings=findings,
+        checks=results,
+        context=ctx.assumed,
+        gaps=gap_lines(snapshot),
         kernel_notes=kernel_notes(snapshot, facts),
         sysctls={k: clean_text(snapshot.sysctls[k], 300) for k in rule_keys() if k in snapshot.sysctls},
     )
@@ -104,8 +120,9 @@ def failed_target(name: str, status: TargetStatus, error: str, kind: str = "host
     return Target(name=clean_text(name, 253), kind=kind, status=status, error=clean_text(error, 500))
 
 
-def build_report(targets: Iterable[Target], fail_on: Severity | str = Severity.high,
-                 interrupted: bool = False) -> Report:
+def build_report(
+    targets: Iterable[Target], fail_on: Severity | str = Severity.high, interrupted: bool = False
+) -> Report:
     targets = list(targets)
     fail_on = Severity(fail_on)
     s = Summary(fail_on=fail_on.value)

@@ -44,8 +44,19 @@ def rule_markdown(m: RuleMeta) -> str:
         lines += ["Sysctls: " + ", ".join(f"`{k}`" for k in m.keys), ""]
     lines += ["## Summary", "", m.summary, "", "## Why it fails", ""]
     lines += [f"{i}. {step}" for i, step in enumerate(m.mechanism, 1)]
-    lines += ["", "## When it matters", "", m.when_it_matters, "", "## Remediation", "", m.remediation, "",
-              "## References", ""]
+    lines += [
+        "",
+        "## When it matters",
+        "",
+        m.when_it_matters,
+        "",
+        "## Remediation",
+        "",
+        m.remediation,
+        "",
+        "## References",
+        "",
+    ]
     lines += [f"- [{r.title}]({r.url})" for r in m.references]
     return "\n".join(lines) + "\n"
 
@@ -57,8 +68,14 @@ def explain_rule(rule_id: str) -> str:
 def render_docs() -> dict[str, str]:
     """File name -> content for docs/rules/."""
     files = {f"{m.id}.md": rule_markdown(m) for m in metas()}
-    index = ["# Rule catalogue", "", "Generated from the rule metadata by `python -m tcpaudit.catalogue`; "
-             "do not edit by hand.", "", "| rule | severity | title |", "|---|---|---|"]
+    index = [
+        "# Rule catalogue",
+        "",
+        "Generated from the rule metadata by `python -m tcpaudit.catalogue`; do not edit by hand.",
+        "",
+        "| rule | severity | title |",
+        "|---|---|---|",
+    ]
     index += [f"| [{m.id}]({m.id}.md) | {m.severity.value} | {m.title} |" for m in metas()]
     files["README.md"] = "\n".join(index) + "\n"
     return files

@@ -1,25 +1,25 @@
 """The project config file, `.tcpaudit.toml`: context, thresholds, disabled rules, waivers.
 
-    fail_on = "high"
+fail_on = "high"
 
-    [context]
-    nat_idle_timeout = 240          # seconds
-    profiles = ["azure-lb"]
-    clients_behind_nat = "yes"     # yes | no | unknown
-    auto_detect = true
-    kubernetes_version = "1.29"     # what `tcpaudit lint` assumes for pod manifests (SYS007)
+[context]
+nat_idle_timeout = 240          # seconds
+profiles = ["azure-lb"]
+clients_behind_nat = "yes"     # yes | no | unknown
+auto_detect = true
+kubernetes_version = "1.29"     # what `tcpaudit lint` assumes for pod manifests (SYS007)
 
-    [thresholds]
-    min_ephemeral_ports = 10000
+[thresholds]
+min_ephemeral_ports = 10000
 
-    [rules]
-    disable = ["TCP004"]
+[rules]
+disable = ["TCP004"]
 
-    [[waiver]]
-    rule = "TCP003"
-    target = "web-*"               # glob on the target name (host name or config path)
-    reason = "hardening baseline requires rfc1337; clients never come through NAT"
-    expires = 2027-01-31
+[[waiver]]
+rule = "TCP003"
+target = "web-*"               # glob on the target name (host name or config path)
+reason = "hardening baseline requires rfc1337; clients never come through NAT"
+expires = 2027-01-31
 """
 
 from __future__ import annotations
@@ -69,8 +69,7 @@ class Waiver(BaseModel):
             return v.strip()
         close = difflib.get_close_matches(v.strip().upper(), sorted(known), n=1, cutoff=0.6)
         closest = close or difflib.get_close_matches(v.strip().upper(), sorted(known), n=1, cutoff=0.0)
-        hint = (f"; did you mean {close[0]}?" if close else f"; the closest known id is {closest[0]}" if closest
-                else "")
+        hint = f"; did you mean {close[0]}?" if close else f"; the closest known id is {closest[0]}" if closest else ""
         raise ValueError(f"unknown rule {clean_text(v, 40)!r}{hint} (`tcpaudit rules` lists them)")
 
 
@@ -95,8 +94,10 @@ class Config(BaseModel):
         if isinstance(v, dict):
             unknown = set(v) - set(ContextOptions.model_fields) - {"thresholds"}
             if unknown:
-                raise ValueError(f"unknown key(s) {', '.join(sorted(map(repr, unknown)))}; known: "
-                                 + ", ".join(k for k in ContextOptions.model_fields if k != "thresholds"))
+                raise ValueError(
+                    f"unknown key(s) {', '.join(sorted(map(repr, unknown)))}; known: "
+                    + ", ".join(k for k in ContextOptions.model_fields if k != "thresholds")
+                )
         return v
 
     @field_validator("context")
@@ -107,8 +108,9 @@ class Config(BaseModel):
 
         unknown = [p for p in v.profiles if p not in load_profiles()]
         if unknown:
-            raise ValueError(f"unknown profile(s) {', '.join(map(repr, unknown))}; known: "
-                             + ", ".join(sorted(load_profiles())))
+            raise ValueError(
+                f"unknown profile(s) {', '.join(map(repr, unknown))}; known: " + ", ".join(sorted(load_profiles()))
+            )
         return v
 
     @field_validator("thresholds")
@@ -116,7 +118,9 @@ class Config(BaseModel):
     def _known_thresholds(cls, v: dict[str, float]) -> dict[str, float]:
         unknown = set(v) - set(DEFAULT_THRESHOLDS)
         if unknown:
-            raise ValueError(f"unknown threshold(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULT_THRESHOLDS)}")
+            raise ValueError(
+                f"unknown threshold(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULT_THRESHOLDS)}"
+            )
         return v
 
 

@@ -187,7 +187,12 @@ def _redirect_ports(rule: str) -> list[str]:
 
 def profile_summary() -> list[dict[str, Any]]:
     return [
-        {"id": p.id, "title": p.title, "idle_timeout": p.idle_timeout, "clients_behind_nat": p.clients_behind_nat,
-         "sources": [s.get("url", "") for s in p.sources]}
+        {
+            "id": p.id,
+            "title": p.title,
+            "idle_timeout": p.idle_timeout,
+            "clients_behind_nat": p.clients_behind_nat,
+            "sources": [s.get("url", "") for s in p.sources],
+        }
         for p in load_profiles().values()
     ]

@@ -62,8 +62,7 @@ def load_inventory(spec: str) -> list[Destination]:
 _GROUP_RE = re.compile(r"\[([A-Za-z0-9_.-]+)(?::(vars|children))?\]")
 
 
-def _destination(label: str, host: str | None, user: str | None, port: Any, group: str, where: str
-                 ) -> Destination:
+def _destination(label: str, host: str | None, user: str | None, port: Any, group: str, where: str) -> Destination:
     try:
         if host is None:
             d = parse_destination(label, user=user, port=int(port) if port is not None else None, group=group)
@@ -104,8 +103,16 @@ def parse_host_list(text: str, name: str = "<hosts>") -> list[Destination]:
             if not sep:
                 raise InventoryError(f"{name}:{n}: one host per line; unexpected {clean_text(tok, 60)!r}")
             hostvars[k] = v
-        out.append(_destination(tokens[0], hostvars.get("ansible_host"), hostvars.get("ansible_user"),
-                                hostvars.get("ansible_port"), group, f"{name}:{n}"))
+        out.append(
+            _destination(
+                tokens[0],
+                hostvars.get("ansible_host"),
+                hostvars.get("ansible_user"),
+                hostvars.get("ansible_port"),
+                group,
+                f"{name}:{n}",
+            )
+        )
         if len(out) > MAX_HOSTS:
             raise InventoryError(f"{name}: more than {MAX_HOSTS} hosts")
     return out
@@ -135,8 +142,9 @@ def parse_ansible_json(text: str, name: str = "<inventory>") -> list[Destination
             raise InventoryError(f"{name}: group {clean_text(gname, 60)!r}: hosts is not a list")
         for h in hosts:
             if not isinstance(h, str):
-                raise InventoryError(f"{name}: group {clean_text(gname, 60)!r}: host {clean_text(h, 60)!r} "
-                                     "is not a string")
+                raise InventoryError(
+                    f"{name}: group {clean_text(gname, 60)!r}: host {clean_text(h, 60)!r} is not a string"
+                )
             if h not in groups:
                 order.append(h)
                 groups[h] = DEFAULT_GROUP
@@ -174,8 +182,10 @@ def dedupe(dests: Iterable[Destination], dropped: list[str] | None = None) -> li
         first = seen.get(key)
         if first is not None:
             if dropped is not None and first.user != d.user:
-                dropped.append(f"{d.name} is listed more than once with different users; audited once, as "
-                               f"{first.user + '@' if first.user else ''}{first.name}")
+                dropped.append(
+                    f"{d.name} is listed more than once with different users; audited once, as "
+                    f"{first.user + '@' if first.user else ''}{first.name}"
+                )
             continue
         seen[key] = d
         out.append(d)
@@ -201,9 +211,15 @@ def _warm_up() -> None:
     kernel_db()
 
 
-def sweep(dests: list[Destination], collector: SSHCollector, opts: AuditOptions, jobs: int | None = None,
-          sample_s: float = 0.0, on_done: Callable[[Target], None] | None = None,
-          save_dir: Path | None = None) -> SweepResult:
+def sweep(
+    dests: list[Destination],
+    collector: SSHCollector,
+    opts: AuditOptions,
+    jobs: int | None = None,
+    sample_s: float = 0.0,
+    on_done: Callable[[Target], None] | None = None,
+    save_dir: Path | None = None,
+) -> SweepResult:
     """Collect and audit every host, `jobs` at a time. Ctrl-C stops cleanly: the hosts done are kept and the
     rest are listed as `interrupted`."""
     t0 = time.monotonic()
@@ -265,12 +281,18 @@ def sweep(dests: list[Destination], collector: SSHCollector, opts: AuditOptions,
     finally:
         pool.shutdown(wait=not interrupted, cancel_futures=True)
     targets = [
-        r if r is not None else failed_target(dests[i].name, TargetStatus.interrupted,
-                                              "interrupted before this host was done")
+        r
+        if r is not None
+        else failed_target(dests[i].name, TargetStatus.interrupted, "interrupted before this host was done")
         for i, r in enumerate(results)
     ]
-    return SweepResult(targets=targets, groups={d.name: d.group or DEFAULT_GROUP for d in dests},
-                       sysctls=sysctls, interrupted=interrupted, elapsed_s=time.monotonic() - t0)
+    return SweepResult(
+        targets=targets,
+        groups={d.name: d.group or DEFAULT_GROUP for d in dests},
+        sysctls=sysctls,
+        interrupted=interrupted,
+        elapsed_s=time.monotonic() - t0,
+    )
 
 
 def _result_of(f: cf.Future, d: Destination) -> Target:  # type: ignore[type-arg]
@@ -300,8 +322,9 @@ _NO_DRIFT = re.compile(
 )
 
 
-def drift(sysctls: dict[str, dict[str, str]], groups: dict[str, str],
-          limit: int = MAX_DRIFT_ENTRIES) -> list[dict[str, Any]]:
+def drift(
+    sysctls: dict[str, dict[str, str]], groups: dict[str, str], limit: int = MAX_DRIFT_ENTRIES
+) -> list[dict[str, Any]]:
     """Sysctls where some hosts differ from the clear majority (> half) of their group."""
     by_group: dict[str, list[str]] = {}
     for host in sysctls:
@@ -321,15 +344,21 @@ def drift(sysctls: dict[str, dict[str, str]], groups: dict[str, str],
             if count * 2 <= len(values):
                 continue
             odd = {h: v for h, v in values.items() if v != value}
-            out.append({"key": key, "group": group, "majority": value, "majority_hosts": count,
-                        "hosts": dict(sorted(odd.items()))})
+            out.append(
+                {
+                    "key": key,
+                    "group": group,
+                    "majority": value,
+                    "majority_hosts": count,
+                    "hosts": dict(sorted(odd.items())),
+                }
+            )
             if len(out) >= limit:
                 return out
     return out
 
 
-def fleet_view(targets: list[Target], sysctls: dict[str, dict[str, str]], groups: dict[str, str]
-               ) -> dict[str, Any]:
+def fleet_view(targets: list[Target], sysctls: dict[str, dict[str, str]], groups: dict[str, str]) -> dict[str, Any]:
     audited = [t for t in targets if t.status is TargetStatus.ok]
     by_rule: dict[str, dict[str, Any]] = {}
     for t in audited:
@@ -349,8 +378,9 @@ def fleet_view(targets: list[Target], sysctls: dict[str, dict[str, str]], groups
         "hosts": len(targets),
         "audited": len(audited),
         "statuses": dict(sorted(statuses.items())),
-        "by_rule": dict(sorted(by_rule.items(), key=lambda kv: (-Severity(kv[1]["severity"]).rank,
-                                                                -kv[1]["hosts"], kv[0]))),
+        "by_rule": dict(
+            sorted(by_rule.items(), key=lambda kv: (-Severity(kv[1]["severity"]).rank, -kv[1]["hosts"], kv[0]))
+        ),
         "drift": drift(sysctls, groups),
         "groups": {t.name: groups.get(t.name, DEFAULT_GROUP) for t in targets},
     }

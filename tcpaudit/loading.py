@@ -16,8 +16,7 @@ STDIN_NAME = "<stdin>"
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 # pydantic's wording for what a hostile or corrupt number gets; ours says which numbers are meant
-_MESSAGES = {"finite_number": "not a finite number (NaN, Infinity and numbers too large for a float are "
-                              "refused)"}
+_MESSAGES = {"finite_number": "not a finite number (NaN, Infinity and numbers too large for a float are refused)"}
 
 
 class SnapshotFileError(ValueError):
@@ -36,7 +35,7 @@ def _first_error(exc: ValidationError) -> str:
 
 def parse_snapshot_bytes(data: bytes, name: str) -> Snapshot:
     if data.startswith(_UTF8_BOM):  # editors on Windows save UTF-8 with a byte-order mark
-        data = data[len(_UTF8_BOM):]
+        data = data[len(_UTF8_BOM) :]
     if not data.strip():
         raise SnapshotFileError(f"{name}: empty file, not a snapshot")
     head = data.lstrip()[:1]
@@ -50,8 +49,9 @@ def parse_snapshot_bytes(data: bytes, name: str) -> Snapshot:
                 raise SnapshotFileError(f"{name}: {exc}") from None
             except ValidationError as exc:
                 raise SnapshotFileError(f"{name}: invalid collector dump: {_first_error(exc)}") from None
-        raise SnapshotFileError(f"{name}: not a snapshot (expected JSON from `tcpaudit snapshot` or a "
-                                "`tcpaudit collector-script` dump)")
+        raise SnapshotFileError(
+            f"{name}: not a snapshot (expected JSON from `tcpaudit snapshot` or a `tcpaudit collector-script` dump)"
+        )
     try:
         return Snapshot.model_validate_json(data)
     except ValidationError as exc:

@@ -118,13 +118,15 @@ class Target(BaseModel):
     kernel: KernelRef = Field(default_factory=KernelRef)
     findings: list[Finding] = Field(default_factory=list)
     sysctls: dict[str, str] = Field(
-        default_factory=dict, description="the values of every sysctl the rules read, as seen on this target")
+        default_factory=dict, description="the values of every sysctl the rules read, as seen on this target"
+    )
     checks: list[CheckResult] = Field(default_factory=list)
     context: list[str] = Field(default_factory=list, description="the context that was assumed, and why")
     gaps: list[str] = Field(default_factory=list, description="what could not be collected, and why")
     kernel_notes: list[str] = Field(
         default_factory=list,
-        description="where the host's own sysctls disagree with the knowledge base's version table (backports)")
+        description="where the host's own sysctls disagree with the knowledge base's version table (backports)",
+    )
     files: list[str] = Field(default_factory=list, description="config targets: the files read")
     netns: NetnsInfo | None = Field(default=None, description="netns targets: which namespace this is")
 

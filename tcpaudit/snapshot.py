@@ -16,8 +16,8 @@ import functools
 import ipaddress
 from collections import Counter
 from collections.abc import Iterator
-from itertools import compress
 from enum import Enum
+from itertools import compress
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import (
@@ -224,7 +224,7 @@ class SocketTable(BaseModel):
         if not states:
             return map(Socket._make, zip(*cols, strict=True))
         idx = self.indices(*states)
-        return map(Socket._make, zip(*(map(col.__getitem__, idx) for col in cols)))
+        return map(Socket._make, zip(*(map(col.__getitem__, idx) for col in cols), strict=False))
 
     def indices(self, *states: str) -> list[int]:
         """Row numbers of the sockets in `states`, in table order (computed once per state, then cached)."""

@@ -57,7 +57,8 @@ def make_baseline(targets: Iterable[Target], now: _dt.datetime | None = None) ->
         for f in t.findings:
             if f.suppressed is None and f.outcome is Outcome.fail and f.fingerprint:
                 b.fingerprints[f.fingerprint] = BaselineEntry(
-                    rule=f.rule, target=t.name, file=f.location.file if f.location else None)
+                    rule=f.rule, target=t.name, file=f.location.file if f.location else None
+                )
     b.fingerprints = dict(sorted(b.fingerprints.items()))
     return b
 
@@ -73,14 +74,16 @@ def load_baseline(path: str | Path) -> Baseline:
     except OSError as exc:
         raise BaselineError(f"{p}: cannot read baseline: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise BaselineError(f"{p}: not a tcpaudit baseline (not UTF-8 text; `tcpaudit baseline -o FILE` writes "
-                            "one)") from None
+        raise BaselineError(
+            f"{p}: not a tcpaudit baseline (not UTF-8 text; `tcpaudit baseline -o FILE` writes one)"
+        ) from None
     try:
         b = Baseline.model_validate_json(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise BaselineError(f"{p}: not a tcpaudit baseline ({'.'.join(map(str, err['loc'])) or 'file'}: "
-                            f"{err['msg']})") from None
+        raise BaselineError(
+            f"{p}: not a tcpaudit baseline ({'.'.join(map(str, err['loc'])) or 'file'}: {err['msg']})"
+        ) from None
     if b.version > BASELINE_VERSION:
         raise BaselineError(f"{p}: baseline version {b.version} is newer than this tcpaudit understands")
     b.path = str(p)
@@ -100,8 +103,14 @@ def _waiver_matches(w: Waiver, target: Target, f: Finding) -> bool:
     return any(fnmatch.fnmatchcase(n, w.target) for n in names)
 
 
-def apply_suppressions(target: Target, *, waivers: Iterable[Waiver] = (), baseline: Baseline | None = None,
-                       inline: Iterable[object] = (), today: _dt.date | None = None) -> Target:
+def apply_suppressions(
+    target: Target,
+    *,
+    waivers: Iterable[Waiver] = (),
+    baseline: Baseline | None = None,
+    inline: Iterable[object] = (),
+    today: _dt.date | None = None,
+) -> Target:
     """Mark the target's findings suppressed in place (and return it)."""
     today = today or _dt.date.today()
     waivers = list(waivers)
@@ -118,8 +127,7 @@ def _inline_for(f: Finding, inline: list) -> Suppression | None:  # type: ignore
         return None
     for ig in inline:
         if ig.location == f.location and _rule_matches(ig.rules, f.rule):
-            return Suppression(kind="inline", reason=ig.reason,
-                               source=f"{ig.directive.file}:{ig.directive.line}")
+            return Suppression(kind="inline", reason=ig.reason, source=f"{ig.directive.file}:{ig.directive.line}")
     return None
 
 
@@ -131,15 +139,20 @@ def _waiver_for(f: Finding, target: Target, waivers: list[Waiver], today: _dt.da
         if w.expires is not None and w.expires < today:
             expired.append(w)
             continue
-        return Suppression(kind="waiver", reason=w.reason, expires=w.expires.isoformat() if w.expires else None,
-                           source=f"waiver {w.rule} target {w.target}")
+        return Suppression(
+            kind="waiver",
+            reason=w.reason,
+            expires=w.expires.isoformat() if w.expires else None,
+            source=f"waiver {w.rule} target {w.target}",
+        )
     if expired and "waiver" not in f.evidence:
         w = max(expired, key=lambda x: x.expires or today)
         note = f"waiver expired on {w.expires.isoformat() if w.expires else ''}"
         f.evidence["waiver"] = f"{note} (reason was: {w.reason})"
         f.explanation = (f.explanation + " " if f.explanation else "") + (
             f"A waiver for this finding expired on {w.expires}; it no longer suppresses it. Fix the setting, or "
-            "renew the waiver with a new expiry date if the reason still holds.")
+            "renew the waiver with a new expiry date if the reason still holds."
+        )
     return None
 
 
@@ -147,5 +160,6 @@ def _baseline_for(f: Finding, baseline: Baseline | None) -> Suppression | None:
     if baseline is None or f.fingerprint not in baseline.fingerprints:
         return None
     when = f" on {baseline.created[:10]}" if baseline.created else ""
-    return Suppression(kind="baseline", reason=f"already present when the baseline was recorded{when}",
-                       source=baseline.path)
+    return Suppression(
+        kind="baseline", reason=f"already present when the baseline was recorded{when}", source=baseline.path
+    )

@@ -12,12 +12,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args: str, input: str | None = None, timeout: float = 120, cwd: str | Path | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str,
+    input: str | None = None,
+    timeout: float = 120,
+    cwd: str | Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     e = {**os.environ, **(env or {})}
     e.pop("TCPAUDIT_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "tcpaudit", *args], capture_output=True, text=True,
-                          input=input, timeout=timeout, cwd=cwd or ROOT, env=e)
+    return subprocess.run(
+        [sys.executable, "-m", "tcpaudit", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout,
+        cwd=cwd or ROOT,
+        env=e,
+    )
 
 
 def run_json(*args: str, **kw: Any) -> tuple[int, dict[str, Any]]:

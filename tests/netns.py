@@ -137,7 +137,7 @@ class Script:
                 err = self.proc.stderr.read() if self.proc.stderr else ""
                 raise RuntimeError(f"script exited {self.proc.returncode} before {prefix}: {err[-2000:]}")
             if line.startswith(prefix + " "):
-                return json.loads(line[len(prefix) + 1:])
+                return json.loads(line[len(prefix) + 1 :])
 
     def ready(self, timeout: float = 60) -> dict[str, Any]:
         return self._line("READY", timeout)
@@ -202,14 +202,18 @@ class Netns:
         fd, path = tempfile.mkstemp(prefix="tcpaudit-ns-", suffix=".py", dir=self.workdir)
         with os.fdopen(fd, "w") as f:
             f.write(PRELUDE + "\n" + source)
-        proc = subprocess.Popen(self.argv([PYTHON, "-u", path, *args]), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            self.argv([PYTHON, "-u", path, *args]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         script = Script(proc, path)
         self.scripts.append(script)
         return script
 
-    def tcpaudit(self, *args: str, user: str | None = None, snapshot: bool = True,
-                 timeout: float = 120) -> AuditRun:
+    def tcpaudit(self, *args: str, user: str | None = None, snapshot: bool = True, timeout: float = 120) -> AuditRun:
         """`python -m tcpaudit host --format json ARGS` inside the namespace; cwd is a scratch dir
         (no .tcpaudit.toml is picked up by accident)."""
         snap_path = os.path.join(self.workdir, f"snapshot-{secrets.token_hex(4)}.json")
@@ -217,13 +221,16 @@ class Netns:
         if snapshot:
             argv += ["--save-snapshot", snap_path]
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        r = subprocess.run(self.argv(argv, user), capture_output=True, text=True, timeout=timeout,
-                           cwd=self.workdir, env=env)
+        r = subprocess.run(
+            self.argv(argv, user), capture_output=True, text=True, timeout=timeout, cwd=self.workdir, env=env
+        )
         try:
             report = json.loads(r.stdout)
         except ValueError:
-            raise AssertionError(f"tcpaudit exited {r.returncode} without a JSON report: "
-                                 f"stdout={r.stdout[:500]!r} stderr={r.stderr[-2000:]!r}") from None
+            raise AssertionError(
+                f"tcpaudit exited {r.returncode} without a JSON report: "
+                f"stdout={r.stdout[:500]!r} stderr={r.stderr[-2000:]!r}"
+            ) from None
         snap = None
         if snapshot and os.path.exists(snap_path):
             with open(snap_path, encoding="utf-8") as f:

@@ -8,7 +8,8 @@ environment, previous, uptime_s, ...); the rest takes defaults. Sugar:
   kind: config + configured: {key: value}   -> a config target (lint), each key at line n of "case.conf"
   lint: TEXT or {file: NAME, text: TEXT}    -> a config target exactly as `tcpaudit lint` parses that file
   context: {nat_idle_timeout, profiles, clients_behind_nat, auto_detect, thresholds}
-Expectation: expect: fail | pass | not_applicable; severity; evidence (subset); explanation_contains; reason_contains (not_applicable).
+Expectation: expect: fail | pass | not_applicable; severity; evidence (subset); explanation_contains;
+reason_contains (not_applicable).
 """
 
 from __future__ import annotations
@@ -41,12 +42,25 @@ def sockets_from(spec: list[dict[str, Any]]) -> SocketTable:
         laddr, lport, lseq = _endpoint(s["local"])
         raddr, rport, rseq = _endpoint(s.get("remote", "0.0.0.0:0"))
         for i in range(int(s.get("count", 1))):
-            rows.append(Socket(
-                6 if ":" in laddr else 4, s.get("state", "ESTAB"), laddr, lport + (i if lseq else 0),
-                raddr, rport + (i if rseq else 0), s.get("recv_q", 0), s.get("send_q", 0),
-                s.get("timer"), s.get("timer_ms"), s.get("retrans", 0 if s.get("timer") else None),
-                s.get("uid", 1000), s.get("inode", 1000 + i), s.get("lastsnd_ms"), s.get("lastrcv_ms"),
-            ))
+            rows.append(
+                Socket(
+                    6 if ":" in laddr else 4,
+                    s.get("state", "ESTAB"),
+                    laddr,
+                    lport + (i if lseq else 0),
+                    raddr,
+                    rport + (i if rseq else 0),
+                    s.get("recv_q", 0),
+                    s.get("send_q", 0),
+                    s.get("timer"),
+                    s.get("timer_ms"),
+                    s.get("retrans", 0 if s.get("timer") else None),
+                    s.get("uid", 1000),
+                    s.get("inode", 1000 + i),
+                    s.get("lastsnd_ms"),
+                    s.get("lastrcv_ms"),
+                )
+            )
     detail = "ss-i" if any("lastsnd_ms" in s or "lastrcv_ms" in s for s in spec) else "none"
     return SocketTable.from_rows(rows, source="ss", detail=detail)
 
@@ -65,9 +79,27 @@ def _lint_case(case: dict[str, Any]):  # type: ignore[no-untyped-def]
 def build_case(case: dict[str, Any]):  # type: ignore[no-untyped-def]
     if "lint" in case:
         return _lint_case(case)
-    data = {k: v for k, v in case.items() if k not in {
-        "name", "seed", "kind", "kernel", "sockets", "configured", "context", "expect", "severity", "evidence",
-        "explanation_contains", "reason_contains", "note", "socket_detail"}}
+    data = {
+        k: v
+        for k, v in case.items()
+        if k
+        not in {
+            "name",
+            "seed",
+            "kind",
+            "kernel",
+            "sockets",
+            "configured",
+            "context",
+            "expect",
+            "severity",
+            "evidence",
+            "explanation_contains",
+            "reason_contains",
+            "note",
+            "socket_detail",
+        }
+    }
     kind = case.get("kind", "host")
     release = case.get("kernel", "6.1.0-18-amd64")
     data.setdefault("hostname", "case-host")

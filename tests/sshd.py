@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shutil
-import random
 import signal
 import socket
 import subprocess
@@ -77,8 +77,12 @@ def keygen(path: Path, kind: str = "ed25519") -> str:
     for p in (path, path.with_name(path.name + ".pub")):
         if p.exists():
             p.unlink()
-    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "tcpaudit-test", "-f", str(path)],
-                   check=True, stdin=subprocess.DEVNULL, capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "tcpaudit-test", "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
     return path.with_name(path.name + ".pub").read_text().strip()
 
 
@@ -172,8 +176,9 @@ class SSHServer:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         self.log = d / "sshd.log"
         self._logf = open(self.log, "wb")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT, start_new_session=True
+        )
         if wait:
             self.wait_ready()
         return self
@@ -265,8 +270,9 @@ def _free_subnet() -> tuple[str, str]:
     """A /30 in 10.250.0.0/16 that no interface of the root namespace uses yet: (outside, inside)."""
     import random
 
-    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL).stdout
+    out = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, stdin=subprocess.DEVNULL
+    ).stdout
     used = set(re.findall(r"inet 10\.250\.(\d+)\.(\d+)/", out))
     used_blocks = {(int(a) * 256 + int(b)) // 4 for a, b in used}
     start = random.randrange(16384)
@@ -326,8 +332,12 @@ class NetNS:
     def wait_listening(self, address: str, port: int, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            p = subprocess.run(["ip", "netns", "exec", self.name, "ss", "-Hltn", f"src {address}:{port}"],
-                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            p = subprocess.run(
+                ["ip", "netns", "exec", self.name, "ss", "-Hltn", f"src {address}:{port}"],
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+            )
             if p.stdout.strip():
                 return
             time.sleep(0.05)
@@ -345,6 +355,7 @@ VOLATILE_SYSCTLS = frozenset({"net.netfilter.nf_conntrack_count"})
 def comparable_sysctls(a: dict[str, str], b: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """Two sysctl maps of one machine read moments apart, minus what legitimately moves in between:
     counters, and per-interface keys of interfaces that came or went (other tests create veths)."""
+
     def ifaces(d: dict[str, str]) -> set[str]:
         return {m.group(1) for k in d if (m := _IFACE_KEY.match(k))}
 
@@ -361,8 +372,9 @@ def comparable_gaps(gaps) -> set[tuple[str, str, str]]:  # type: ignore[no-untyp
     """Gaps as (item, reason, detail) with numbers masked (a count of interfaces can move too)."""
     out = set()
     for g in gaps:
-        item, reason, detail = (g["item"], g["reason"], g["detail"]) if isinstance(g, dict) else \
-            (g.item, g.reason.value, g.detail)
+        item, reason, detail = (
+            (g["item"], g["reason"], g["detail"]) if isinstance(g, dict) else (g.item, g.reason.value, g.detail)
+        )
         if _IFACE_KEY.match(item.removeprefix("sysctl:")) and "*" not in item:
             continue
         out.add((item, reason, re.sub(r"\d+", "N", detail)))
@@ -380,8 +392,18 @@ def tcpaudit_argv() -> list[str]:
 
 
 def ssh_args(keys: Keys, connect_timeout: float = 3, command_timeout: float = 5) -> list[str]:
-    return ["--known-hosts", str(keys.known_hosts), "-i", str(keys.client_key), "--ssh-config", str(empty_config(keys)),
-            "--connect-timeout", str(connect_timeout), "--command-timeout", str(command_timeout)]
+    return [
+        "--known-hosts",
+        str(keys.known_hosts),
+        "-i",
+        str(keys.client_key),
+        "--ssh-config",
+        str(empty_config(keys)),
+        "--connect-timeout",
+        str(connect_timeout),
+        "--command-timeout",
+        str(command_timeout),
+    ]
 
 
 def empty_config(keys: Keys) -> Path:
@@ -391,15 +413,22 @@ def empty_config(keys: Keys) -> Path:
     return p
 
 
-def run_tcpaudit(args: list[str], timeout: float = 120, env: dict[str, str] | None = None,
-                 input: bytes | None = None) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+def run_tcpaudit(
+    args: list[str], timeout: float = 120, env: dict[str, str] | None = None, input: bytes | None = None
+) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
     e = dict(os.environ)
     e.pop("SSH_AUTH_SOCK", None)  # tests use their own key, never an agent
     e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
     if env:
         e.update(env)
-    return subprocess.run([*tcpaudit_argv(), *args], capture_output=True, timeout=timeout, env=e,
-                          input=input, stdin=None if input is not None else subprocess.DEVNULL)
+    return subprocess.run(
+        [*tcpaudit_argv(), *args],
+        capture_output=True,
+        timeout=timeout,
+        env=e,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
 
 
 @dataclass
@@ -435,7 +464,8 @@ def start_fleet(workdir: Path, n: int, keys: Keys | None = None, prefix: str = "
         for s in servers:
             f.write(s.known_line())
     cfg = workdir / f"ssh_config_{prefix}"
-    cfg.write_text("".join(
-        f"Host {s.name}\n  HostName {s.address}\n  Port {s.port}\n  User {login_user()}\n" for s in servers
-    ) + f"Host *\n  IdentityFile {keys.client_key}\n  UserKnownHostsFile {keys.known_hosts}\n")
+    cfg.write_text(
+        "".join(f"Host {s.name}\n  HostName {s.address}\n  Port {s.port}\n  User {login_user()}\n" for s in servers)
+        + f"Host *\n  IdentityFile {keys.client_key}\n  UserKnownHostsFile {keys.known_hosts}\n"
+    )
     return Fleet(workdir, keys, servers, cfg)

@@ -62,8 +62,16 @@ def test_rows_and_table_show_ratios_and_verdicts():
     s, b = {"wall_s": 0.3, "cpu_s": 0.3}, {"wall_s": 0.2, "cpu_s": 0.25}
     r = _common.row("local", "quiet host", subject="tcpaudit host", baseline="floor", s=s, b=b, target=2.0)
     assert r["ratio_wall"] == pytest.approx(1.5) and r["met"] is True
-    fast = _common.row("ansible", "10 hosts", subject="tcpaudit fleet", baseline="ansible", s={"wall_s": 1.0},
-                       b={"wall_s": 3.0}, target=4.0, target_kind="min_speedup")
+    fast = _common.row(
+        "ansible",
+        "10 hosts",
+        subject="tcpaudit fleet",
+        baseline="ansible",
+        s={"wall_s": 1.0},
+        b={"wall_s": 3.0},
+        target=4.0,
+        target_kind="min_speedup",
+    )
     assert fast["speedup"] == pytest.approx(3.0) and fast["met"] is False
     gone = _common.unavailable("fleet", "10 hosts", "tcpaudit fleet", "paramiko pool", "not available yet")
     text = _common.render_table([r, fast, gone])
@@ -88,8 +96,17 @@ def test_compare_interleaves_both_sides_once():
 
 
 def test_socket_row_reads_sockets_bench_results():
-    flat = {"sockets": 9990, "composition": {"ESTAB": 2500}, "tcpaudit_s": 0.6, "floor_s": 0.4, "tcpaudit_cpu_s": 0.5,
-            "floor_cpu_s": 0.3, "tcpaudit_rss_mib": 60.0, "floor_rss_mib": 40.0, "findings": []}
+    flat = {
+        "sockets": 9990,
+        "composition": {"ESTAB": 2500},
+        "tcpaudit_s": 0.6,
+        "floor_s": 0.4,
+        "tcpaudit_cpu_s": 0.5,
+        "floor_cpu_s": 0.3,
+        "tcpaudit_rss_mib": 60.0,
+        "floor_rss_mib": 40.0,
+        "findings": [],
+    }
     r = local_bench.socket_row(10_000, flat)
     assert r["status"] == "ok" and r["ratio_wall"] == pytest.approx(1.5) and r["subject_m"]["peak_rss_kb"] == 61440
     assert local_bench.socket_row(10_000, {"oops": 1})["status"] == "unavailable"
@@ -110,8 +127,15 @@ def test_fleet_rows_turn_run_fleet_bench_into_ratios(monkeypatch):
         return {"wall_s": w, "cpu_s": c, "runs": [{"wall_s": w, "cpu_s": c}]}
 
     def fake(n, rounds=3, cli=True):
-        out = {"hosts": n, "jobs": n, "rounds": rounds, "tcpaudit": m(2.2, 0.3), "paramiko": m(2.0, 0.2),
-               "xargs": m(3.0, 1.0), "notes": ["fake"]}
+        out = {
+            "hosts": n,
+            "jobs": n,
+            "rounds": rounds,
+            "tcpaudit": m(2.2, 0.3),
+            "paramiko": m(2.0, 0.2),
+            "xargs": m(3.0, 1.0),
+            "notes": ["fake"],
+        }
         if cli:
             out |= {"tcpaudit_cli": m(3.0, 1.0), "paramiko_cli": m(2.9, 0.5)}
         return out
@@ -151,8 +175,14 @@ def test_tcpaudit_lint_runs_on_the_tiny_tree(tmp_path):
 
 
 def test_ansible_files_point_at_the_same_hosts_key_and_known_hosts(tmp_path):
-    hs = ansible_bench.HostSet([("h000", "10.250.1.2", 22), ("h001", "127.0.0.1", 2222)], "root",
-                               tmp_path / "id_ed25519", tmp_path / "known_hosts", tmp_path / "ssh_config", "test")
+    hs = ansible_bench.HostSet(
+        [("h000", "10.250.1.2", 22), ("h001", "127.0.0.1", 2222)],
+        "root",
+        tmp_path / "id_ed25519",
+        tmp_path / "known_hosts",
+        tmp_path / "ssh_config",
+        "test",
+    )
     inv, cfg = ansible_bench.write_ansible_files(hs, tmp_path, forks=2)
     assert "h001 ansible_host=127.0.0.1 ansible_port=2222" in inv.read_text()
     text = cfg.read_text()
@@ -171,8 +201,13 @@ def test_collector_script_is_what_both_fleet_tools_run():
 
 
 def test_run_py_works_as_a_script(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--help"], capture_output=True,
-                         text=True, timeout=60, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0 and "--quick" in out.stdout
 
 

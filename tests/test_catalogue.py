@@ -52,7 +52,7 @@ def _package(tmp_path: Path, files: dict[str, str]) -> str:
     return "fakerules"
 
 
-GOOD = '''
+GOOD = """
 from tcpaudit.rules.base import Rule, RuleMeta, Reference
 class R(Rule):
     meta = RuleMeta(id="{id}", title="a test rule title", severity="low", summary="a summary long enough",
@@ -60,7 +60,7 @@ class R(Rule):
                     remediation="fix it properly somehow", references=[Reference(title="t", url="https://x")])
     def check(self, f):
         return None
-'''
+"""
 
 
 @pytest.fixture(autouse=True)

@@ -25,8 +25,17 @@ def check_contract(report: dict) -> None:
         assert t["status"] in STATUSES
         assert set(t["kernel"]) >= {"release", "version"}
         for f in t["findings"]:
-            assert set(f) >= {"rule", "severity", "title", "keys", "evidence", "explanation", "remediation",
-                              "references", "location"}
+            assert set(f) >= {
+                "rule",
+                "severity",
+                "title",
+                "keys",
+                "evidence",
+                "explanation",
+                "remediation",
+                "references",
+                "location",
+            }
             assert f["severity"] in SEVERITIES
             assert all(k.startswith("net.") for k in f["keys"]), f["keys"]
             if t["kind"] == "host":
@@ -133,9 +142,15 @@ def test_missing_and_directory_snapshot(tmp_path: Path) -> None:
 
 
 def test_usage_errors_exit_2() -> None:
-    for args in (["host", "--fail-on", "bogus"], ["host", "--format", "yaml"], ["host", "--profile", "nope"],
-                 ["host", "--clients-behind-nat", "maybe"], ["explain", "XYZ999"], ["kernel", "not-a-kernel"],
-                 ["no-such-command"]):
+    for args in (
+        ["host", "--fail-on", "bogus"],
+        ["host", "--format", "yaml"],
+        ["host", "--profile", "nope"],
+        ["host", "--clients-behind-nat", "maybe"],
+        ["explain", "XYZ999"],
+        ["kernel", "not-a-kernel"],
+        ["no-such-command"],
+    ):
         p = run(*args)
         assert p.returncode == 2, (args, p.returncode, p.stderr)
         assert "Traceback" not in p.stderr
@@ -175,9 +190,25 @@ def test_unprivileged_user_still_works_and_lists_gaps() -> None:
     setpriv = shutil.which("setpriv")
     if not setpriv:
         pytest.skip("setpriv (util-linux) not installed")
-    p = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
-                        "tcpaudit", "host", "--format", "json"], capture_output=True, text=True, timeout=120,
-                       cwd="/", env={"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).parents[1])})
+    p = subprocess.run(
+        [
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "tcpaudit",
+            "host",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
     assert p.returncode in (0, 1), p.stderr
     t = json.loads(p.stdout)["targets"][0]
     assert t["status"] == "ok"
@@ -220,10 +251,12 @@ HOSTILE_NUMBERS = [
 ]
 
 
-@pytest.mark.parametrize(("path", "raw", "where"), HOSTILE_NUMBERS,
-                         ids=[f"{w}={r[:12]}" for _, r, w in HOSTILE_NUMBERS])
-def test_snapshot_numbers_a_kernel_cannot_report_are_input_errors(real_snapshot: Path, tmp_path: Path,
-                                                                  path: tuple, raw: str, where: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "raw", "where"), HOSTILE_NUMBERS, ids=[f"{w}={r[:12]}" for _, r, w in HOSTILE_NUMBERS]
+)
+def test_snapshot_numbers_a_kernel_cannot_report_are_input_errors(
+    real_snapshot: Path, tmp_path: Path, path: tuple, raw: str, where: str
+) -> None:
     """They used to load and crash rules: exit 1 with a HIGH "rule error" finding."""
     doc = json.loads(real_snapshot.read_text())
     slot = doc
@@ -273,12 +306,12 @@ def test_unreadable_snapshot_is_one_line_naming_the_file(tmp_path: Path) -> None
         snap = d / "secret.json"
         snap.write_text("{}")
         snap.chmod(0o600)
-        nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
-                  "tcpaudit"]
+        nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "tcpaudit"]
         env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).parents[1])}
         for args in (["audit", str(snap)], ["remediate", str(snap)], ["audit", "-", "--config", str(snap)]):
-            p = subprocess.run([*nobody, *args], capture_output=True, text=True, timeout=120, cwd="/",
-                               env=env, input="")
+            p = subprocess.run(
+                [*nobody, *args], capture_output=True, text=True, timeout=120, cwd="/", env=env, input=""
+            )
             assert_one_line_error(p, str(snap), "Permission denied")
     finally:
         shutil.rmtree(d)
@@ -309,8 +342,14 @@ def _interrupt(*args: str) -> tuple[int, str, str]:
 
     env = {**os.environ}
     env.pop("TCPAUDIT_DEBUG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "tcpaudit", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tcpaudit", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # asleep between the two counter samples: wchan says nanosleep
         time.sleep(0.2)
@@ -394,8 +433,12 @@ def test_audit_dash_reads_a_snapshot_or_a_dump_from_stdin(real_snapshot: Path) -
 def test_output_path_naming_a_directory_is_one_line(tmp_path: Path) -> None:
     """`snapshot -o newdir/` wrote a file named newdir."""
     missing = tmp_path / "newdir"
-    for args in (["snapshot", "-o", f"{missing}/"], ["host", "--format", f"json:{missing}/"],
-                 ["host", "--save-snapshot", f"{missing}/"], ["snapshot", "-o", str(tmp_path)]):
+    for args in (
+        ["snapshot", "-o", f"{missing}/"],
+        ["host", "--format", f"json:{missing}/"],
+        ["host", "--save-snapshot", f"{missing}/"],
+        ["snapshot", "-o", str(tmp_path)],
+    ):
         p = run(*args)
         assert_one_line_error(p, args[-1].split("json:")[-1])
         assert not missing.exists()

@@ -40,77 +40,126 @@ class PendingVerdict(UserWarning):
 TABLE: dict[str, dict[str, Any]] = {
     # ---- sysctl-conf -------------------------------------------------------------------------
     "sysctl-conf/akoscomp-proxybenchmark-sysctl-w.txt": dict(
-        fire=["PORT003", "TCP004", "TCP011=info"], not_=["TCP001", "SYS001", "SYS002", "TCP005", "TCP012"]),
+        fire=["PORT003", "TCP004", "TCP011=info"], not_=["TCP001", "SYS001", "SYS002", "TCP005", "TCP012"]
+    ),
     "sysctl-conf/aks-agentbaker-sysctl-d-60-CIS.conf": dict(
-        clean=True, not_=NOTHING, runs=[dict(**NAT, fire=["NAT001"])]),
+        clean=True, not_=NOTHING, runs=[dict(**NAT, fire=["NAT001"])]
+    ),
     "sysctl-conf/amazon-eks-ami-files-sysctl.conf": dict(
-        clean=True, not_=NOTHING, runs=[dict(kernel="4.14.0", fire=["SYS001=high"])]),  # the key came in 5.6
+        clean=True, not_=NOTHING, runs=[dict(kernel="4.14.0", fire=["SYS001=high"])]
+    ),  # the key came in 5.6
     "sysctl-conf/billywhizz-dv8-sysctl-w.txt": dict(
         fire=["SYS001=high", "TCP002", "TCP012=medium", "SYS005=high", "SYS006=info", "TCP006=info"],
         not_=["TCP001", "TCP011"],
-        runs=[dict(kernel="4.9.0", clients_behind_nat="yes", fire=["TCP001=low", "TCP002", "TCP012=info", "TCP006=info"],
-                   not_=["SYS001", "SYS006"]),
-              dict(kernel="3.10.0", fire=["TCP006=high"])],  # somaxconn 131072 wraps to 0 in a 16-bit backlog
-        pending=["rp_filter=0 (out of the TCP/NAT rule set)"]),
+        runs=[
+            dict(
+                kernel="4.9.0",
+                clients_behind_nat="yes",
+                fire=["TCP001=low", "TCP002", "TCP012=info", "TCP006=info"],
+                not_=["SYS001", "SYS006"],
+            ),
+            dict(kernel="3.10.0", fire=["TCP006=high"]),
+        ],  # somaxconn 131072 wraps to 0 in a 16-bit backlog
+        pending=["rp_filter=0 (out of the TCP/NAT rule set)"],
+    ),
     "sysctl-conf/bottlerocket-release-sysctl.conf": dict(
-        fire=["PORT003", "CT006=info"], not_=NOTHING + ["TCP005", "NAT001", "CT006>=low"]),
+        fire=["PORT003", "CT006=info"], not_=NOTHING + ["TCP005", "NAT001", "CT006>=low"]
+    ),
     "sysctl-conf/canonical-content-cache-operator-sysctl.conf": dict(
-        clean=True, not_=NOTHING, runs=[dict(**NAT, fire=["NAT001"])]),
+        clean=True, not_=NOTHING, runs=[dict(**NAT, fire=["NAT001"])]
+    ),
     "sysctl-conf/chinchihfeng-nginx-role-sysctl.conf": dict(
-        fire=["SYS001=high", "TCP003", "TCP004", "PORT003"], not_=["TCP001", "SYS002", "TCP011>=low"],
-        runs=[dict(kernel=EL7, fire=["TCP003"], not_=["SYS001", "TCP001"]), dict(**NAT, not_=["NAT001"])]),
+        fire=["SYS001=high", "TCP003", "TCP004", "PORT003"],
+        not_=["TCP001", "SYS002", "TCP011>=low"],
+        runs=[dict(kernel=EL7, fire=["TCP003"], not_=["SYS001", "TCP001"]), dict(**NAT, not_=["NAT001"])],
+    ),
     "sysctl-conf/clay-wangzhi-ansible-role-sysinit-sysctl.conf": dict(
         fire=["SYS001=high", "TCP002", "TCP005", "TCP009", "PORT003", "SYS003", "TCP004", "TCP011=info"],
         not_=["TCP001", "TCP012", "SYS005"],
-        runs=[dict(kernel=EL7, clients_behind_nat="yes", fire=["TCP001=low", "TCP002", "TCP005", "TCP011=info"],
-                   not_=["SYS001"])]),
+        runs=[
+            dict(
+                kernel=EL7,
+                clients_behind_nat="yes",
+                fire=["TCP001=low", "TCP002", "TCP005", "TCP011=info"],
+                not_=["SYS001"],
+            )
+        ],
+    ),
     "sysctl-conf/coolsnowwolf-lede-sysctl-nf-conntrack.conf": dict(
-        fire=["SYS001=high", "CT006=low"], not_=["SYS006"],  # on 6.x the helper key is gone: SYS001, not SYS006
-        runs=[dict(kernel="5.15.0", fire=["CT006=low", "SYS006=low"], not_=["SYS001"])]),
+        fire=["SYS001=high", "CT006=low"],
+        not_=["SYS006"],  # on 6.x the helper key is gone: SYS001, not SYS006
+        runs=[dict(kernel="5.15.0", fire=["CT006=low", "SYS006=low"], not_=["SYS001"])],
+    ),
     "sysctl-conf/daixijun-ansible-role-sysctl-sysctl.conf": dict(
-        fire=["TCP005", "TCP004", "SYS006=low"], not_=["TCP001", "SYS001", "SYS002", "TCP011>=low"],
-        runs=[dict(nat_idle_timeout=900, not_=["NAT001", "TCP011>=low"])]),  # keepalive 600 s: safe for >= 10 min
+        fire=["TCP005", "TCP004", "SYS006=low"],
+        not_=["TCP001", "SYS001", "SYS002", "TCP011>=low"],
+        runs=[dict(nat_idle_timeout=900, not_=["NAT001", "TCP011>=low"])],
+    ),  # keepalive 600 s: safe for >= 10 min
     "sysctl-conf/dev-sec-os-hardening-defaults-main.yml": dict(
-        fire=["TCP002", "TCP003"], not_=["TCP001", "SYS001", "SYS002", "SYS004"]),
+        fire=["TCP002", "TCP003"], not_=["TCP001", "SYS001", "SYS002", "SYS004"]
+    ),
     "sysctl-conf/du2016-cloud-native-devops-nf_conntrack-tuning.md": dict(
-        fire=["CT004", "CT005", "SYS006=info"], not_=NOTHING + ["SYS006>=low"]),
-    "sysctl-conf/error404-vps-ddos-protection-sysctl.conf": dict(
-        not_=NOTHING + ["TCP007", "TCP005", "CT004"]),
+        fire=["CT004", "CT005", "SYS006=info"], not_=NOTHING + ["SYS006>=low"]
+    ),
+    "sysctl-conf/error404-vps-ddos-protection-sysctl.conf": dict(not_=NOTHING + ["TCP007", "TCP005", "CT004"]),
     "sysctl-conf/galliumos-procps-sysctl.conf": dict(clean=True, not_=NOTHING),
     "sysctl-conf/gandi-vm-config-sysctl.conf": dict(fire=["SYS002=high"], not_=["SYS001", "SYS004", "TCP001"]),
     "sysctl-conf/hawshemi-linux-optimizer-sysctl.conf": dict(
-        fire=["TCP004", "SYS005=info"], not_=NOTHING + ["CT006>=low", "SYS005>=low"],
-        runs=[dict(**NAT, fire=["NAT001"])]),
+        fire=["TCP004", "SYS005=info"],
+        not_=NOTHING + ["CT006>=low", "SYS005>=low"],
+        runs=[dict(**NAT, fire=["NAT001"])],
+    ),
     "sysctl-conf/hxhgts-tcpoptimization-sysctl.conf": dict(
-        fire=["TCP002", "TCP009", "PORT003", "SYS005=medium", "TCP011=info"], not_=["SYS004", "TCP001", "TCP012"]),
+        fire=["TCP002", "TCP009", "PORT003", "SYS005=medium", "TCP011=info"], not_=["SYS004", "TCP001", "TCP012"]
+    ),
     "sysctl-conf/hyunseungbum-sbhyun-config-sysctl.conf": dict(
-        fire=["SYS002=high", "SYS001", "TCP003", "TCP004", "SYS006=low"], not_=["TCP001", "SYS004", "TCP011"],
-        runs=[dict(**NAT, fire=["NAT001"])]),  # the keepalive lines are rejected, so the 7200 s default remains
-    "sysctl-conf/isucon11-8picoz-etc-sysctl.conf": dict(
-        fire=["TCP004"], not_=NOTHING + ["TCP005", "PORT003>=low"]),
+        fire=["SYS002=high", "SYS001", "TCP003", "TCP004", "SYS006=low"],
+        not_=["TCP001", "SYS004", "TCP011"],
+        runs=[dict(**NAT, fire=["NAT001"])],
+    ),  # the keepalive lines are rejected, so the 7200 s default remains
+    "sysctl-conf/isucon11-8picoz-etc-sysctl.conf": dict(fire=["TCP004"], not_=NOTHING + ["TCP005", "PORT003>=low"]),
     "sysctl-conf/khicks-nat-pi-sysctl.conf": dict(  # a NAT gateway on conntrack defaults: a note, not a risk
-        clean=True, fire=["CT006=info"], not_=NOTHING + ["CT006>=low"]),
+        clean=True, fire=["CT006=info"], not_=NOTHING + ["CT006>=low"]
+    ),
     "sysctl-conf/l2dsr-lb-poc-sysctl.txt": dict(
-        fire=["TCP011=info", "CT006=info", "TCP006=info", "SYS005=info"], not_=NOTHING + ["TCP004", "CT006>=low"],
-        runs=[dict(**NAT, fire=["TCP011=info"], not_=["NAT001"]),
-              dict(kernel="5.15.0", fire=["CT006=low"]),  # the random 8..31 conntrack chain limit (5.15..6.2)
-              dict(kernel="3.10.0", fire=["TCP006=low"])]),  # somaxconn 500000 wraps to 41248
+        fire=["TCP011=info", "CT006=info", "TCP006=info", "SYS005=info"],
+        not_=NOTHING + ["TCP004", "CT006>=low"],
+        runs=[
+            dict(**NAT, fire=["TCP011=info"], not_=["NAT001"]),
+            dict(kernel="5.15.0", fire=["CT006=low"]),  # the random 8..31 conntrack chain limit (5.15..6.2)
+            dict(kernel="3.10.0", fire=["TCP006=low"]),
+        ],
+    ),  # somaxconn 500000 wraps to 41248
     "sysctl-conf/linuxkit-00-linuxkit.conf": dict(clean=True, not_=NOTHING),
     "sysctl-conf/microdevops-formula-salt-pillar-kubernetes.sls": dict(
-        clean=True, fire=["CT006=info"], not_=NOTHING + ["CT006>=low"],
-        pending=["fs.inotify limits of 2099999999 are absurd (outside the TCP/NAT rule set)"]),
+        clean=True,
+        fire=["CT006=info"],
+        not_=NOTHING + ["CT006>=low"],
+        pending=["fs.inotify limits of 2099999999 are absurd (outside the TCP/NAT rule set)"],
+    ),
     "sysctl-conf/migrgh-linux-default-hardening-sysctl.conf": dict(
-        fire=["TCP003=low"], not_=["TCP001", "SYS002"],
-        pending=["kernel.unprivileged_userns_clone is Debian-only (kernel_db covers upstream net.* keys only)"]),
+        fire=["TCP003=low"],
+        not_=["TCP001", "SYS002"],
+        pending=["kernel.unprivileged_userns_clone is Debian-only (kernel_db covers upstream net.* keys only)"],
+    ),
     "sysctl-conf/neocities-sysctl.conf": dict(  # absurd backlogs: harmless since 4.1, wrapped or refused before
-        clean=True, fire=["TCP006=info"], not_=NOTHING + ["TCP005", "SYS005"],
-        runs=[dict(kernel="3.10.0", fire=["TCP006=low"]), dict(kernel="4.0.5", fire=["TCP006=medium"]),
-              dict(kernel=EL7, fire=["TCP006=low"])]),
+        clean=True,
+        fire=["TCP006=info"],
+        not_=NOTHING + ["TCP005", "SYS005"],
+        runs=[
+            dict(kernel="3.10.0", fire=["TCP006=low"]),
+            dict(kernel="4.0.5", fire=["TCP006=medium"]),
+            dict(kernel=EL7, fire=["TCP006=low"]),
+        ],
+    ),
     "sysctl-conf/newhuan-mds-nginx-etc_sysctl.conf.md": dict(
-        fire=["TCP005", "TCP004"], not_=NOTHING + ["TCP011>=low"], runs=[dict(**NAT, not_=["NAT001", "TCP011>=low"])]),
+        fire=["TCP005", "TCP004"], not_=NOTHING + ["TCP011>=low"], runs=[dict(**NAT, not_=["NAT001", "TCP011>=low"])]
+    ),
     "sysctl-conf/openwrt-base-files-10-default.conf": dict(
-        clean=True, not_=NOTHING + ["TCP011>=low", "TCP012", "CT006>=low"],
-        runs=[dict(**NAT, not_=["NAT001", "TCP011>=low"])]),
+        clean=True,
+        not_=NOTHING + ["TCP011>=low", "TCP012", "CT006>=low"],
+        runs=[dict(**NAT, not_=["NAT001", "TCP011>=low"])],
+    ),
     "sysctl-conf/openwrt-sysctl-nf-conntrack.conf": dict(clean=True, not_=NOTHING + ["CT005", "CT006"]),
     "sysctl-conf/systemd-50-default.conf": dict(clean=True, not_=NOTHING),
     "sysctl-conf/tikv-terraform-tikv-bench-sysctl.conf": dict(fire=["TCP007"], not_=NOTHING),
@@ -118,38 +167,60 @@ TABLE: dict[str, dict[str, Any]] = {
     "sysctl-conf/ubuntu-22.04-stock-sysctl-DariuszMak.conf": dict(clean=True, not_=NOTHING),
     # ---- sysctl -a captures: judged for their own kernel (kernel.osrelease) ---------------------
     "sysctl-dump/amzn1-4.14.55-ec2-docker-host-sysctl-a.txt": dict(
-        not_=NOTHING + ["SYS003", "TCP011", "TCP012", "SYS005", "SYS006", "CT006"], runs=[dict(**NAT, fire=["NAT001"])]),
+        not_=NOTHING + ["SYS003", "TCP011", "TCP012", "SYS005", "SYS006", "CT006"], runs=[dict(**NAT, fire=["NAT001"])]
+    ),
     "sysctl-dump/centos7.2-3.10.0-327-ceph-node-sysctl-a-annotated.txt": dict(
-        fire=["SYS002", "TCP005"], not_=["TCP001", "SYS001", "SYS003", "SYS004", "TCP011", "TCP012", "SYS005", "SYS006", "CT006"]),  # SYS002: the '# ...' notes
+        fire=["SYS002", "TCP005"],
+        not_=["TCP001", "SYS001", "SYS003", "SYS004", "TCP011", "TCP012", "SYS005", "SYS006", "CT006"],
+    ),  # SYS002: the '# ...' notes
     "sysctl-dump/rhcos-4.18-el8-openshift-master-sosreport-sysctl-a.txt": dict(
-        fire=["TCP006"], not_=NOTHING + ["SYS003", "TCP011", "TCP012", "SYS005", "SYS006", "CT006"], runs=[dict(**NAT, fire=["NAT001"])]),
+        fire=["TCP006"],
+        not_=NOTHING + ["SYS003", "TCP011", "TCP012", "SYS005", "SYS006", "CT006"],
+        runs=[dict(**NAT, fire=["NAT001"])],
+    ),
     # ---- Kubernetes --------------------------------------------------------------------------
     # SOURCES calls the port range "fine width": the shell splits the unquoted '32767 65535' into two arguments,
     # so sysctl writes only 32767 and fails on 65535 - SYS002 reports that (a deliberate deviation).
     "k8s/ingress-nginx-sysctl-initcontainer-patch.json": dict(fire=["SYS002=medium"], not_=["SYS001", "SYS004"]),
     "k8s/logic3579-helm-init-containers-sysctl.tpl": dict(fire=["TCP009"], not_=NOTHING),
     "k8s/ocp-sysctl-NetworkAttachmentDefinition-tuning-cni.yml": dict(
-        clean=True, not_=NOTHING, runs=[dict(**NAT, fire=["NAT001"])]),
+        clean=True, not_=NOTHING, runs=[dict(**NAT, fire=["NAT001"])]
+    ),
     "k8s/ocp-sysctl-cni-sysctl-allowlist-configmap.yml": dict(clean=True, nothing_set=True),
     "k8s/ocp-sysctl-example-safe-pod.yml": dict(
-        fire=["TCP007"], not_=NOTHING + ["PORT003>=low", "SYS007"],
-        runs=[dict(kubernetes_version="1.17", fire=["SYS007=medium"]),  # ping_group_range is safe from 1.18
-              dict(kubernetes_version="1.18", not_=["SYS007"])]),
+        fire=["TCP007"],
+        not_=NOTHING + ["PORT003>=low", "SYS007"],
+        runs=[
+            dict(kubernetes_version="1.17", fire=["SYS007=medium"]),  # ping_group_range is safe from 1.18
+            dict(kubernetes_version="1.18", not_=["SYS007"]),
+        ],
+    ),
     "k8s/ocp-sysctl-example-unsafe-pod.yml": dict(
-        fire=["SYS007=medium"], not_=NOTHING,
-        runs=[dict(kubernetes_version="1.28", fire=["SYS007=medium"]),  # + tcp_keepalive_time (safe from 1.29)
-              dict(kernel=EL7, fire=["SYS007=medium"])]),  # tcp_keepalive_time needs kernel 4.5
+        fire=["SYS007=medium"],
+        not_=NOTHING,
+        runs=[
+            dict(kubernetes_version="1.28", fire=["SYS007=medium"]),  # + tcp_keepalive_time (safe from 1.29)
+            dict(kernel=EL7, fire=["SYS007=medium"]),
+        ],
+    ),  # tcp_keepalive_time needs kernel 4.5
     "k8s/ocp-sysctl-pod-with-sysctls-container-level.yml": dict(
-        fire=["SYS004=high"], not_=["SYS001", "SYS002", "SYS007"]),
+        fire=["SYS004=high"], not_=["SYS001", "SYS002", "SYS007"]
+    ),
     "k8s/openshift-node-tuning-default-cr-tuned.yaml": dict(clean=True, nothing_set=True),
 }
 # proc/net captures and netstat/ss output are not configuration: lint finds no settings and says so. Their
 # SOURCES verdicts are about counters and sockets (`tcpaudit audit` of a host), not about lint.
-for _name in ["datadog-network-fixture-netstat-ant.txt", "datadog-network-fixture-ss-ipv4-tcp.txt",
-              "elastic-beats-fixture-proc-net-stat-nf_conntrack.txt", "node_exporter-fixture-proc-net-netstat.txt",
-              "node_exporter-fixture-proc-net-snmp.txt", "node_exporter-fixture-proc-net-sockstat-rhel4.txt",
-              "node_exporter-fixture-proc-net-stat-nf_conntrack.txt", "node_exporter-fixture-proc-net-tcp.txt",
-              "rhcos-4.18-el8-openshift-master-sosreport-netstat-s.txt"]:
+for _name in [
+    "datadog-network-fixture-netstat-ant.txt",
+    "datadog-network-fixture-ss-ipv4-tcp.txt",
+    "elastic-beats-fixture-proc-net-stat-nf_conntrack.txt",
+    "node_exporter-fixture-proc-net-netstat.txt",
+    "node_exporter-fixture-proc-net-snmp.txt",
+    "node_exporter-fixture-proc-net-sockstat-rhel4.txt",
+    "node_exporter-fixture-proc-net-stat-nf_conntrack.txt",
+    "node_exporter-fixture-proc-net-tcp.txt",
+    "rhcos-4.18-el8-openshift-master-sosreport-netstat-s.txt",
+]:
     TABLE[f"runtime/{_name}"] = dict(clean=True, nothing_set=True)
 
 
@@ -190,7 +261,10 @@ def test_the_table_covers_the_corpus() -> None:
     files = corpus_files()
     if not files:
         pytest.skip(f"corpus not found at {CORPUS} (it ships in ../shared/corpus)")
-    assert sorted(TABLE) == files, {"no row": sorted(set(files) - set(TABLE)), "no file": sorted(set(TABLE) - set(files))}
+    assert sorted(TABLE) == files, {
+        "no row": sorted(set(files) - set(TABLE)),
+        "no file": sorted(set(TABLE) - set(files)),
+    }
 
 
 @pytest.mark.parametrize("rel", sorted(TABLE))
@@ -202,8 +276,12 @@ def test_corpus_verdicts(rel: str) -> None:
     assert targets, "every file yields a target"
     problems = _check(rel, targets, row.get("fire", []), row.get("not_", []), "default")
     if row.get("clean"):
-        located = [f"{f.rule}:{f.severity.value}" for t in targets for f in t.findings if f.location is not None
-                   and f.location.file.endswith(rel) and f.severity.at_least("low")]
+        located = [
+            f"{f.rule}:{f.severity.value}"
+            for t in targets
+            for f in t.findings
+            if f.location is not None and f.location.file.endswith(rel) and f.severity.at_least("low")
+        ]
         if located:
             problems.append(f"clean file, but {located} point into it")
     if row.get("nothing_set"):

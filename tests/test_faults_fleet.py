@@ -32,8 +32,10 @@ from tcpaudit.model import Report  # noqa: E402
 from tcpaudit.rules.engine import catalogue  # noqa: E402
 from tcpaudit.sanitize import clean_text  # noqa: E402
 
-pytestmark = [pytest.mark.ssh,
-              pytest.mark.skipif(not sshd.have_sshd(), reason="OpenSSH server (/usr/sbin/sshd) not installed")]
+pytestmark = [
+    pytest.mark.ssh,
+    pytest.mark.skipif(not sshd.have_sshd(), reason="OpenSSH server (/usr/sbin/sshd) not installed"),
+]
 USER = sshd.login_user() if sshd.have_sshd() else "root"
 CONNECT_T = 5.0
 COMMAND_T = 25.0  # generous: 20 healthy collections share two cores
@@ -45,12 +47,24 @@ def _restricted_proc_works() -> bool:
     """procfs with subset=pid (Linux 5.8+) in a private mount namespace: a container-like /proc."""
     if not ROOT:
         return False
-    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                        "mount -t proc -o subset=pid proc /proc && test ! -e /proc/net/netstat"],
-                       capture_output=True, timeout=30)
+    p = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t proc -o subset=pid proc /proc && test ! -e /proc/net/netstat",
+        ],
+        capture_output=True,
+        timeout=30,
+    )
     return p.returncode == 0
 
-FREEBSD_DUMP = """@@tcpaudit-collector 1
+
+FREEBSD_DUMP = (
+    """@@tcpaudit-collector 1
 @@tcpaudit-begin hostname
 |freebsd1.example
 @@tcpaudit-end hostname rc=0
@@ -62,13 +76,27 @@ FREEBSD_DUMP = """@@tcpaudit-collector 1
 |ID=freebsd
 |PRETTY_NAME="FreeBSD 14.0-RELEASE"
 @@tcpaudit-end os-release rc=0
-""" + "".join(f"@@tcpaudit-gap {item} missing {path}: No such file or directory\n" for item, path in [
-    ("uptime", "/proc/uptime"), ("netstat", "/proc/net/netstat"), ("snmp", "/proc/net/snmp"),
-    ("sockstat", "/proc/net/sockstat"), ("sockstat6", "/proc/net/sockstat6"),
-    ("nf_conntrack_stat", "/proc/net/stat/nf_conntrack"), ("cgroup", "/proc/1/cgroup"),
-    ("proc-net-tcp", "/proc/net/tcp"), ("proc-net-tcp6", "/proc/net/tcp6")]) + "".join(
-    f"@@tcpaudit-gap sysctl:net.{d} missing /proc/sys/net/{d} does not exist\n"
-    for d in ("ipv4", "ipv6", "core", "netfilter")) + "@@tcpaudit-gap ss missing ss not installed\n@@tcpaudit-done\n"
+"""
+    + "".join(
+        f"@@tcpaudit-gap {item} missing {path}: No such file or directory\n"
+        for item, path in [
+            ("uptime", "/proc/uptime"),
+            ("netstat", "/proc/net/netstat"),
+            ("snmp", "/proc/net/snmp"),
+            ("sockstat", "/proc/net/sockstat"),
+            ("sockstat6", "/proc/net/sockstat6"),
+            ("nf_conntrack_stat", "/proc/net/stat/nf_conntrack"),
+            ("cgroup", "/proc/1/cgroup"),
+            ("proc-net-tcp", "/proc/net/tcp"),
+            ("proc-net-tcp6", "/proc/net/tcp6"),
+        ]
+    )
+    + "".join(
+        f"@@tcpaudit-gap sysctl:net.{d} missing /proc/sys/net/{d} does not exist\n"
+        for d in ("ipv4", "ipv6", "core", "netfilter")
+    )
+    + "@@tcpaudit-gap ss missing ss not installed\n@@tcpaudit-done\n"
+)
 
 
 def _bindir(work: Path, name: str, tools: tuple[str, ...]) -> Path:
@@ -119,13 +147,17 @@ def _faulty(work: Path, keys: sshd.Keys, stop: list, namespaces: list) -> list[t
     silent = sshd.SilentServer()
     stop.append(silent)
     hosts.append(("no-banner", "127.0.0.1", silent.port, "timeout"))
-    drip = sshd.write_script(work / "drip.sh", "#!/bin/sh\necho '@@tcpaudit-collector 1'\n"
-                             "echo '@@tcpaudit-begin ss'\n"
-                             "while :; do echo '|ESTAB 0 0 10.0.0.1:1 10.0.0.2:2'; sleep 0.5; done\n")
+    drip = sshd.write_script(
+        work / "drip.sh",
+        "#!/bin/sh\necho '@@tcpaudit-collector 1'\n"
+        "echo '@@tcpaudit-begin ss'\n"
+        "while :; do echo '|ESTAB 0 0 10.0.0.1:1 10.0.0.2:2'; sleep 0.5; done\n",
+    )
     server("slow-drip", "timeout", force_command=str(drip))
     real = work / "real.dump"
-    real.write_bytes(subprocess.run(["sh", "-s"], stdin=open(sshd.COLLECTOR, "rb"), capture_output=True,
-                                    timeout=120).stdout)
+    real.write_bytes(
+        subprocess.run(["sh", "-s"], stdin=open(sshd.COLLECTOR, "rb"), capture_output=True, timeout=120).stdout
+    )
     dies = sshd.write_script(work / "dies.sh", f"#!/bin/sh\nhead -c 30000 {real}\nsleep 0.3\nkill -KILL $PPID\n")
     server("dies-mid-transfer", "bad_output", force_command=str(dies))
     (work / "empty_authorized_keys").write_text("")
@@ -135,9 +167,12 @@ def _faulty(work: Path, keys: sshd.Keys, stop: list, namespaces: list) -> list[t
     freebsd.write_text(FREEBSD_DUMP)
     server("freebsd", "ok", force_command=f"cat {freebsd}")
     if _restricted_proc_works():  # a real collector run with a container-like /proc: pid directories only
-        restricted = sshd.write_script(work / "restricted.sh", "#!/bin/sh\n"
-                                       "exec unshare -m --propagation private sh -c "
-                                       "'mount -t proc -o subset=pid proc /proc && exec sh -s'\n")
+        restricted = sshd.write_script(
+            work / "restricted.sh",
+            "#!/bin/sh\n"
+            "exec unshare -m --propagation private sh -c "
+            "'mount -t proc -o subset=pid proc /proc && exec sh -s'\n",
+        )
     else:  # the collector output such a host gives: this host's, without what lives under /proc/net and /proc/sys
         canned = work / "restricted.dump"
         canned.write_bytes(_without_proc(real.read_bytes()))
@@ -172,8 +207,11 @@ def fleet(tmp_path_factory):  # type: ignore[no-untyped-def]
         kh.write_text("".join(lines))
         hosts = [(s.name, s.address, s.port, "ok") for s in healthy] + faulty
         inv = work / "inventory.txt"
-        inv.write_text("".join(f"{name} ansible_host={addr} ansible_port={port} ansible_user={USER}\n"
-                               for name, addr, port, _ in hosts))
+        inv.write_text(
+            "".join(
+                f"{name} ansible_host={addr} ansible_port={port} ansible_user={USER}\n" for name, addr, port, _ in hosts
+            )
+        )
         yield {"work": work, "keys": keys, "hosts": hosts, "inventory": inv, "known_hosts": kh}
     finally:
         for s in stop:
@@ -186,10 +224,30 @@ def fleet(tmp_path_factory):  # type: ignore[no-untyped-def]
 def sweep(fleet):  # type: ignore[no-untyped-def]
     out = fleet["work"] / "fleet.json"
     t0 = time.monotonic()
-    p = sshd.run_tcpaudit(["fleet", "--inventory", str(fleet["inventory"]), "--known-hosts", str(fleet["known_hosts"]),
-                           "-i", str(fleet["keys"].client_key), "--ssh-config", str(sshd.empty_config(fleet["keys"])),
-                           "--connect-timeout", str(CONNECT_T), "--command-timeout", str(COMMAND_T), "--jobs", "30",
-                           "-f", f"json:{out}", "-f", "table"], timeout=600)
+    p = sshd.run_tcpaudit(
+        [
+            "fleet",
+            "--inventory",
+            str(fleet["inventory"]),
+            "--known-hosts",
+            str(fleet["known_hosts"]),
+            "-i",
+            str(fleet["keys"].client_key),
+            "--ssh-config",
+            str(sshd.empty_config(fleet["keys"])),
+            "--connect-timeout",
+            str(CONNECT_T),
+            "--command-timeout",
+            str(COMMAND_T),
+            "--jobs",
+            "30",
+            "-f",
+            f"json:{out}",
+            "-f",
+            "table",
+        ],
+        timeout=600,
+    )
     elapsed = time.monotonic() - t0
     return {"proc": p, "elapsed": elapsed, "report": json.loads(out.read_text())}
 
@@ -254,8 +312,7 @@ def test_ctrl_c_mid_sweep_writes_the_partial_report_and_exits_130(fleet, tmp_pat
     work, keys = fleet["work"], fleet["keys"]
     marks = tmp_path / "done"
     marks.mkdir()
-    finishing = sshd.write_script(tmp_path / "finishing.sh",
-                                  f"#!/bin/sh\nsh -s\nrc=$?\ntouch {marks}/$$\nexit $rc\n")
+    finishing = sshd.write_script(tmp_path / "finishing.sh", f"#!/bin/sh\nsh -s\nrc=$?\ntouch {marks}/$$\nexit $rc\n")
     servers = [sshd.SSHServer(work, keys, force_command=str(finishing), name=f"int{i}") for i in range(4)]
     silent = [sshd.SilentServer() for _ in range(3)]
     out = tmp_path / "partial.json"
@@ -268,10 +325,29 @@ def test_ctrl_c_mid_sweep_writes_the_partial_report_and_exits_130(fleet, tmp_pat
         hosts = [f"{USER}@127.0.0.1:{s.port}" for s in servers] + [f"{USER}@127.0.0.1:{s.port}" for s in silent]
         env = dict(os.environ, PYTHONPATH=str(sshd.REPO))
         env.pop("SSH_AUTH_SOCK", None)
-        proc = subprocess.Popen([*sshd.tcpaudit_argv(), "fleet", *hosts, "--known-hosts", str(kh),
-                                 "-i", str(keys.client_key), "--ssh-config", str(sshd.empty_config(keys)),
-                                 "--connect-timeout", "300", "--command-timeout", "120", "-f", f"json:{out}"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            [
+                *sshd.tcpaudit_argv(),
+                "fleet",
+                *hosts,
+                "--known-hosts",
+                str(kh),
+                "-i",
+                str(keys.client_key),
+                "--ssh-config",
+                str(sshd.empty_config(keys)),
+                "--connect-timeout",
+                "300",
+                "--command-timeout",
+                "120",
+                "-f",
+                f"json:{out}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         deadline = time.monotonic() + 120
         while len(list(marks.iterdir())) < len(servers) and time.monotonic() < deadline:
             assert proc.poll() is None, proc.communicate()

@@ -55,13 +55,16 @@ ansible_user=ignored
     ]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("-oProxyCommand=x\n", "inv:1: .*starts with '-'"),
-    ("ok\nbad;host\n", "inv:2: .*cannot be in a host name"),
-    ("web1 extra\n", "inv:1: one host per line"),
-    ("db ansible_host=$(id)\n", "inv:1: .*cannot be in a host name"),
-    ("db ansible_port=x\n", "inv:1: bad port"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("-oProxyCommand=x\n", "inv:1: .*starts with '-'"),
+        ("ok\nbad;host\n", "inv:2: .*cannot be in a host name"),
+        ("web1 extra\n", "inv:1: one host per line"),
+        ("db ansible_host=$(id)\n", "inv:1: .*cannot be in a host name"),
+        ("db ansible_port=x\n", "inv:1: bad port"),
+    ],
+)
 def test_plain_host_list_errors_name_the_line(text, message):
     with pytest.raises(InventoryError, match=message):
         parse_host_list(text, "inv")
@@ -69,11 +72,13 @@ def test_plain_host_list_errors_name_the_line(text, message):
 
 def test_ansible_inventory_json():
     data = {
-        "_meta": {"hostvars": {
-            "web1": {"ansible_host": "192.0.2.10", "ansible_user": "admin", "ansible_port": 2222},
-            "db1": {"ansible_host": "192.0.2.20"},
-            "lonely": {},
-        }},
+        "_meta": {
+            "hostvars": {
+                "web1": {"ansible_host": "192.0.2.10", "ansible_user": "admin", "ansible_port": 2222},
+                "db1": {"ansible_host": "192.0.2.20"},
+                "lonely": {},
+            }
+        },
         "all": {"children": ["ungrouped", "web", "db"]},
         "ungrouped": {"hosts": ["solo"]},
         "web": {"hosts": ["web1", "web2"]},
@@ -116,18 +121,34 @@ def test_dedupe_by_normalised_name():
 
 def test_drift_against_the_group_majority():
     sysctls = {
-        "a": {"net.ipv4.tcp_keepalive_time": "7200", "net.ipv4.conf.eth0.rp_filter": "1",
-              "net.netfilter.nf_conntrack_count": "10"},
-        "b": {"net.ipv4.tcp_keepalive_time": "7200", "net.ipv4.conf.eth0.rp_filter": "0",
-              "net.netfilter.nf_conntrack_count": "99"},
-        "c": {"net.ipv4.tcp_keepalive_time": "600", "net.ipv4.conf.eth0.rp_filter": "0",
-              "net.netfilter.nf_conntrack_count": "7"},
+        "a": {
+            "net.ipv4.tcp_keepalive_time": "7200",
+            "net.ipv4.conf.eth0.rp_filter": "1",
+            "net.netfilter.nf_conntrack_count": "10",
+        },
+        "b": {
+            "net.ipv4.tcp_keepalive_time": "7200",
+            "net.ipv4.conf.eth0.rp_filter": "0",
+            "net.netfilter.nf_conntrack_count": "99",
+        },
+        "c": {
+            "net.ipv4.tcp_keepalive_time": "600",
+            "net.ipv4.conf.eth0.rp_filter": "0",
+            "net.netfilter.nf_conntrack_count": "7",
+        },
         "d": {"net.ipv4.tcp_keepalive_time": "1"},
         "e": {"net.ipv4.tcp_keepalive_time": "2"},
     }
     out = drift(sysctls, {"a": "x", "b": "x", "c": "x", "d": "y", "e": "y"})
-    assert out == [{"key": "net.ipv4.tcp_keepalive_time", "group": "x", "majority": "7200", "majority_hosts": 2,
-                    "hosts": {"c": "600"}}]
+    assert out == [
+        {
+            "key": "net.ipv4.tcp_keepalive_time",
+            "group": "x",
+            "majority": "7200",
+            "majority_hosts": 2,
+            "hosts": {"c": "600"},
+        }
+    ]
 
 
 # ---- real sweeps -----------------------------------------------------------------------------------------
@@ -188,8 +209,7 @@ def sweep20(work, keys):
         down = [sshd.free_port(), sshd.free_port()]
 
         def add(name: str, address: str, port: int, expected: str, group: str) -> None:
-            hosts.append((name, {"ansible_host": address, "ansible_port": port, "ansible_user": USER}, expected,
-                          group))
+            hosts.append((name, {"ansible_host": address, "ansible_port": port, "ansible_user": USER}, expected, group))
 
         for s in healthy:
             add(s.name, s.address, s.port, "ok", "ns" if s.netns else "lo")
@@ -208,8 +228,11 @@ def sweep20(work, keys):
         groups: dict[str, dict] = {}
         for name, _hv, _exp, group in hosts:
             groups.setdefault(group, {"hosts": []})["hosts"].append(name)
-        inv = {"_meta": {"hostvars": {name: hv for name, hv, _e, _g in hosts}},
-               "all": {"children": sorted(groups)}, **groups}
+        inv = {
+            "_meta": {"hostvars": {name: hv for name, hv, _e, _g in hosts}},
+            "all": {"children": sorted(groups)},
+            **groups,
+        }
         inv_path = work / "inventory.json"
         inv_path.write_text(json.dumps(inv, indent=1))
         order = [h for g in sorted(groups) for h in groups[g]["hosts"]]  # ansible-inventory order: by group
@@ -226,8 +249,10 @@ def sweep20(work, keys):
 def test_twenty_host_sweep_reports_every_host_once_with_the_right_status(sweep20, keys, tmp_path):
     out = tmp_path / "fleet.json"
     t0 = time.monotonic()
-    p = sshd.run_tcpaudit(["fleet", "--inventory", str(sweep20["inventory"]), *_args(keys),
-                           "-f", f"json:{out}", "-f", "table"], timeout=120)
+    p = sshd.run_tcpaudit(
+        ["fleet", "--inventory", str(sweep20["inventory"]), *_args(keys), "-f", f"json:{out}", "-f", "table"],
+        timeout=120,
+    )
     elapsed = time.monotonic() - t0
     assert p.returncode == 3, p.stderr  # some hosts could not be audited
     assert elapsed < CONNECT_T + 25, elapsed  # hung hosts end at the connect timeout; python start-up included
@@ -247,15 +272,28 @@ def test_twenty_host_sweep_reports_every_host_once_with_the_right_status(sweep20
         else:
             assert t["error"] and "\n" not in t["error"]
     fleet = report["extra"]["fleet"]
-    assert fleet["statuses"] == {"ok": 11, "bad_output": 2, "host_key_rejected": 2, "auth_failed": 1,
-                                 "timeout": 2, "unreachable": 2}
+    assert fleet["statuses"] == {
+        "ok": 11,
+        "bad_output": 2,
+        "host_key_rejected": 2,
+        "auth_failed": 1,
+        "timeout": 2,
+        "unreachable": 2,
+    }
     for rule, e in fleet["by_rule"].items():
         assert 1 <= e["hosts"] <= e["of"] == 11 and e["severity"] in ("info", "low", "medium", "high", "critical")
         assert report["summary"]["by_rule"][rule] == e["hosts"]
     if sweep20["netns"]:
         ka = [d for d in fleet["drift"] if d["key"] == "net.ipv4.tcp_keepalive_time"]
-        assert ka == [{"key": "net.ipv4.tcp_keepalive_time", "group": "ns", "majority": "7200",
-                       "majority_hosts": 3, "hosts": {"ns3": "600"}}]
+        assert ka == [
+            {
+                "key": "net.ipv4.tcp_keepalive_time",
+                "group": "ns",
+                "majority": "7200",
+                "majority_hosts": 3,
+                "hosts": {"ns3": "600"},
+            }
+        ]
     text = p.stdout.decode()
     assert "Fleet: 20 host(s)" in text and "timeout" in text
     assert "auditing" not in p.stderr.decode()  # no progress bar when stderr is not a terminal
@@ -269,10 +307,29 @@ def test_fleet_sources_dedupe_and_detail(work, keys, tmp_path):
         a, b, c = fleet.aliases()
         plain = tmp_path / "hosts.txt"
         plain.write_text(f"# inventory\n{a}\n{a.upper()}\n")
-        p = sshd.run_tcpaudit(["fleet", "--inventory", str(plain), "--inventory", "-", b, a,
-                               "--ssh-config", str(fleet.ssh_config), "--ssh-config-hosts",
-                               "--connect-timeout", "10", "--command-timeout", "30", "-f", "json", "--jobs", "2"],
-                              input=f"{b}\n{c}\n".encode())
+        p = sshd.run_tcpaudit(
+            [
+                "fleet",
+                "--inventory",
+                str(plain),
+                "--inventory",
+                "-",
+                b,
+                a,
+                "--ssh-config",
+                str(fleet.ssh_config),
+                "--ssh-config-hosts",
+                "--connect-timeout",
+                "10",
+                "--command-timeout",
+                "30",
+                "-f",
+                "json",
+                "--jobs",
+                "2",
+            ],
+            input=f"{b}\n{c}\n".encode(),
+        )
         assert p.returncode in (0, 1), p.stderr
         report = json.loads(p.stdout)
         assert [t["name"] for t in report["targets"]] == [a, b, c]
@@ -305,10 +362,27 @@ def test_ctrl_c_keeps_the_hosts_done_and_exits_130(work, keys, tmp_path):
     hosts = fleet.aliases() + [f"{USER}@127.0.0.1:{s.port}" for s in silent]
     env = dict(os.environ, PYTHONPATH=str(sshd.REPO))
     env.pop("SSH_AUTH_SOCK", None)
-    proc = subprocess.Popen([*sshd.tcpaudit_argv(), "fleet", *hosts, "--ssh-config", str(fleet.ssh_config),
-                             "--known-hosts", str(keys.known_hosts), "--connect-timeout", "60",
-                             "--save-snapshots", str(tmp_path / "snaps"), "-f", f"json:{out}"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [
+            *sshd.tcpaudit_argv(),
+            "fleet",
+            *hosts,
+            "--ssh-config",
+            str(fleet.ssh_config),
+            "--known-hosts",
+            str(keys.known_hosts),
+            "--connect-timeout",
+            "60",
+            "--save-snapshots",
+            str(tmp_path / "snaps"),
+            "-f",
+            f"json:{out}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 60
         # wait until the two healthy hosts are done (their snapshots are saved), the three hung ones not

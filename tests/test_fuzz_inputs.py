@@ -87,14 +87,35 @@ def audited_everywhere(snapshot) -> None:  # type: ignore[no-untyped-def]
 
 # ---- hostile JSON values ---------------------------------------------------------------------------------
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**80), 2**80), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=30), st.sampled_from(HOSTILE_TOKENS),
-    st.sampled_from(["ESTAB", "LISTEN", "TIME-WAIT", "net.ipv4.tcp_tw_recycle", "1 2", "32768 60999", "-1",
-                     "2026-01-01T00:00:00Z", "ssh", "file", "local", "missing", "permission_denied"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**80), 2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(HOSTILE_TOKENS),
+    st.sampled_from(
+        [
+            "ESTAB",
+            "LISTEN",
+            "TIME-WAIT",
+            "net.ipv4.tcp_tw_recycle",
+            "1 2",
+            "32768 60999",
+            "-1",
+            "2026-01-01T00:00:00Z",
+            "ssh",
+            "file",
+            "local",
+            "missing",
+            "permission_denied",
+        ]
+    ),
 )
-json_values = st.recursive(_scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
-                                                            st.dictionaries(st.text(max_size=12), kids, max_size=4)),
-                           max_leaves=12)
+json_values = st.recursive(
+    _scalars,
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=12), kids, max_size=4)),
+    max_leaves=12,
+)
 
 
 def _paths(obj: object, out: list, depth: int = 0) -> list:
@@ -136,10 +157,10 @@ def mutated_json(draw: st.DrawFn, samples: tuple[bytes, ...]) -> bytes:
     text = json.dumps(doc, ensure_ascii=draw(st.booleans()))
     if draw(st.booleans()):  # a duplicated key, which json.dumps cannot write
         i = text.find("{")
-        text = text[:i + 1] + f'"hostname": {json.dumps(draw(st.text(max_size=20)))}, ' + text[i + 1:]
+        text = text[: i + 1] + f'"hostname": {json.dumps(draw(st.text(max_size=20)))}, ' + text[i + 1 :]
     data = text.encode("utf-8", "surrogatepass")
     if draw(st.integers(0, 4)) == 0:
-        data = data[:draw(st.integers(0, len(data)))]
+        data = data[: draw(st.integers(0, len(data)))]
     if draw(st.integers(0, 6)) == 0:
         i = draw(st.integers(0, len(data)))
         data = data[:i] + draw(st.binary(min_size=1, max_size=8)) + data[i:]
@@ -158,14 +179,21 @@ def frame(name: str, text: str) -> str:
 def fixture_dump() -> bytes:
     """A complete collector dump made of the real captures in fixtures/ (the same on every machine)."""
     items = [
-        ("hostname", "busy-netns\n"), ("osrelease", "6.18.0-1-amd64\n"), ("os-release", OS_RELEASE),
-        ("uptime", "35536.62 69710.43\n"), ("netstat", (BUSY / "netstat").read_text()),
-        ("snmp", (BUSY / "snmp").read_text()), ("sockstat", (BUSY / "sockstat").read_text()),
+        ("hostname", "busy-netns\n"),
+        ("osrelease", "6.18.0-1-amd64\n"),
+        ("os-release", OS_RELEASE),
+        ("uptime", "35536.62 69710.43\n"),
+        ("netstat", (BUSY / "netstat").read_text()),
+        ("snmp", (BUSY / "snmp").read_text()),
+        ("sockstat", (BUSY / "sockstat").read_text()),
         ("sockstat6", (BUSY / "sockstat6").read_text()),
         ("nf_conntrack_stat", (BUSY / "stat_nf_conntrack").read_text()),
-        ("cgroup", "0::/kubepods/besteffort/pod1\n"), ("dmi.sys_vendor", "Amazon EC2\n"),
-        ("sysctls", _grep_sample()), ("ss", (BUSY / "ss-tanoeH.txt").read_text()),
-        ("ss-detail", (BUSY / "ss-tinH-established.txt").read_text()), ("iptables-nat", NAT_RULES),
+        ("cgroup", "0::/kubepods/besteffort/pod1\n"),
+        ("dmi.sys_vendor", "Amazon EC2\n"),
+        ("sysctls", _grep_sample()),
+        ("ss", (BUSY / "ss-tanoeH.txt").read_text()),
+        ("ss-detail", (BUSY / "ss-tinH-established.txt").read_text()),
+        ("iptables-nat", NAT_RULES),
     ]
     text = "@@tcpaudit-collector 1\n" + "".join(frame(n, t) for n, t in items)
     text += "@@tcpaudit-gap dmi.product_name missing /sys/class/dmi/id/product_name: No such file or directory\n"
@@ -175,8 +203,9 @@ def fixture_dump() -> bytes:
 @functools.lru_cache(maxsize=1)
 def real_dump() -> bytes:
     """This machine's collector output (over 100 KB on a busy host: used whole, not mutated per example)."""
-    p = subprocess.run(["sh", "-s"], stdin=open(REPO / "tcpaudit" / "collect" / "collector.sh", "rb"),
-                       capture_output=True, timeout=120)
+    p = subprocess.run(
+        ["sh", "-s"], stdin=open(REPO / "tcpaudit" / "collect" / "collector.sh", "rb"), capture_output=True, timeout=120
+    )
     assert p.returncode == 0, p.stderr
     return p.stdout
 
@@ -194,9 +223,18 @@ def snapshot_inputs() -> st.SearchStrategy[bytes]:
         st.deferred(lambda: mutated_json(snapshot_samples())),
         st.binary(max_size=400),
         json_values.map(lambda v: json.dumps(v).encode()),
-        st.sampled_from([b"{" * 100_000, b"[" * 100_000, b'{"hostname": ' + b"9" * 5000 + b"}",
-                         b'{"schema_version": 99999999999999999999999}', b"\xef\xbb\xbf{}", b"{}" * 1000,
-                         b'{"hostname":"\\ud800"}', b"\x00" * 1000]),
+        st.sampled_from(
+            [
+                b"{" * 100_000,
+                b"[" * 100_000,
+                b'{"hostname": ' + b"9" * 5000 + b"}",
+                b'{"schema_version": 99999999999999999999999}',
+                b"\xef\xbb\xbf{}",
+                b"{}" * 1000,
+                b'{"hostname":"\\ud800"}',
+                b"\x00" * 1000,
+            ]
+        ),
     )
 
 
@@ -227,8 +265,17 @@ def test_snapshot_truncated_at_every_position() -> None:
 
 # Numbers a kernel cannot report: NaN and infinities (Python's json writes them), floats that overflow to
 # inf, integers beyond 64 bits. They used to load and then crash rules (a "rule error" finding, exit 1).
-HOSTILE_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e999999", "-1e999999", str(10**400), str(-(10**400)),
-                   str(2**64), str(-(2**63) - 1)]
+HOSTILE_NUMBERS = [
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e999999",
+    "-1e999999",
+    str(10**400),
+    str(-(10**400)),
+    str(2**64),
+    str(-(2**63) - 1),
+]
 IN_RANGE_NUMBERS = [0, 1, 2**64 - 1, -(2**63), 65535, 1e-300]
 
 
@@ -264,8 +311,16 @@ def _number_samples() -> list[dict]:  # type: ignore[type-arg]
     """The snapshot samples, and one with an earlier counter sample (`previous`, for rates)."""
     docs = [json.loads(s) for s in snapshot_samples()]
     rich = max(docs, key=lambda d: len(_numeric_leaves(d)))
-    docs.append({**rich, "previous": {"interval_s": 10.0, "counters": rich["counters"],
-                                      "conntrack_stats_per_cpu": rich["conntrack"]["stats_per_cpu"]}})
+    docs.append(
+        {
+            **rich,
+            "previous": {
+                "interval_s": 10.0,
+                "counters": rich["counters"],
+                "conntrack_stats_per_cpu": rich["conntrack"]["stats_per_cpu"],
+            },
+        }
+    )
     return docs
 
 
@@ -321,14 +376,33 @@ def test_schema_version_is_a_json_integer() -> None:
 
 
 # ---- collector dumps -------------------------------------------------------------------------------------
-_ITEM_NAMES = ["hostname", "osrelease", "os-release", "uptime", "netstat", "snmp", "sockstat", "ss", "ss-detail",
-               "sysctls", "proc-net-tcp", "proc-net-tcp6", "iptables-nat", "nf_conntrack_stat", "cgroup", "nope",
-               "../../etc/passwd", "sysctl:net.ipv4.x", ""]
+_ITEM_NAMES = [
+    "hostname",
+    "osrelease",
+    "os-release",
+    "uptime",
+    "netstat",
+    "snmp",
+    "sockstat",
+    "ss",
+    "ss-detail",
+    "sysctls",
+    "proc-net-tcp",
+    "proc-net-tcp6",
+    "iptables-nat",
+    "nf_conntrack_stat",
+    "cgroup",
+    "nope",
+    "../../etc/passwd",
+    "sysctl:net.ipv4.x",
+    "",
+]
 _MARKERS = st.one_of(
-    st.tuples(st.sampled_from(["begin", "end", "stderr", "gap", "done", "collector", "x", ""]),
-              st.sampled_from(_ITEM_NAMES), st.sampled_from(["", " rc=0", " rc=1", " rc=999", " rc=-1",
-                                                                  " missing detail", " exploded x"]))
-    .map(lambda t: f"@@tcpaudit-{t[0]} {t[1]}{t[2]}".rstrip()),
+    st.tuples(
+        st.sampled_from(["begin", "end", "stderr", "gap", "done", "collector", "x", ""]),
+        st.sampled_from(_ITEM_NAMES),
+        st.sampled_from(["", " rc=0", " rc=1", " rc=999", " rc=-1", " missing detail", " exploded x"]),
+    ).map(lambda t: f"@@tcpaudit-{t[0]} {t[1]}{t[2]}".rstrip()),
     st.just("@@tcpaudit-collector 1"),
 )
 
@@ -358,20 +432,21 @@ def mutated_dump(draw: st.DrawFn) -> bytes:
             j = draw(st.integers(0, len(lines) - 1))
             lines[i], lines[j] = lines[j], lines[i]
         else:
-            lines[i:i + 1] = [lines[i]] * draw(st.integers(2, 200))
+            lines[i : i + 1] = [lines[i]] * draw(st.integers(2, 200))
     data = "\n".join(lines).encode("utf-8", "surrogateescape")
     if draw(st.integers(0, 5)) == 0:
         data = draw(st.sampled_from([b"Last login: never\n", b"\x1b[2J", b"\r\n" * 3])) + data
     if draw(st.integers(0, 5)) == 0:
         data = data.replace(b"\n", b"\r\n")
     if draw(st.integers(0, 5)) == 0:
-        data = data[:draw(st.integers(0, len(data)))]
+        data = data[: draw(st.integers(0, len(data)))]
     return data
 
 
 def dump_inputs() -> st.SearchStrategy[bytes]:
-    return st.one_of(mutated_dump(), st.binary(max_size=300).map(lambda b: b"@@tcpaudit-collector 1\n" + b),
-                     st.binary(max_size=300))
+    return st.one_of(
+        mutated_dump(), st.binary(max_size=300).map(lambda b: b"@@tcpaudit-collector 1\n" + b), st.binary(max_size=300)
+    )
 
 
 @fuzz_settings()
@@ -382,7 +457,7 @@ def test_collector_dump_gives_a_snapshot_or_a_dump_error(data: bytes, chunk: int
 
     def stream() -> bytes:
         for i in range(0, len(data), chunk):
-            reader.feed(data[i:i + chunk])
+            reader.feed(data[i : i + chunk])
         return reader.data()
 
     streamed = run_parser(stream, len(data), (DumpError,), None)
@@ -402,18 +477,21 @@ def test_collector_dump_truncated_at_every_position() -> None:
     """`tcpaudit audit dump.txt` names the file in its error; a dump cut anywhere is refused, never a crash."""
     sample = fixture_dump()
     for cut in cut_positions(sample.decode(), limit=max(EXAMPLES, 800)):
-        run_parser(lambda: parse_snapshot_bytes(sample[:cut], NAME), cut, (SnapshotFileError,), NAME)
+        run_parser(lambda cut=cut: parse_snapshot_bytes(sample[:cut], NAME), cut, (SnapshotFileError,), NAME)
     real = real_dump()
     assert run_parser(lambda: snapshot_from_dump(real, NAME), len(real), (), None) is not None
     for cut in cut_positions(real.decode("utf-8", "replace"), limit=max(EXAMPLES // 10, 100)):
-        run_parser(lambda: snapshot_from_dump(real[:cut], NAME), cut, (DumpError,), None)
+        run_parser(lambda cut=cut: snapshot_from_dump(real[:cut], NAME), cut, (DumpError,), None)
 
 
 def test_build_snapshot_survives_hostile_raw_items() -> None:
     """The conntrack counters are digits by isdigit() but not by int(): '²', Arabic-Indic, 5000 digits."""
     for value in ("\u00b2", "\u0663", "9" * 5000, "-1", "", " 1", "1e3"):
-        raw = RawCapture(source=Source.file, collected_at=_dt.datetime.now(_dt.timezone.utc),
-                         sysctls={"net.netfilter.nf_conntrack_max": value, "net.netfilter.nf_conntrack_count": value})
+        raw = RawCapture(
+            source=Source.file,
+            collected_at=_dt.datetime.now(_dt.timezone.utc),
+            sysctls={"net.netfilter.nf_conntrack_max": value, "net.netfilter.nf_conntrack_count": value},
+        )
         snap = build_snapshot(raw)  # was ValueError for '²' and 5000 digits
         assert snap.conntrack.max is None or snap.conntrack.max == int(value)
 
@@ -465,12 +543,34 @@ def _toml_value(v: object) -> str:
     return _toml_string(str(v))
 
 
-_config_keys = st.sampled_from(["fail_on", "nat_idle_timeout", "profiles", "clients_behind_nat", "auto_detect",
-                                "min_ephemeral_ports", "port_usage_warn", "disable", "rule", "target", "reason",
-                                "expires", "thresholds", "\x1b[2J", "a.b", "", "waiver"])
+_config_keys = st.sampled_from(
+    [
+        "fail_on",
+        "nat_idle_timeout",
+        "profiles",
+        "clients_behind_nat",
+        "auto_detect",
+        "min_ephemeral_ports",
+        "port_usage_warn",
+        "disable",
+        "rule",
+        "target",
+        "reason",
+        "expires",
+        "thresholds",
+        "\x1b[2J",
+        "a.b",
+        "",
+        "waiver",
+    ]
+)
 _config_values = st.one_of(
-    st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
-    st.dates(), st.text(max_size=20), st.sampled_from(["high", "yes", "no", "critical", "*", "[", "TCP003", "  "]),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.dates(),
+    st.text(max_size=20),
+    st.sampled_from(["high", "yes", "no", "critical", "*", "[", "TCP003", "  "]),
     st.lists(st.one_of(st.text(max_size=8), st.integers()), max_size=3),
 )
 
@@ -480,8 +580,12 @@ def config_texts(draw: st.DrawFn) -> str:
     """Structured TOML with the config's keys and hostile values, a mutated real config, or junk."""
     kind = draw(st.sampled_from(["structured", "structured", "mutated", "junk"]))
     if kind == "junk":
-        return draw(st.one_of(from_bytes(), st.sampled_from(["a = " + "9" * 5000, "a = " + "[" * 5000,
-                                                                 "a = {" * 2000, "x = 1\n" * 10000])))
+        return draw(
+            st.one_of(
+                from_bytes(),
+                st.sampled_from(["a = " + "9" * 5000, "a = " + "[" * 5000, "a = {" * 2000, "x = 1\n" * 10000]),
+            )
+        )
     if kind == "mutated":
         lines = CONFIG_SAMPLE.split("\n")
         for _ in range(draw(st.integers(1, 4))):
@@ -495,8 +599,13 @@ def config_texts(draw: st.DrawFn) -> str:
                 lines[i] = lines[i].split("=", 1)[0] + "= " + _toml_value(draw(_config_values))
         return "\n".join(lines)
     out = []
-    for section in draw(st.lists(st.sampled_from(["", "[context]", "[thresholds]", "[rules]", "[[waiver]]",
-                                                  "[[waiver]]", "[x]"]), min_size=1, max_size=5)):
+    for section in draw(
+        st.lists(
+            st.sampled_from(["", "[context]", "[thresholds]", "[rules]", "[[waiver]]", "[[waiver]]", "[x]"]),
+            min_size=1,
+            max_size=5,
+        )
+    ):
         out.append(section)
         for _ in range(draw(st.integers(0, 5))):
             out.append(f"{_toml_string(draw(_config_keys))} = {_toml_value(draw(_config_values))}")
@@ -523,9 +632,11 @@ def _fixture_snapshot():  # type: ignore[no-untyped-def]
 
 def test_config_regressions(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    for text, message in [("fail_on = " + "9" * 5000, "not valid TOML"),  # was ValueError from int()
-                          ("a = " + "[" * 5000 + "]" * 5000, "not valid TOML"),  # was RecursionError
-                          ('"\\u001b[2J" = 1\n', re.escape("\\x1b[2J: Extra inputs"))]:  # was a raw ESC on stderr
+    for text, message in [
+        ("fail_on = " + "9" * 5000, "not valid TOML"),  # was ValueError from int()
+        ("a = " + "[" * 5000 + "]" * 5000, "not valid TOML"),  # was RecursionError
+        ('"\\u001b[2J" = 1\n', re.escape("\\x1b[2J: Extra inputs")),
+    ]:  # was a raw ESC on stderr
         path.write_text(text)
         with pytest.raises(ConfigError, match=message) as e:
             load_config(path)
@@ -545,9 +656,20 @@ def test_config_context_typos_and_unknown_profiles_are_config_errors(tmp_path: P
 
 
 # ---- kernel releases -------------------------------------------------------------------------------------
-REAL_RELEASES = ["5.4.0-137-generic", "3.10.0-1160.83.1.el7.x86_64", "5.14.21-150400.24.21-default",
-                 "6.1.0-18-amd64", "6.1.79-99.167.amzn2023.x86_64", "6.2.0-rc7", "4.19.0-26-cloud-amd64",
-                 "5.15.0-1057-azure", "6.8.0-1009-raspi", "5.10.0+", "v6.2", "4.12"]
+REAL_RELEASES = [
+    "5.4.0-137-generic",
+    "3.10.0-1160.83.1.el7.x86_64",
+    "5.14.21-150400.24.21-default",
+    "6.1.0-18-amd64",
+    "6.1.79-99.167.amzn2023.x86_64",
+    "6.2.0-rc7",
+    "4.19.0-26-cloud-amd64",
+    "5.15.0-1057-azure",
+    "6.8.0-1009-raspi",
+    "5.10.0+",
+    "v6.2",
+    "4.12",
+]
 
 
 @st.composite
@@ -558,8 +680,11 @@ def release_texts(draw: st.DrawFn) -> str:
     if kind == "mutated":
         s = draw(st.sampled_from(REAL_RELEASES))
         i = draw(st.integers(0, len(s)))
-        return s[:i] + draw(st.sampled_from(["", "9" * 30, "-", ".", "\x1b[2J", " ", "٣", "rc", "el", "ü"])) + \
-            s[i + draw(st.integers(0, 3)):]
+        return (
+            s[:i]
+            + draw(st.sampled_from(["", "9" * 30, "-", ".", "\x1b[2J", " ", "٣", "rc", "el", "ü"]))
+            + s[i + draw(st.integers(0, 3)) :]
+        )
     nums = draw(st.lists(st.one_of(st.integers(0, 10**12).map(str), st.just("")), min_size=1, max_size=5))
     sep = draw(st.sampled_from([".", "-", "_", "+", "~", ""]))
     build = draw(st.sampled_from(["", "-generic", "-rc1", ".el9_3.x86_64", "-default", "-amd64", "-" + "x" * 300]))
@@ -570,7 +695,7 @@ def release_texts(draw: st.DrawFn) -> str:
 @given(text=release_texts())
 def test_kernel_release_parses_or_raises_kernel_release_error(text: str) -> None:
     for parse in (parse_release, parse_version):
-        out = run_parser(lambda: parse(text), len(text), (KernelReleaseError,), None)
+        out = run_parser(lambda parse=parse: parse(text), len(text), (KernelReleaseError,), None)
         if out is not None and parse is parse_release:
             assert all(0 <= v <= 9999 for v in out.version)  # type: ignore[attr-defined]
             assert out.at_least(out.raw)  # type: ignore[attr-defined]
@@ -581,20 +706,20 @@ def test_kernel_release_parses_or_raises_kernel_release_error(text: str) -> None
 # ---- the lint parsers ------------------------------------------------------------------------------------
 LINT_SAMPLES = {
     "sysctl.conf": "# comment\nnet.ipv4.tcp_tw_reuse = 1\n-net.ipv4.ping_group_range = 0 2147483647\n"
-                   "net/ipv4/conf/eth0.100/rp_filter = 2\nnet.ipv4.conf.*.rp_filter = 2\n"
-                   "net.ipv4.tcp_keepalive_time = 300 # tcpaudit: ignore[NAT001] LB timeout raised\n",
+    "net/ipv4/conf/eth0.100/rp_filter = 2\nnet.ipv4.conf.*.rp_filter = 2\n"
+    "net.ipv4.tcp_keepalive_time = 300 # tcpaudit: ignore[NAT001] LB timeout raised\n",
     "pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  securityContext:\n    sysctls:\n"
-                "    - name: net.ipv4.tcp_keepalive_time\n      value: \"600\"\n  initContainers:\n  - name: init\n"
-                "    command: [\"sh\", \"-c\", \"sysctl -w net.core.somaxconn=4096 && echo 1 > "
-                "/proc/sys/net/ipv4/tcp_tw_reuse\"]\n  containers:\n  - name: app\n    securityContext:\n"
-                "      sysctls:\n      - name: net.ipv4.ip_local_port_range\n        value: \"1024 65000\"\n"
-                "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n"
-                "      containers: [{name: c, args: [\"sysctl\", \"-w\", \"net.ipv4.tcp_fin_timeout=10\"]}]\n",
+    '    - name: net.ipv4.tcp_keepalive_time\n      value: "600"\n  initContainers:\n  - name: init\n'
+    '    command: ["sh", "-c", "sysctl -w net.core.somaxconn=4096 && echo 1 > '
+    '/proc/sys/net/ipv4/tcp_tw_reuse"]\n  containers:\n  - name: app\n    securityContext:\n'
+    '      sysctls:\n      - name: net.ipv4.ip_local_port_range\n        value: "1024 65000"\n'
+    "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n"
+    '      containers: [{name: c, args: ["sysctl", "-w", "net.ipv4.tcp_fin_timeout=10"]}]\n',
     "docker-compose.yml": "services:\n  web:\n    image: nginx\n    sysctls:\n      - net.core.somaxconn=1024\n"
-                          "  db:\n    sysctls:\n      net.ipv4.tcp_keepalive_time: 200\nx: &a [*a]\n",
+    "  db:\n    sysctls:\n      net.ipv4.tcp_keepalive_time: 200\nx: &a [*a]\n",
     "patch.json": '{"spec": {"template": {"spec": {"securityContext": {"sysctls": [{"name": '
-                  '"net.ipv4.tcp_tw_reuse", "value": "1"}]}}}}, "cni": "{\\"sysctl\\": {\\"net.core.somaxconn\\": '
-                  '\\"500\\"}}"}',
+    '"net.ipv4.tcp_tw_reuse", "value": "1"}]}}}}, "cni": "{\\"sysctl\\": {\\"net.core.somaxconn\\": '
+    '\\"500\\"}}"}',
     "tuned.conf": "[main]\nsummary=x\ninclude=network-throughput\n[sysctl]\nnet.ipv4.tcp_fastopen=3 # x\n",
     "notes.md": "Run:\n```\n$ sudo sysctl -w net.ipv4.tcp_tw_recycle=1\n```\nnet.ipv4.tcp_fin_timeout = 5\n",
     "settings.txt": "sysctl -w net.ipv4.tcp_max_tw_buckets=5000 2\nkernel.osrelease = 3.10.0-327.el7.x86_64\n",
@@ -603,9 +728,16 @@ LINT_SAMPLES = {
 for _p in sorted(SHARED.glob("*/*")) if SHARED.is_dir() else []:
     if _p.suffix in (".conf", ".yml", ".yaml", ".json", ".md", ".txt", ".sls", ".tpl") and _p.stat().st_size < 20000:
         LINT_SAMPLES.setdefault(_p.name, _p.read_text(encoding="utf-8", errors="replace"))
-_YAML_BOMBS = ["[" * 5000, "{a: " * 3000, "- " * 3000 + "x", "a: &a [*a, *a]\nb: &b [*a, *a, *a]\n"
-               "c: &c [*b, *b, *b]\nd: &d [*c, *c, *c]\ne: [*d, *d, *d, *d]\n", "a: !!python/object/apply:os.system "
-               "['touch /tmp/tcpaudit-pwned']\n", "%YAML 9.9\n---\na: 1\n", "\x00\x1b[2J", "a: 'sysctl -w " + "x" * 4000]
+_YAML_BOMBS = [
+    "[" * 5000,
+    "{a: " * 3000,
+    "- " * 3000 + "x",
+    "a: &a [*a, *a]\nb: &b [*a, *a, *a]\nc: &c [*b, *b, *b]\nd: &d [*c, *c, *c]\ne: [*d, *d, *d, *d]\n",
+    "a: !!python/object/apply:os.system ['touch /tmp/tcpaudit-pwned']\n",
+    "%YAML 9.9\n---\na: 1\n",
+    "\x00\x1b[2J",
+    "a: 'sysctl -w " + "x" * 4000,
+]
 
 
 @st.composite
@@ -617,8 +749,11 @@ def lint_inputs(draw: st.DrawFn) -> tuple[str, str]:
         return as_name, draw(st.sampled_from(_YAML_BOMBS))
     if kind == "bytes":
         return as_name, draw(from_bytes())
-    vocab = sorted(set(LINT_SAMPLES[name].split()))[:300] + HOSTILE_TOKENS + ["-", ":", "- name:", "value:", "{{",
-                                                                               "}}", "sysctl", "-w", "&a", "*a"]
+    vocab = (
+        sorted(set(LINT_SAMPLES[name].split()))[:300]
+        + HOSTILE_TOKENS
+        + ["-", ":", "- name:", "value:", "{{", "}}", "sysctl", "-w", "&a", "*a"]
+    )
     if kind == "soup":
         return as_name, draw(soup(vocab))
     lines = LINT_SAMPLES[name].split("\n")
@@ -637,7 +772,7 @@ def lint_inputs(draw: st.DrawFn) -> tuple[str, str]:
         elif op == "indent":
             lines[i] = draw(st.sampled_from(["  ", "\t", "- ", "    "])) + lines[i]
         else:
-            lines[i] = lines[i][:draw(st.integers(0, len(lines[i])))]
+            lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
         if not lines:
             lines = [""]
     return as_name, "\n".join(lines)
@@ -675,25 +810,58 @@ def test_lint_samples_truncated_at_every_position() -> None:
             _lint(name, sample[:cut])
 
 
-@pytest.mark.parametrize("name, text", [("x.json", "[" * 100_000),
-                                        ("x.yaml", "a: '{\"sysctl\": " + "[" * 100_000 + "'\n"),
-                                        # libyaml's C composer segfaults on these (measured): they must be
-                                        # routed to the pure-Python loader and end as a clear error
-                                        ("x.yaml", "[" * 100_000 + "]" * 100_000),
-                                        ("x.yaml", "{a: " * 100_000 + "1" + "}" * 100_000),
-                                        ("x.yaml", "- " * 100_000 + "a\n"),
-                                        ("x.yaml", "kind: Pod\nspec:\n  x: " + "- " * 100_000 + "a\n")])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("x.json", "[" * 100_000),
+        ("x.yaml", 'a: \'{"sysctl": ' + "[" * 100_000 + "'\n"),
+        # libyaml's C composer segfaults on these (measured): they must be
+        # routed to the pure-Python loader and end as a clear error
+        ("x.yaml", "[" * 100_000 + "]" * 100_000),
+        ("x.yaml", "{a: " * 100_000 + "1" + "}" * 100_000),
+        ("x.yaml", "- " * 100_000 + "a\n"),
+        ("x.yaml", "kind: Pod\nspec:\n  x: " + "- " * 100_000 + "a\n"),
+    ],
+)
 def test_lint_deeply_nested_json_is_not_a_crash(name: str, text: str) -> None:
     """Found by this fuzzing: json.loads raised RecursionError through parse_text (fixed in fc30b6b)."""
     _lint(name, text)
 
 
 # ---- fleet inventories, destinations, ssh_config ---------------------------------------------------------
-_INVENTORY_TOKENS = ["web1", "web-2.example.com", "10.0.0.1", "[::1]:2222", "root@db1:2200", "ansible_host=10.0.0.5",
-                     "ansible_port=22", "ansible_port=0", "ansible_port=99999", "ansible_port=-1", "ansible_user=ops",
-                     "ansible_user=-oX", "[web]", "[web:vars]", "[web:children]", "# c", "-oProxyCommand=touch /tmp/x",
-                     "$(touch x)", "a;b", "`id`", "a|b", "a&b", "host\\nname", "h o", "ssh://u@h:1/", "@", "::",
-                     "fe80::1%eth0", "x" * 300, "ansible_host=$(id)", "ansible_host=-oProxyCommand=x"]
+_INVENTORY_TOKENS = [
+    "web1",
+    "web-2.example.com",
+    "10.0.0.1",
+    "[::1]:2222",
+    "root@db1:2200",
+    "ansible_host=10.0.0.5",
+    "ansible_port=22",
+    "ansible_port=0",
+    "ansible_port=99999",
+    "ansible_port=-1",
+    "ansible_user=ops",
+    "ansible_user=-oX",
+    "[web]",
+    "[web:vars]",
+    "[web:children]",
+    "# c",
+    "-oProxyCommand=touch /tmp/x",
+    "$(touch x)",
+    "a;b",
+    "`id`",
+    "a|b",
+    "a&b",
+    "host\\nname",
+    "h o",
+    "ssh://u@h:1/",
+    "@",
+    "::",
+    "fe80::1%eth0",
+    "x" * 300,
+    "ansible_host=$(id)",
+    "ansible_host=-oProxyCommand=x",
+]
 _SAFE_HOST = frozenset(_HOST_CHARS)
 
 
@@ -712,17 +880,30 @@ def _destination_ok(d) -> None:  # type: ignore[no-untyped-def]
 
 @st.composite
 def host_lists(draw: st.DrawFn) -> str:
-    lines = draw(st.lists(st.lists(st.one_of(st.sampled_from(_INVENTORY_TOKENS), st.text(max_size=10)),
-                                   min_size=1, max_size=4).map(" ".join), max_size=12))
+    lines = draw(
+        st.lists(
+            st.lists(st.one_of(st.sampled_from(_INVENTORY_TOKENS), st.text(max_size=10)), min_size=1, max_size=4).map(
+                " ".join
+            ),
+            max_size=12,
+        )
+    )
     return draw(st.sampled_from(["\n", "\r\n"])).join(lines)
 
 
 @st.composite
 def ansible_jsons(draw: st.DrawFn) -> str:
     hosts = draw(st.lists(st.one_of(st.sampled_from(_INVENTORY_TOKENS), st.text(max_size=10)), max_size=6))
-    hostvars = {h: draw(st.dictionaries(st.sampled_from(["ansible_host", "ansible_user", "ansible_port", "x"]),
-                                        st.one_of(json_values, st.sampled_from(_INVENTORY_TOKENS)), max_size=3))
-                for h in hosts}
+    hostvars = {
+        h: draw(
+            st.dictionaries(
+                st.sampled_from(["ansible_host", "ansible_user", "ansible_port", "x"]),
+                st.one_of(json_values, st.sampled_from(_INVENTORY_TOKENS)),
+                max_size=3,
+            )
+        )
+        for h in hosts
+    }
     doc = {"_meta": {"hostvars": hostvars}, draw(st.sampled_from(["all", "web", "ungrouped"])): {"hosts": hosts}}
     if draw(st.integers(0, 4)) == 0:
         doc = draw(json_values)
@@ -745,8 +926,9 @@ def test_ansible_json_gives_safe_destinations_or_an_inventory_error(text: str) -
         _destination_ok(d)
 
 
-@pytest.mark.parametrize("text", ['{"all": {"hosts": ["a"]}, "x": ' + "9" * 5000 + "}",
-                                  '{"all": ' + "[" * 100_000 + "}"])
+@pytest.mark.parametrize(
+    "text", ['{"all": {"hosts": ["a"]}, "x": ' + "9" * 5000 + "}", '{"all": ' + "[" * 100_000 + "}"]
+)
 def test_inventory_json_absurd_numbers_and_nesting_are_inventory_errors(text: str) -> None:
     """Found by this fuzzing: ValueError (int digit limit) and RecursionError escaped (fixed in 252e1f3)."""
     with pytest.raises(InventoryError, match="inv.json"):
@@ -768,18 +950,45 @@ def test_ipv6_scope_ids_with_shell_metacharacters_are_refused(text: str) -> None
         parse_destination(text)
 
 
-_SSH_CONFIG_LINES = ["Host *", "Host web-*", "Host a b !c", "Match host x", "Match all", "Match exec true",
-                     "  HostName 10.0.0.1", "  HostName -oProxyCommand=x", "  HostName $(id)", "  HostName %h.x",
-                     "  Port 22", "  Port x", "  Port 0", "  User root", "  User -x", "  ProxyJump a,b",
-                     "  ProxyJump $(id)", "  ProxyCommand touch /tmp/x", "  IdentityFile %d/.ssh/id_%u",
-                     "  ConnectTimeout nan", "  ConnectTimeout -1", "  StrictHostKeyChecking no",
-                     "  UserKnownHostsFile /dev/null", "  HostKeyAlias x", "Include /nonexistent/*",
-                     "=", "Host \"unterminated", "  \x1b[2J"]
+_SSH_CONFIG_LINES = [
+    "Host *",
+    "Host web-*",
+    "Host a b !c",
+    "Match host x",
+    "Match all",
+    "Match exec true",
+    "  HostName 10.0.0.1",
+    "  HostName -oProxyCommand=x",
+    "  HostName $(id)",
+    "  HostName %h.x",
+    "  Port 22",
+    "  Port x",
+    "  Port 0",
+    "  User root",
+    "  User -x",
+    "  ProxyJump a,b",
+    "  ProxyJump $(id)",
+    "  ProxyCommand touch /tmp/x",
+    "  IdentityFile %d/.ssh/id_%u",
+    "  ConnectTimeout nan",
+    "  ConnectTimeout -1",
+    "  StrictHostKeyChecking no",
+    "  UserKnownHostsFile /dev/null",
+    "  HostKeyAlias x",
+    "Include /nonexistent/*",
+    "=",
+    'Host "unterminated',
+    "  \x1b[2J",
+]
 
 
 @fuzz_settings()
-@given(text=st.one_of(st.lists(st.one_of(st.sampled_from(_SSH_CONFIG_LINES), st.text(max_size=20)),
-                               max_size=10).map("\n".join), from_bytes()))
+@given(
+    text=st.one_of(
+        st.lists(st.one_of(st.sampled_from(_SSH_CONFIG_LINES), st.text(max_size=20)), max_size=10).map("\n".join),
+        from_bytes(),
+    )
+)
 def test_ssh_config_gives_a_resolution_or_a_setup_error(text: str, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path_factory.getbasetemp() / "fuzz_ssh_config"
     path.write_text(text, encoding="utf-8", errors="surrogateescape")

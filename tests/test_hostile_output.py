@@ -47,8 +47,10 @@ ANSI = "\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b[31m"
 C1 = "\x9b31m\x9d0;t\x9c"
 BIDI = "\u202egnp.exe\u202c\u2066x\u2069\u200b"
 XML = "<script>alert(1)</script>&amp;\"']]><![CDATA[x]]>"
-MARKDOWN = "**b** [click](https://evil.example) ![i](http://evil.example/i.png) <img src=x onerror=alert(1)> " \
-           "@admin `code` | cell | ~~s~~"
+MARKDOWN = (
+    "**b** [click](https://evil.example) ![i](http://evil.example/i.png) <img src=x onerror=alert(1)> "
+    "@admin `code` | cell | ~~s~~"
+)
 MISC = "\x00\x08\x7f\r\u2028\ufeff"
 HOSTNAME = "web1" + ANSI + C1 + BIDI + XML + MARKDOWN + MISC + "\nfake-row"
 RELEASE = "6.1.0" + ANSI + XML + C1
@@ -68,21 +70,29 @@ UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202
 
 def assert_clean(text: str, what: str) -> None:
     m = UNSAFE.search(text)
-    assert m is None, f"{what}: raw {m.group()!r} in ...{text[max(0, m.start() - 60):m.end() + 20]!r}"
+    assert m is None, f"{what}: raw {m.group()!r} in ...{text[max(0, m.start() - 60) : m.end() + 20]!r}"
 
 
 def hostile_snapshot() -> Snapshot:
     n = 95  # of 100 usable ports held by TIME-WAIT sockets to one (hostile) destination
-    rows = [Socket(4, "TIME-WAIT", "10.0.0.2", 60000 + i, ADDRESS, 443, 0, 0, "timewait", 30000, 0, 0, 0, None, None)
-            for i in range(n)]
+    rows = [
+        Socket(4, "TIME-WAIT", "10.0.0.2", 60000 + i, ADDRESS, 443, 0, 0, "timewait", 30000, 0, 0, 0, None, None)
+        for i in range(n)
+    ]
     rows.append(Socket(4, "LISTEN", ADDRESS, 60050, "0.0.0.0", 0, 0, 0, None, None, None, 0, 1, None, None))
     return Snapshot(
-        hostname=HOSTNAME, collected_at=_dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc), source=Source.file,
-        collector="tcpaudit" + ANSI, kernel=KernelInfo(release=RELEASE, version=None),
-        distro=Distro(id="debian" + ANSI, pretty_name=MARKDOWN + ANSI), sysctls=SYSCTLS,
-        sysctl_roots=["net.ipv4", "net.core"], sockets=SocketTable.from_rows(rows, source="ss"),
-        environment=Environment(hints=["cloud=aws from dmi.sys_vendor=" + ANSI + XML],
-                                nat_rules=["-A PREROUTING -j REDIRECT " + ANSI]),
+        hostname=HOSTNAME,
+        collected_at=_dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc),
+        source=Source.file,
+        collector="tcpaudit" + ANSI,
+        kernel=KernelInfo(release=RELEASE, version=None),
+        distro=Distro(id="debian" + ANSI, pretty_name=MARKDOWN + ANSI),
+        sysctls=SYSCTLS,
+        sysctl_roots=["net.ipv4", "net.core"],
+        sockets=SocketTable.from_rows(rows, source="ss"),
+        environment=Environment(
+            hints=["cloud=aws from dmi.sys_vendor=" + ANSI + XML], nat_rules=["-A PREROUTING -j REDIRECT " + ANSI]
+        ),
         gaps=[CollectionGap(item="iptables-nat" + ANSI, reason="permission_denied", detail=XML + ANSI + MISC)],
     )
 
@@ -95,8 +105,14 @@ def snapshot_file(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
 
 
 def tcpaudit(*args: str) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run([sys.executable, "-m", "tcpaudit", *args], capture_output=True, text=True, timeout=300,
-                       cwd=sshd.REPO, encoding="utf-8")
+    p = subprocess.run(
+        [sys.executable, "-m", "tcpaudit", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=sshd.REPO,
+        encoding="utf-8",
+    )
     assert p.returncode in (0, 1), f"exit {p.returncode}: {p.stderr[-2000:]}"
     assert_clean(p.stderr, "stderr")
     return p
@@ -210,8 +226,13 @@ def test_hostile_snapshot_keys_in_an_error_message_are_escaped(tmp_path: Path) -
     bad["sockets"]["state_counts"] = {ANSI + "x": "not a number"}
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
-    p = subprocess.run([sys.executable, "-m", "tcpaudit", "audit", str(path)], capture_output=True, text=True,
-                       timeout=300, cwd=sshd.REPO)
+    p = subprocess.run(
+        [sys.executable, "-m", "tcpaudit", "audit", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=sshd.REPO,
+    )
     assert p.returncode == 2, p.stderr
     assert_clean(p.stderr, "stderr")
     assert "\\x1b[2J" in p.stderr and len(p.stderr.strip().splitlines()) == 1
@@ -243,7 +264,7 @@ def hostile_dump(base: bytes, hostname: str, release: str, sysctls: dict[str, st
             line = '|PRETTY_NAME="' + MARKDOWN + ANSI + '"'
         elif item == "sysctls" and line.startswith("|/proc/sys/"):
             path = line[1:].split(":", 1)[0]
-            name = path[len("/proc/sys/"):].replace("/", ".")
+            name = path[len("/proc/sys/") :].replace("/", ".")
             if name in sysctls:
                 line = f"|{path}:{sysctls[name]}"
         out.append(line)
@@ -261,10 +282,15 @@ def hostile_hosts(tmp_path_factory):  # type: ignore[no-untyped-def]
     try:
         for i, keepalive in enumerate(["7200", "7200", KEEPALIVE]):
             dump = work / f"hostile{i}.dump"
-            dump.write_bytes(hostile_dump(
-                base, f"{name}-{i}", RELEASE, {"net.ipv4.tcp_keepalive_time": keepalive,
-                                               "net.core.somaxconn": "4096" + MARKDOWN},
-                [f"ESTAB 0 0 10.0.0.2:5000 {ADDRESS}:443"]))
+            dump.write_bytes(
+                hostile_dump(
+                    base,
+                    f"{name}-{i}",
+                    RELEASE,
+                    {"net.ipv4.tcp_keepalive_time": keepalive, "net.core.somaxconn": "4096" + MARKDOWN},
+                    [f"ESTAB 0 0 10.0.0.2:5000 {ADDRESS}:443"],
+                )
+            )
             servers.append(sshd.SSHServer(work, keys, force_command=f"cat {dump}", name=f"hostile{i}").start())
         with open(keys.known_hosts, "a") as f:
             f.writelines(s.known_line() for s in servers)
@@ -282,8 +308,17 @@ def test_remote_host_with_hostile_hostname_and_sysctls_gives_clean_table_and_val
     keys, servers, name = hostile_hosts
     s = servers[2]
     out = {fmt: tmp_path / f"report.{fmt}" for fmt in ("sarif", "junit", "json")}
-    p = sshd.run_tcpaudit(["host", f"{USER}@127.0.0.1:{s.port}", *sshd.ssh_args(keys, 5, 30), "-v",
-                           *(f"--format={fmt}:{path}" for fmt, path in out.items()), "--format", "table"])
+    p = sshd.run_tcpaudit(
+        [
+            "host",
+            f"{USER}@127.0.0.1:{s.port}",
+            *sshd.ssh_args(keys, 5, 30),
+            "-v",
+            *(f"--format={fmt}:{path}" for fmt, path in out.items()),
+            "--format",
+            "table",
+        ]
+    )
     assert p.returncode in (0, 1), p.stderr.decode(errors="replace")
     table = p.stdout.decode()
     assert_clean(p.stderr.decode(), "stderr")
@@ -304,8 +339,9 @@ def test_fleet_table_with_hostile_hosts_is_clean(hostile_hosts, tmp_path):
     hosts = [f"{USER}@127.0.0.1:{s.port}" for s in servers]
     sarif = tmp_path / "fleet.sarif"
     junit = tmp_path / "fleet.xml"
-    p = sshd.run_tcpaudit(["fleet", *hosts, *sshd.ssh_args(keys, 5, 30), "-f", "table", "-f", f"sarif:{sarif}",
-                           "-f", f"junit:{junit}"])
+    p = sshd.run_tcpaudit(
+        ["fleet", *hosts, *sshd.ssh_args(keys, 5, 30), "-f", "table", "-f", f"sarif:{sarif}", "-f", f"junit:{junit}"]
+    )
     assert p.returncode in (0, 1), p.stderr.decode(errors="replace")
     table = p.stdout.decode()
     assert_clean(table, "fleet table")

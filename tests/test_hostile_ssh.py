@@ -56,9 +56,23 @@ def _overlay_works() -> bool:
     try:
         for d in ("lower", "upper", "work", "merged"):
             (probe / d).mkdir(parents=True, exist_ok=True)
-        p = subprocess.run(["unshare", "-m", "--propagation", "private", "mount", "-t", "overlay", "overlay", "-o",
-                            f"lowerdir={probe}/lower,upperdir={probe}/upper,workdir={probe}/work", f"{probe}/merged"],
-                           capture_output=True, timeout=30)
+        p = subprocess.run(
+            [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={probe}/lower,upperdir={probe}/upper,workdir={probe}/work",
+                f"{probe}/merged",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
         return p.returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
@@ -66,8 +80,10 @@ def _overlay_works() -> bool:
         shutil.rmtree(probe, ignore_errors=True)
 
 
-needs_root = pytest.mark.skipif(not _overlay_works(), reason="needs root, `ip netns`, unshare and overlay mounts "
-                                "in a private mount namespace (CI runs as root)")
+needs_root = pytest.mark.skipif(
+    not _overlay_works(),
+    reason="needs root, `ip netns`, unshare and overlay mounts in a private mount namespace (CI runs as root)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +124,26 @@ def one_clean_line(stderr: bytes) -> str:
 
 # ---- no injection: what is refused before anything connects ----------------------------------------------
 def hostile_hosts(canary: Path) -> list[str]:
-    return [f"-oProxyCommand=touch {canary}", f"$(touch {canary})", f"a;touch {canary}", "host\nname",
-            f"`touch {canary}`", f"a|touch {canary}", f"a&&touch {canary}", "h'o\"st", "a b", "\x1b[2Jh",
-            "host\rname", f"x@$(touch {canary})", f"$(touch {canary})@h", f"h:22;touch {canary}",
-            f"[::1]:22$(touch {canary})", "-", "--help-me", "h\x00x"]
+    return [
+        f"-oProxyCommand=touch {canary}",
+        f"$(touch {canary})",
+        f"a;touch {canary}",
+        "host\nname",
+        f"`touch {canary}`",
+        f"a|touch {canary}",
+        f"a&&touch {canary}",
+        "h'o\"st",
+        "a b",
+        "\x1b[2Jh",
+        "host\rname",
+        f"x@$(touch {canary})",
+        f"$(touch {canary})@h",
+        f"h:22;touch {canary}",
+        f"[::1]:22$(touch {canary})",
+        "-",
+        "--help-me",
+        "h\x00x",
+    ]
 
 
 def test_every_hostile_destination_is_refused_by_the_parser(tmp_path: Path) -> None:
@@ -130,10 +162,15 @@ def test_every_hostile_destination_is_refused_by_the_parser(tmp_path: Path) -> N
 @pytest.mark.parametrize("command", ["host", "fleet"])
 def test_hostile_destinations_on_the_command_line_are_refused(command: str, tmp_path: Path) -> None:
     """The brief's examples, through the real CLI: exit 2, one clean line, nothing created (not even `x`)."""
-    canary = Path("/tmp/pwned-tcpaudit-%d" % os.getpid())
+    canary = Path(f"/tmp/pwned-tcpaudit-{os.getpid()}")
     for host in [f"-oProxyCommand=touch {canary}", "$(touch x)", "a;b", "host\nname", f"`touch {canary}`"]:
-        p = subprocess.run([*sshd.tcpaudit_argv(), command, "--connect-timeout", "1", "--", host], cwd=tmp_path,
-                           capture_output=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        p = subprocess.run(
+            [*sshd.tcpaudit_argv(), command, "--connect-timeout", "1", "--", host],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
         assert p.returncode == 2, (host, p.stderr)
         one_clean_line(p.stderr)
         assert not canary.exists() and not (tmp_path / "x").exists(), host
@@ -142,8 +179,17 @@ def test_hostile_destinations_on_the_command_line_are_refused(command: str, tmp_
     assert p.returncode == 2 and not canary.exists()
 
 
-@pytest.mark.parametrize("args", [["-l", "-oProxyCommand=touch {c}"], ["-l", "a;touch {c}"], ["--user", "root\nx"],
-                                  ["-p", "22;touch {c}"], ["-i", "$(touch {c})"], ["--ssh-config", "$(touch {c})"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-l", "-oProxyCommand=touch {c}"],
+        ["-l", "a;touch {c}"],
+        ["--user", "root\nx"],
+        ["-p", "22;touch {c}"],
+        ["-i", "$(touch {c})"],
+        ["--ssh-config", "$(touch {c})"],
+    ],
+)
 def test_hostile_users_ports_and_paths_are_refused(args: list[str], tmp_path: Path) -> None:
     canary = tmp_path / "pwned"
     p = sshd.run_tcpaudit(["host", "h", *[a.format(c=canary) for a in args]], timeout=60)
@@ -160,16 +206,25 @@ def test_hostile_inventory_entries_are_refused_naming_file_and_line(tmp_path: Pa
     p = sshd.run_tcpaudit(["fleet", "--inventory", str(inv)], timeout=60)
     assert p.returncode == 2, p.stderr
     assert f"{inv}:3" in one_clean_line(p.stderr)
-    for hv in ({"ansible_host": f"$(touch {canary})"}, {"ansible_host": f"-oProxyCommand=touch {canary}"},
-               {"ansible_user": f"a;touch {canary}"}, {"ansible_port": f"22;touch {canary}"},
-               {"ansible_user": "-oProxyCommand=x"}, {"ansible_host": "a\nb"}):
+    for hv in (
+        {"ansible_host": f"$(touch {canary})"},
+        {"ansible_host": f"-oProxyCommand=touch {canary}"},
+        {"ansible_user": f"a;touch {canary}"},
+        {"ansible_port": f"22;touch {canary}"},
+        {"ansible_user": "-oProxyCommand=x"},
+        {"ansible_host": "a\nb"},
+    ):
         with pytest.raises(InventoryError, match="web1") as e:
-            parse_ansible_json(json.dumps({"_meta": {"hostvars": {"web1": hv}}, "all": {"hosts": ["web1"]}}),
-                               "inv.json")
+            parse_ansible_json(
+                json.dumps({"_meta": {"hostvars": {"web1": hv}}, "all": {"hosts": ["web1"]}}), "inv.json"
+            )
         assert clean_text(str(e.value)) == str(e.value)
     inv = tmp_path / "inv.json"
-    inv.write_text(json.dumps({"_meta": {"hostvars": {"web1": {"ansible_host": f"$(touch {canary})"}}},
-                               "all": {"hosts": ["web1"]}}))
+    inv.write_text(
+        json.dumps(
+            {"_meta": {"hostvars": {"web1": {"ansible_host": f"$(touch {canary})"}}}, "all": {"hosts": ["web1"]}}
+        )
+    )
     p = sshd.run_tcpaudit(["fleet", "--inventory", str(inv)], timeout=60)
     assert p.returncode == 2 and "web1" in one_clean_line(p.stderr)
     assert not canary.exists()
@@ -178,17 +233,20 @@ def test_hostile_inventory_entries_are_refused_naming_file_and_line(tmp_path: Pa
 def test_hostile_ssh_config_values_never_run_anything(tmp_path: Path) -> None:
     canary = tmp_path / "pwned"
     cfg = tmp_path / "ssh_config"
-    cfg.write_text(f"Host evil-hostname\n  HostName $(touch {canary})\n"
-                   f"Host evil-user\n  HostName 127.0.0.1\n  User -oProxyCommand=touch{canary}\n"
-                   f"Host evil-proxy\n  ProxyCommand touch {canary}\n"
-                   f"Host evil-jump\n  HostName 127.0.0.1\n  ProxyJump $(touch {canary})\n"
-                   f"Host evil-local\n  HostName 127.0.0.1\n  Port 1\n  PermitLocalCommand yes\n"
-                   f"  LocalCommand touch {canary}\n"
-                   f"Host evil-ident\n  HostName 127.0.0.1\n  Port 1\n  IdentityFile $(touch {canary})\n")
+    cfg.write_text(
+        f"Host evil-hostname\n  HostName $(touch {canary})\n"
+        f"Host evil-user\n  HostName 127.0.0.1\n  User -oProxyCommand=touch{canary}\n"
+        f"Host evil-proxy\n  ProxyCommand touch {canary}\n"
+        f"Host evil-jump\n  HostName 127.0.0.1\n  ProxyJump $(touch {canary})\n"
+        f"Host evil-local\n  HostName 127.0.0.1\n  Port 1\n  PermitLocalCommand yes\n"
+        f"  LocalCommand touch {canary}\n"
+        f"Host evil-ident\n  HostName 127.0.0.1\n  Port 1\n  IdentityFile $(touch {canary})\n"
+    )
     hosts = ["evil-hostname", "evil-user", "evil-proxy", "evil-jump", "evil-local", "evil-ident"]
     out = tmp_path / "report.json"
-    p = sshd.run_tcpaudit(["fleet", *hosts, "--ssh-config", str(cfg), "--connect-timeout", "2",
-                           "-f", f"json:{out}"], timeout=120)
+    p = sshd.run_tcpaudit(
+        ["fleet", *hosts, "--ssh-config", str(cfg), "--connect-timeout", "2", "-f", f"json:{out}"], timeout=120
+    )
     assert p.returncode == 3, p.stderr
     report = json.loads(out.read_text())
     got = {t["name"]: (t["status"], t["error"]) for t in report["targets"]}
@@ -198,7 +256,7 @@ def test_hostile_ssh_config_values_never_run_anything(tmp_path: Path) -> None:
     assert got["evil-proxy"][0] == "error" and "ProxyCommand is not supported" in got["evil-proxy"][1]
     assert got["evil-jump"][0] in ("error", "unreachable"), got["evil-jump"]
     assert got["evil-local"][0] == "unreachable" and got["evil-ident"][0] == "unreachable"
-    for status, error in got.values():
+    for _status, error in got.values():
         assert error and "\n" not in error and clean_text(error) == error
     cfg.write_text(f'Match exec "touch {canary}"\n  User x\n')
     p = sshd.run_tcpaudit(["host", "h", "--ssh-config", str(cfg)], timeout=60)
@@ -217,7 +275,7 @@ def test_no_shell_anywhere_in_the_package() -> None:
         calls += re.findall(r"exec_command\(([^)]*)\)", src)
         if "subprocess" in src:  # local tools run from fixed argv lists only, never a command string
             for m in re.finditer(r"subprocess\.(?:run|Popen|check_output|call)\(\s*([^,\n]+)", src):
-                assert not m.group(1).lstrip().startswith(('"', "'", "f\"", "f'")), f"{path}: {m.group(0)}"
+                assert not m.group(1).lstrip().startswith(('"', "'", 'f"', "f'")), f"{path}: {m.group(0)}"
     assert calls == ["SUDO_COMMAND if self.settings.sudo else REMOTE_COMMAND"], calls
 
 
@@ -230,15 +288,21 @@ def recorder(work: Path, name: str) -> tuple[Path, Path, Path]:
     stdin_dir.mkdir(exist_ok=True)
     fake = work / f"{name}-bin"
     fake.mkdir(exist_ok=True)
-    sshd.write_script(fake / "sudo", "#!/bin/sh\n"
-                      f"printf 'sudo %s\\n' \"$*\" >> {log}\n"
-                      "[ \"$1\" = -n ] || { echo 'sudo: a password is required' >&2; exit 1; }\n"
-                      "shift\nexec \"$@\"\n")
-    script = sshd.write_script(work / f"{name}.sh", "#!/bin/sh\n"
-                               f"printf '%s\\n' \"$SSH_ORIGINAL_COMMAND\" >> {log}\n"
-                               f"f={stdin_dir}/$$\ncat > \"$f\"\n"
-                               f"PATH={fake}:$PATH\nexport PATH\n"
-                               "exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\" < \"$f\"\n")
+    sshd.write_script(
+        fake / "sudo",
+        "#!/bin/sh\n"
+        f"printf 'sudo %s\\n' \"$*\" >> {log}\n"
+        "[ \"$1\" = -n ] || { echo 'sudo: a password is required' >&2; exit 1; }\n"
+        'shift\nexec "$@"\n',
+    )
+    script = sshd.write_script(
+        work / f"{name}.sh",
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$SSH_ORIGINAL_COMMAND\" >> {log}\n"
+        f'f={stdin_dir}/$$\ncat > "$f"\n'
+        f"PATH={fake}:$PATH\nexport PATH\n"
+        'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND" < "$f"\n',
+    )
     return log, stdin_dir, script
 
 
@@ -248,12 +312,23 @@ def test_remote_command_is_fixed_whatever_the_destination(servers, keys, work, t
     log, stdin_dir, script = recorder(work, "rec")
     s = servers("recorder", force_command=str(script))
     cfg = tmp_path / "ssh_config"
-    cfg.write_text(f"Host alias-a weird_alias.example\n  HostName 127.0.0.1\n  Port {s.port}\n  User {USER}\n"
-                   f"Host *\n  IdentityFile {keys.client_key}\n  UserKnownHostsFile {keys.known_hosts}\n")
+    cfg.write_text(
+        f"Host alias-a weird_alias.example\n  HostName 127.0.0.1\n  Port {s.port}\n  User {USER}\n"
+        f"Host *\n  IdentityFile {keys.client_key}\n  UserKnownHostsFile {keys.known_hosts}\n"
+    )
     inv = tmp_path / "inv.json"
-    inv.write_text(json.dumps({"_meta": {"hostvars": {"inv-host": {"ansible_host": "127.0.0.1",
-                                                                   "ansible_port": s.port, "ansible_user": USER}}},
-                               "all": {"hosts": ["inv-host"]}}))
+    inv.write_text(
+        json.dumps(
+            {
+                "_meta": {
+                    "hostvars": {
+                        "inv-host": {"ansible_host": "127.0.0.1", "ansible_port": s.port, "ansible_user": USER}
+                    }
+                },
+                "all": {"hosts": ["inv-host"]},
+            }
+        )
+    )
     runs = [
         ["host", f"{USER}@127.0.0.1:{s.port}", *sshd.ssh_args(keys, 5, 60)],
         ["host", "127.0.0.1", "-p", str(s.port), "-l", USER, *sshd.ssh_args(keys, 5, 60)],
@@ -276,12 +351,51 @@ def test_remote_command_is_fixed_whatever_the_destination(servers, keys, work, t
 
 # ---- read-only ---------------------------------------------------------------------------------------------
 OVERLAID = ("/etc", "/root", "/tmp", "/var", "/home")
-HISTORY = ("/root/.bash_history", "/root/.ash_history", "/root/.sh_history", "/root/.history", "/root/.lesshst",
-           "/root/.viminfo", "/root/.python_history")
-WRITE_CALLS = ("creat", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename", "renameat", "renameat2",
-               "link", "linkat", "symlink", "symlinkat", "truncate", "ftruncate", "chmod", "fchmod", "fchmodat",
-               "chown", "fchown", "lchown", "fchownat", "utimensat", "utimes", "mknod", "mknodat", "setxattr",
-               "lsetxattr", "fsetxattr", "removexattr", "mount", "umount2", "sethostname", "setdomainname")
+HISTORY = (
+    "/root/.bash_history",
+    "/root/.ash_history",
+    "/root/.sh_history",
+    "/root/.history",
+    "/root/.lesshst",
+    "/root/.viminfo",
+    "/root/.python_history",
+)
+WRITE_CALLS = (
+    "creat",
+    "mkdir",
+    "mkdirat",
+    "rmdir",
+    "unlink",
+    "unlinkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "truncate",
+    "ftruncate",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "chown",
+    "fchown",
+    "lchown",
+    "fchownat",
+    "utimensat",
+    "utimes",
+    "mknod",
+    "mknodat",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "mount",
+    "umount2",
+    "sethostname",
+    "setdomainname",
+)
 
 
 def sandbox_script(work: Path, upper: Path, trace: Path | None, log: Path, nobody: bool) -> Path:
@@ -290,20 +404,33 @@ def sandbox_script(work: Path, upper: Path, trace: Path | None, log: Path, nobod
     mounts = "".join(
         f"mkdir -p {upper}/{d.strip('/')}/u {upper}/{d.strip('/')}/w && "
         f"mount -t overlay overlay -o lowerdir={d},upperdir={upper}/{d.strip('/')}/u,workdir={upper}/"
-        f"{d.strip('/')}/w {d} || exit 97\n" for d in OVERLAID)
+        f"{d.strip('/')}/w {d} || exit 97\n"
+        for d in OVERLAID
+    )
     drop = "setpriv --reuid=65534 --regid=65534 --clear-groups " if nobody else ""
-    tracer = (f"strace -f -qq -o {trace} -e trace=open,openat,openat2,{','.join(WRITE_CALLS)} "
-              if trace is not None else "")
-    inner = sshd.write_script(work / f"inner-{upper.name}.sh", "#!/bin/sh\n" + mounts +
-                              f"exec {tracer}{drop}/bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n")
-    return sshd.write_script(work / f"sandbox-{upper.name}.sh", "#!/bin/sh\n"
-                             f"printf '%s\\n' \"$SSH_ORIGINAL_COMMAND\" >> {log}\n"
-                             f"exec unshare -m --propagation private {inner}\n")
+    tracer = (
+        f"strace -f -qq -o {trace} -e trace=open,openat,openat2,{','.join(WRITE_CALLS)} " if trace is not None else ""
+    )
+    inner = sshd.write_script(
+        work / f"inner-{upper.name}.sh",
+        "#!/bin/sh\n" + mounts + f'exec {tracer}{drop}/bin/sh -c "$SSH_ORIGINAL_COMMAND"\n',
+    )
+    return sshd.write_script(
+        work / f"sandbox-{upper.name}.sh",
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$SSH_ORIGINAL_COMMAND\" >> {log}\n"
+        f"exec unshare -m --propagation private {inner}\n",
+    )
 
 
 def netns_sysctls(ns: str) -> dict[str, str]:
-    p = subprocess.run(["ip", "netns", "exec", ns, "grep", "-r", "", "/proc/sys/net"], capture_output=True,
-                       text=True, errors="replace", timeout=60)
+    p = subprocess.run(
+        ["ip", "netns", "exec", ns, "grep", "-r", "", "/proc/sys/net"],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=60,
+    )
     out: dict[str, str] = {}
     for line in p.stdout.splitlines():
         path, _, value = line.partition(":")
@@ -344,21 +471,33 @@ def test_collector_writes_nothing_on_the_remote_host(keys, work, as_nobody: bool
     server = None
     try:
         script = sandbox_script(work, upper, trace, log, as_nobody)
-        server = sshd.SSHServer(work, keys, address=ns.address, port=22, netns=ns.name, force_command=str(script),
-                                name=f"readonly-{tag}").start()
+        server = sshd.SSHServer(
+            work, keys, address=ns.address, port=22, netns=ns.name, force_command=str(script), name=f"readonly-{tag}"
+        ).start()
         kh = work / f"kh-readonly-{tag}"
         kh.write_text(server.known_line())
         before = netns_sysctls(ns.name)
         history = {h: Path(h).stat().st_mtime if Path(h).exists() else None for h in HISTORY}
         out = work / f"readonly-{tag}.json"
-        p = sshd.run_tcpaudit(["fleet", f"{USER}@{ns.address}", *sshd.ssh_args(keys, 5, 120), "--known-hosts",
-                               str(kh), "-f", f"json:{out}", "--sample", "1"], timeout=300)
+        p = sshd.run_tcpaudit(
+            [
+                "fleet",
+                f"{USER}@{ns.address}",
+                *sshd.ssh_args(keys, 5, 120),
+                "--known-hosts",
+                str(kh),
+                "-f",
+                f"json:{out}",
+                "--sample",
+                "1",
+            ],
+            timeout=300,
+        )
         assert p.returncode in (0, 1), p.stderr.decode(errors="replace")
         target = json.loads(out.read_text())["targets"][0]
         assert target["status"] == "ok", target["error"]
         assert log.read_text().splitlines() == ["sh -s", "sh -s"]  # two samples, never sudo unless asked
-        written = sorted(str(q.relative_to(upper)) for d in OVERLAID
-                         for q in (upper / d.strip("/") / "u").rglob("*"))
+        written = sorted(str(q.relative_to(upper)) for d in OVERLAID for q in (upper / d.strip("/") / "u").rglob("*"))
         assert written == [], written  # overlay upper layers: every created, changed or deleted path
         assert netns_sysctls(ns.name) == before
         assert {h: Path(h).stat().st_mtime if Path(h).exists() else None for h in HISTORY} == history
@@ -378,17 +517,19 @@ def test_collector_writes_nothing_on_the_remote_host(keys, work, as_nobody: bool
 
 
 # ---- secrets -----------------------------------------------------------------------------------------------
-SECRET = "Pa55-Secret-%s-tcpaudit" % os.getpid()
-DEBUG_MAIN = ("import logging, sys\n"
-              "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format='%(name)s %(message)s')\n"
-              "import tcpaudit.audit\n"
-              "if sys.argv[1] == 'boom':\n"
-              "    def boom(*a, **k):\n"
-              "        raise RuntimeError('forced failure after authentication')\n"
-              "    tcpaudit.audit.build_report = boom\n"
-              "sys.argv = ['tcpaudit', *sys.argv[2:]]\n"
-              "from tcpaudit.cli import main\n"
-              "main()\n")
+SECRET = f"Pa55-Secret-{os.getpid()}-tcpaudit"
+DEBUG_MAIN = (
+    "import logging, sys\n"
+    "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format='%(name)s %(message)s')\n"
+    "import tcpaudit.audit\n"
+    "if sys.argv[1] == 'boom':\n"
+    "    def boom(*a, **k):\n"
+    "        raise RuntimeError('forced failure after authentication')\n"
+    "    tcpaudit.audit.build_report = boom\n"
+    "sys.argv = ['tcpaudit', *sys.argv[2:]]\n"
+    "from tcpaudit.cli import main\n"
+    "main()\n"
+)
 
 
 def _tree(pid: int) -> list[int]:
@@ -405,8 +546,9 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def run_with_prompt(argv: list[str], env: dict[str, str], answer: str, timeout: float = 120
-                    ) -> tuple[int, bytes, list[bytes]]:
+def run_with_prompt(
+    argv: list[str], env: dict[str, str], answer: str, timeout: float = 120
+) -> tuple[int, bytes, list[bytes]]:
     """Run in a real pty, type `answer` at the password prompt; meanwhile read the argv and environment of
     the process and all its descendants from /proc. Returns (exit status, terminal output, /proc reads)."""
     pid, fd = pty.fork()
@@ -450,8 +592,12 @@ def run_with_prompt(argv: list[str], env: dict[str, str], answer: str, timeout: 
 def encrypted_key(work):  # type: ignore[no-untyped-def]
     """A client key protected by SECRET, authorised on the servers below."""
     path = work / "enc_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", SECRET, "-C", "enc", "-f", str(path)], check=True,
-                   stdin=subprocess.DEVNULL, capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", SECRET, "-C", "enc", "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
     ak = work / "enc_authorized_keys"
     ak.write_text(path.with_name("enc_key.pub").read_text())
     return path, ak
@@ -459,8 +605,9 @@ def encrypted_key(work):  # type: ignore[no-untyped-def]
 
 @needs_sshd
 @pytest.mark.ssh
-@pytest.mark.parametrize("case", ["error-after-auth", "fleet-ok", "traceback-after-use", "wrong-passphrase",
-                                  "password-sent-to-server"])
+@pytest.mark.parametrize(
+    "case", ["error-after-auth", "fleet-ok", "traceback-after-use", "wrong-passphrase", "password-sent-to-server"]
+)
 def test_secret_never_leaks(case: str, servers, keys, work, encrypted_key, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The prompt's answer, with paramiko DEBUG logging on and TCPAUDIT_DEBUG=1 (tracebacks), against a host
     that fails after authentication, a healthy fleet host, a forced internal error after the secret was used,
@@ -468,17 +615,38 @@ def test_secret_never_leaks(case: str, servers, keys, work, encrypted_key, tmp_p
     key, ak = encrypted_key
     junk = sshd.write_script(work / "junk-after-auth.sh", "#!/bin/sh\necho 'not a dump'\nexit 0\n")
     (work / "no_keys").write_text("")
-    server = {"error-after-auth": lambda: servers("enc-junk", authorized_keys=ak, force_command=str(junk)),
-              "password-sent-to-server": lambda: servers("pw", password_auth=True,
-                                                         authorized_keys=work / "no_keys"),
-              }.get(case, lambda: servers("enc-ok", authorized_keys=ak))()
+    server = {
+        "error-after-auth": lambda: servers("enc-junk", authorized_keys=ak, force_command=str(junk)),
+        "password-sent-to-server": lambda: servers("pw", password_auth=True, authorized_keys=work / "no_keys"),
+    }.get(case, lambda: servers("enc-ok", authorized_keys=ak))()
     report = tmp_path / "report.json"
     sarif = tmp_path / "report.sarif"
-    argv = [sys.executable, "-c", DEBUG_MAIN, "boom" if case == "traceback-after-use" else "-",
-            "fleet" if case == "fleet-ok" else "host", f"{USER}@127.0.0.1:{server.port}", "--password-prompt",
-            "-i", str(key), "-v", "--known-hosts", str(keys.known_hosts), "--ssh-config",
-            str(sshd.empty_config(keys)), "--connect-timeout", "10", "--command-timeout", "60",
-            "-f", f"json:{report}", "-f", f"sarif:{sarif}", "-f", "table"]
+    argv = [
+        sys.executable,
+        "-c",
+        DEBUG_MAIN,
+        "boom" if case == "traceback-after-use" else "-",
+        "fleet" if case == "fleet-ok" else "host",
+        f"{USER}@127.0.0.1:{server.port}",
+        "--password-prompt",
+        "-i",
+        str(key),
+        "-v",
+        "--known-hosts",
+        str(keys.known_hosts),
+        "--ssh-config",
+        str(sshd.empty_config(keys)),
+        "--connect-timeout",
+        "10",
+        "--command-timeout",
+        "60",
+        "-f",
+        f"json:{report}",
+        "-f",
+        f"sarif:{sarif}",
+        "-f",
+        "table",
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO), HOME=str(tmp_path), TCPAUDIT_DEBUG="1")
     env.pop("SSH_AUTH_SOCK", None)
     code, out, proc_reads = run_with_prompt(argv, env, "wrong-" + SECRET if case == "wrong-passphrase" else SECRET)
@@ -492,8 +660,12 @@ def test_secret_never_leaks(case: str, servers, keys, work, encrypted_key, tmp_p
     for f in (report, sarif):
         assert SECRET not in f.read_text()
     t = json.loads(report.read_text())["targets"][0]
-    expected = {"error-after-auth": ((3,), "bad_output"), "fleet-ok": ((0, 1), "ok"),
-                "wrong-passphrase": ((3,), "auth_failed"), "password-sent-to-server": ((3,), "auth_failed")}[case]
+    expected = {
+        "error-after-auth": ((3,), "bad_output"),
+        "fleet-ok": ((0, 1), "ok"),
+        "wrong-passphrase": ((3,), "auth_failed"),
+        "password-sent-to-server": ((3,), "auth_failed"),
+    }[case]
     assert t["status"] == expected[1], t["error"]
     assert code in expected[0], out[-2000:]
     if case == "password-sent-to-server":

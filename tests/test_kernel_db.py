@@ -311,8 +311,7 @@ def test_evidence_beats_inference(db):
     assert "disagreed" in status.reason
     # "/"-form keys are accepted too.
     assert (
-        _status(db, NO_RST_KNOB, "5.4.0", {"net/netfilter/nf_conntrack_tcp_ignore_invalid_rst": "1"}).applies
-        is False
+        _status(db, NO_RST_KNOB, "5.4.0", {"net/netfilter/nf_conntrack_tcp_ignore_invalid_rst": "1"}).applies is False
     )
     # Evidence of absence on a version that should have it.
     absent = _status(db, NO_RST_KNOB, "6.1.0", {"net.ipv4.tcp_sack": "1"})

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -28,13 +28,13 @@ def _write(tmp_path: Path, text: str) -> Path:
     return tmp_path
 
 
-GOOD = '''
+GOOD = """
 ["vm.example"]
 kind = "trigger"
 summary = "every write does something once and keeps nothing"
 confidence = "low"
 source.url = "https://example.org/"
-'''
+"""
 
 
 def test_shipped_table_loads_and_covers_the_known_keys() -> None:
@@ -87,20 +87,27 @@ def test_a_minimal_entry_loads(tmp_path: Path) -> None:
     assert db.lookup("vm.example").applies_in(parse_release("5.4.0")) is True  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda t: t.replace('source.url = "https://example.org/"\n', ""), "source"),
-    (lambda t: t.replace('"trigger"', '"sometimes"'), "kind"),
-    (lambda t: t.replace('["vm.example"]', '["drop_caches"]'), "fully qualified"),
-    (lambda t: t.replace('"trigger"', '"legacy_name"'), "canonical"),
-    (lambda t: t.replace('"trigger"', '"deprecated_value"'), "values"),
-    (lambda t: t.replace('"trigger"', '"no_effect"') + 'values = ["1"]\n', "values"),
-    (lambda t: t + '[["vm.example".applies]]\nsince = "5.4"\nuntil = "4.9"\nconfidence = "low"\n'
-                   'source.commit = "0123456789ab"\n', "before until"),
-    (lambda t: t + 'source.commit = "not-a-hash"\n', "hex"),
-    (lambda t: t + 'fix_value = "0"\n', "fix_value"),
-])
-def test_bad_entries_fail_naming_file_and_entry(tmp_path: Path, edit: Callable[[str], str],
-                                                 message: str) -> None:
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda t: t.replace('source.url = "https://example.org/"\n', ""), "source"),
+        (lambda t: t.replace('"trigger"', '"sometimes"'), "kind"),
+        (lambda t: t.replace('["vm.example"]', '["drop_caches"]'), "fully qualified"),
+        (lambda t: t.replace('"trigger"', '"legacy_name"'), "canonical"),
+        (lambda t: t.replace('"trigger"', '"deprecated_value"'), "values"),
+        (lambda t: t.replace('"trigger"', '"no_effect"') + 'values = ["1"]\n', "values"),
+        (
+            lambda t: (
+                t + '[["vm.example".applies]]\nsince = "5.4"\nuntil = "4.9"\nconfidence = "low"\n'
+                'source.commit = "0123456789ab"\n'
+            ),
+            "before until",
+        ),
+        (lambda t: t + 'source.commit = "not-a-hash"\n', "hex"),
+        (lambda t: t + 'fix_value = "0"\n', "fix_value"),
+    ],
+)
+def test_bad_entries_fail_naming_file_and_entry(tmp_path: Path, edit: Callable[[str], str], message: str) -> None:
     root = _write(tmp_path, edit(GOOD))
     with pytest.raises(KernelDBError) as info:
         load_effects_db(root)

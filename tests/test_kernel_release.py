@@ -75,14 +75,16 @@ def test_snapshot_of_a_development_kernel_records_its_version():
     from tcpaudit.collect.raw import RawCapture
     from tcpaudit.snapshot import Source
 
-    raw = RawCapture(source=Source.file, collected_at=dt.datetime.now(dt.timezone.utc),
-                     items={"osrelease": "6.8.0-rc1+\n"})
+    raw = RawCapture(
+        source=Source.file, collected_at=dt.datetime.now(dt.timezone.utc), items={"osrelease": "6.8.0-rc1+\n"}
+    )
     kernel = build_snapshot(raw).kernel
     assert (kernel.release, kernel.version) == ("6.8.0-rc1+", "6.8.0-rc1")
 
 
-@pytest.mark.parametrize("args", [["kernel", "4.19.0+"], ["kernel", "6.8.0-rc1+", "--format", "json"],
-                                  ["lint", "--kernel", "5.15.0+", "-"]])
+@pytest.mark.parametrize(
+    "args", [["kernel", "4.19.0+"], ["kernel", "6.8.0-rc1+", "--format", "json"], ["lint", "--kernel", "5.15.0+", "-"]]
+)
 def test_cli_accepts_development_kernels(args):
     from .cli import run
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from tcpaudit.kernel.db import KernelDBError
-from tcpaudit.kernel.kubernetes import (KubeletSafeSysctls, KubernetesVersionError, load_kubernetes_db,
-                                        parse_k8s_version)
+from tcpaudit.kernel.kubernetes import KubeletSafeSysctls, KubernetesVersionError, load_kubernetes_db, parse_k8s_version
 from tcpaudit.kernel.release import parse_release
 
 # What the sources cited in the file say (release each sysctl joined the safe set, node kernel it needs).
@@ -85,19 +84,34 @@ def test_parse_k8s_version_rejects(text):
         parse_k8s_version(text)
 
 
-@pytest.mark.parametrize("bad,message", [
-    (('source.url = "https://github.com/kubernetes/kubernetes/pull/118846"\n', ""),
-     r"kubernetes\.toml: entry 'net\.ipv4\.tcp_keepalive_time': source"),
-    (('since = "1.29"\nkernel = "4.5"\nconfidence = "verified"\nsource.url = '
-      '"https://github.com/kubernetes/kubernetes/pull/118846"', 'since = "v1.29"\nkernel = "4.5"\n'
-      'confidence = "verified"\nsource.url = "https://github.com/kubernetes/kubernetes/pull/118846"'),
-     r"'net\.ipv4\.tcp_keepalive_time'.*MAJOR\.MINOR"),
-    (('kernel = "4.5"\nconfidence = "verified"\nsource.url = "https://github.com/kubernetes/kubernetes/pull/118846"',
-      'kernel = "4.5-generic"\nconfidence = "verified"\nsource.url = '
-      '"https://github.com/kubernetes/kubernetes/pull/118846"'), r"upstream version"),
-    (('default_version = "1.36"', 'default_version = "latest"'), r"entry 'meta'.*MAJOR\.MINOR"),
-    (('[safe."kernel.shm_rmid_forced"]', '[safe."kernel"]'), r"fully qualified"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (
+            ('source.url = "https://github.com/kubernetes/kubernetes/pull/118846"\n', ""),
+            r"kubernetes\.toml: entry 'net\.ipv4\.tcp_keepalive_time': source",
+        ),
+        (
+            (
+                'since = "1.29"\nkernel = "4.5"\nconfidence = "verified"\nsource.url = '
+                '"https://github.com/kubernetes/kubernetes/pull/118846"',
+                'since = "v1.29"\nkernel = "4.5"\n'
+                'confidence = "verified"\nsource.url = "https://github.com/kubernetes/kubernetes/pull/118846"',
+            ),
+            r"'net\.ipv4\.tcp_keepalive_time'.*MAJOR\.MINOR",
+        ),
+        (
+            (
+                'kernel = "4.5"\nconfidence = "verified"\nsource.url = "https://github.com/kubernetes/kubernetes/pull/118846"',
+                'kernel = "4.5-generic"\nconfidence = "verified"\nsource.url = '
+                '"https://github.com/kubernetes/kubernetes/pull/118846"',
+            ),
+            r"upstream version",
+        ),
+        (('default_version = "1.36"', 'default_version = "latest"'), r"entry 'meta'.*MAJOR\.MINOR"),
+        (('[safe."kernel.shm_rmid_forced"]', '[safe."kernel"]'), r"fully qualified"),
+    ],
+)
 def test_bad_entries_fail_validation_naming_file_and_entry(tmp_path, bad, message):
     src = resources.files("tcpaudit.kernel_db").joinpath("kubernetes.toml").read_text()
     old, new = bad

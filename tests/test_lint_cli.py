@@ -32,8 +32,7 @@ def findings(report: dict, rule: str | None = None) -> list[dict]:
     return [f for t in report["targets"] for f in t["findings"] if rule is None or f["rule"] == rule]
 
 
-RECYCLE_TREE = {"etc/sysctl.d/60-net.conf": "# copied from the el7 image\nnet.ipv4.tcp_timestamps = 1\n"
-                                            f"{TW} = 1\n"}
+RECYCLE_TREE = {"etc/sysctl.d/60-net.conf": f"# copied from the el7 image\nnet.ipv4.tcp_timestamps = 1\n{TW} = 1\n"}
 
 
 def test_removed_key_on_5_15_fails_with_file_and_line(tmp_path: Path) -> None:
@@ -60,20 +59,23 @@ def test_same_tree_on_el7_with_nat_clients_is_critical(tmp_path: Path) -> None:
 
 
 def test_override_in_etc_is_judged_and_located(tmp_path: Path) -> None:
-    root = tree(tmp_path, {"usr/lib/sysctl.d/50-vendor.conf": f"{TW} = 0\n",
-                           "etc/sysctl.d/90-local.conf": f"\n{TW} = 1\n"})
+    root = tree(
+        tmp_path, {"usr/lib/sysctl.d/50-vendor.conf": f"{TW} = 0\n", "etc/sysctl.d/90-local.conf": f"\n{TW} = 1\n"}
+    )
     rc, report, _ = lint_json("--root", str(root), "--kernel", "3.10.0-1160.el7.x86_64", "--clients-behind-nat", "yes")
     (f,) = findings(report, "TCP001")
     assert f["location"] == {"file": f"{root}/etc/sysctl.d/90-local.conf", "line": 2}
     assert rc == 1
     # and the other way round: the vendor file sorts later, so it wins and nothing fires
-    root2 = tree(tmp_path / "b", {"usr/lib/sysctl.d/95-vendor.conf": f"{TW} = 0\n",
-                                  "etc/sysctl.d/90-local.conf": f"{TW} = 1\n"})
+    root2 = tree(
+        tmp_path / "b", {"usr/lib/sysctl.d/95-vendor.conf": f"{TW} = 0\n", "etc/sysctl.d/90-local.conf": f"{TW} = 1\n"}
+    )
     _, report2, _ = lint_json("--root", str(root2), "--kernel", "3.10.0-1160.el7.x86_64")
     assert not findings(report2, "TCP001")
     # a same-named file in /etc hides the vendor file completely
-    root3 = tree(tmp_path / "c", {"usr/lib/sysctl.d/50-net.conf": f"{TW} = 1\n",
-                                  "etc/sysctl.d/50-net.conf": f"{TW} = 0\n"})
+    root3 = tree(
+        tmp_path / "c", {"usr/lib/sysctl.d/50-net.conf": f"{TW} = 1\n", "etc/sysctl.d/50-net.conf": f"{TW} = 0\n"}
+    )
     _, report3, _ = lint_json("--root", str(root3), "--kernel", "3.10.0-1160.el7.x86_64")
     assert not findings(report3, "TCP001") and not findings(report3, "SYS003")
 
@@ -138,7 +140,8 @@ def test_baseline_lets_only_new_findings_fail(tmp_path: Path) -> None:
 
     # a new problem in a new line still fails, the old one stays suppressed even though its line moved
     (root / "etc/sysctl.d/60-net.conf").write_text(
-        "# moved down\n\nnet.ipv4.tcp_timestamps = 1\n" f"{TW} = 1\nnet.ipv4.tcp_keepalive_time = 300 # 5 min\n")
+        f"# moved down\n\nnet.ipv4.tcp_timestamps = 1\n{TW} = 1\nnet.ipv4.tcp_keepalive_time = 300 # 5 min\n"
+    )
     rc, report, _ = lint_json("--root", str(root), "--kernel", "5.15.0", "--baseline", str(base))
     assert rc == 1
     new = [f for f in findings(report) if f["suppressed"] is None]
@@ -157,20 +160,43 @@ def test_baseline_for_snapshots_and_audit(tmp_path: Path) -> None:
 
 
 def test_inline_ignore_in_a_sysctl_file(tmp_path: Path) -> None:
-    root = tree(tmp_path, {"etc/sysctl.d/60-net.conf":
-                           f"# tcpaudit: ignore[SYS001] removed once the el7 fleet is gone (INC-7)\n{TW} = 0\n"})
+    root = tree(
+        tmp_path,
+        {
+            "etc/sysctl.d/60-net.conf": (
+                f"# tcpaudit: ignore[SYS001] removed once the el7 fleet is gone (INC-7)\n{TW} = 0\n"
+            )
+        },
+    )
     rc, report, _ = lint_json("--root", str(root), "--kernel", "5.15.0")
     (f,) = findings(report, "SYS001")
-    assert f["suppressed"] == {"kind": "inline", "reason": "removed once the el7 fleet is gone (INC-7)",
-                               "expires": None, "source": f"{root}/etc/sysctl.d/60-net.conf:1"}
+    assert f["suppressed"] == {
+        "kind": "inline",
+        "reason": "removed once the el7 fleet is gone (INC-7)",
+        "expires": None,
+        "source": f"{root}/etc/sysctl.d/60-net.conf:1",
+    }
     assert rc == 0
 
 
 def test_several_outputs_at_once(tmp_path: Path) -> None:
     root = tree(tmp_path, RECYCLE_TREE)
     sarif, junit, md = tmp_path / "out.sarif", tmp_path / "out.xml", tmp_path / "summary.md"
-    p = run("lint", "--root", str(root), "--kernel", "5.15.0", "--format", f"sarif:{sarif}",
-            "--format", f"junit:{junit}", "--format", f"markdown:{md}", "--format", "table")
+    p = run(
+        "lint",
+        "--root",
+        str(root),
+        "--kernel",
+        "5.15.0",
+        "--format",
+        f"sarif:{sarif}",
+        "--format",
+        f"junit:{junit}",
+        "--format",
+        f"markdown:{md}",
+        "--format",
+        "table",
+    )
     assert p.returncode == 1, p.stderr
     assert "SYS001" in p.stdout
     result = json.loads(sarif.read_text())["runs"][0]["results"][0]
@@ -194,7 +220,8 @@ def test_manifests_and_directories(tmp_path: Path) -> None:
     (tmp_path / "deploy").mkdir()
     (tmp_path / "deploy/pod.yaml").write_text(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: app\n    image: x\n"
-        "    securityContext:\n      sysctls:\n      - {name: net.ipv4.tcp_keepalive_time, value: '600'}\n")
+        "    securityContext:\n      sysctls:\n      - {name: net.ipv4.tcp_keepalive_time, value: '600'}\n"
+    )
     (tmp_path / "deploy/README.md").write_text("net.ipv4.tcp_tw_recycle = 1\n")  # not picked up by the walk
     rc, report, _ = lint_json("deploy", "--kernel", "5.15.0", cwd=tmp_path)
     assert [t["name"] for t in report["targets"]] == ["deploy/pod.yaml#Pod/web"]
@@ -288,20 +315,24 @@ def test_valid_keys_the_knowledge_base_does_not_know_are_not_typos(tmp_path: Pat
         "net.core.netdev_max_backlog = 16384\nnet.ipv4.tcp_fastopen = 3\nnet.ipv4.tcp_congestion_control = bbr\n"
         "net.ipv4.tcp_mtu_probing = 1\nnet.ipv4.tcp_fack = 1\nnet.ipv4.tcp_retries1 = 3\nnet.ipv4.udp_mem = 1 2 3\n"
         "net.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_tcp_timeout_close = 10\n"
-        "net.netfilter.nf_conntrack_sctp_timeout_established = 3600\nnet.netfilter.nf_conntrack_dccp_loose = 1\n")
+        "net.netfilter.nf_conntrack_sctp_timeout_established = 3600\nnet.netfilter.nf_conntrack_dccp_loose = 1\n"
+    )
     _, report, _ = lint_json("ok.conf", "--kernel", "4.9.0", cwd=tmp_path)
     assert not findings(report, "SYS004") and not findings(report, "SYS001"), findings(report)
 
 
 def test_an_int_sysctl_above_int_max_is_rejected(tmp_path: Path) -> None:
     """do_proc_dointvec_conv() refuses values outside the C int range with EINVAL (Linux 4.1 and later)."""
-    (tmp_path / "s.conf").write_text("net.core.somaxconn = 99999999999\nnet.netfilter.nf_conntrack_max = -2147483649\n"
-                                     "net.ipv4.tcp_max_tw_buckets = 2147483647\n"
-                                     "net.ipv4.tcp_mem = 99999999999 99999999999 99999999999\n")
+    (tmp_path / "s.conf").write_text(
+        "net.core.somaxconn = 99999999999\nnet.netfilter.nf_conntrack_max = -2147483649\n"
+        "net.ipv4.tcp_max_tw_buckets = 2147483647\n"
+        "net.ipv4.tcp_mem = 99999999999 99999999999 99999999999\n"
+    )
     rc, report, _ = lint_json("s.conf", "--kernel", "5.15.0", cwd=tmp_path)
     bad = {f["keys"][0]: f for f in findings(report, "SYS002")}
-    assert set(bad) == {"net.core.somaxconn", "net.netfilter.nf_conntrack_max"}, "INT_MAX itself and the "\
-        "unsigned long tcp_mem vector are accepted"
+    assert set(bad) == {"net.core.somaxconn", "net.netfilter.nf_conntrack_max"}, (
+        "INT_MAX itself and the unsigned long tcp_mem vector are accepted"
+    )
     assert bad["net.core.somaxconn"]["severity"] == "high" and bad["net.core.somaxconn"]["location"]["line"] == 1
     assert "-2147483648..2147483647" in bad["net.core.somaxconn"]["explanation"] and rc == 1
     t = report["targets"][0]
@@ -315,8 +346,11 @@ def test_a_binary_file_is_a_one_line_input_error(tmp_path: Path) -> None:
     (tmp_path / "rootfs/etc/sysctl.d/10-blob.conf").write_bytes(blob)
     (tmp_path / "deploy/sysctl.d").mkdir(parents=True)
     (tmp_path / "deploy/sysctl.d/10-blob.conf").write_bytes(blob)
-    for args, shown in ((["b.conf"], "b.conf"), (["--root", "rootfs"], "rootfs/etc/sysctl.d/10-blob.conf"),
-                        (["deploy"], "deploy/sysctl.d/10-blob.conf")):
+    for args, shown in (
+        (["b.conf"], "b.conf"),
+        (["--root", "rootfs"], "rootfs/etc/sysctl.d/10-blob.conf"),
+        (["deploy"], "deploy/sysctl.d/10-blob.conf"),
+    ):
         p = run("lint", *args, "--kernel", "5.15.0", cwd=tmp_path)
         assert p.returncode == 2 and not p.stdout, (args, p.stdout)
         assert p.stderr.count("\n") == 1 and shown in p.stderr and "binary" in p.stderr, p.stderr
@@ -380,8 +414,12 @@ def test_sarif_results_about_unset_keys_have_a_file(tmp_path: Path) -> None:
 def test_config_targets_are_worded_as_configuration(tmp_path: Path) -> None:
     (tmp_path / "k.conf").write_text("net.ipv4.tcp_fin_timeout = 30\nnet.ipv4.tcp_keepalive_time = 30\n")
     junit = run("lint", "k.conf", "--format", "junit", cwd=tmp_path).stdout
-    skipped = {c.name.split(":")[0]: c.result[0].message for s in junitparser.JUnitXml.fromstring(junit) for c in s
-               if c.result and isinstance(c.result[0], junitparser.Skipped)}
+    skipped = {
+        c.name.split(":")[0]: c.result[0].message
+        for s in junitparser.JUnitXml.fromstring(junit)
+        for c in s
+        if c.result and isinstance(c.result[0], junitparser.Skipped)
+    }
     assert "on this host" not in skipped["CT002"] and "configuration" in skipped["CT002"]
     assert "computed" not in skipped["TCP005"].split("is not set here")[0] and "'" not in skipped["TCP005"]
     _, report, _ = lint_json("k.conf", cwd=tmp_path)

@@ -29,7 +29,7 @@ def test_sysctl_conf_basics() -> None:
         ; also a comment
 
         net.ipv4.tcp_fin_timeout=30
-          net.core.somaxconn =   4096   
+          net.core.somaxconn =   4096
         net/ipv4/conf/eth0.100/rp_filter = 2
         net.ipv4.conf.eth0/100.forwarding = 1
         kernel.core_pattern = |/usr/bin/x %p = y
@@ -77,24 +77,30 @@ def test_strict_problems_in_conf_files() -> None:
     assert all(p.kind == "syntax" for p in u.problems)
 
 
-@pytest.mark.parametrize("raw,key", [
-    ("net.ipv4.tcp_sack", "net.ipv4.tcp_sack"),
-    ("net/ipv4/tcp_sack", "net.ipv4.tcp_sack"),
-    ("net/ipv4/conf/enp3s0.200/forwarding", "net.ipv4.conf.enp3s0/200.forwarding"),
-    ("net.ipv4.conf.enp3s0/200.forwarding", "net.ipv4.conf.enp3s0/200.forwarding"),
-])
+@pytest.mark.parametrize(
+    "raw,key",
+    [
+        ("net.ipv4.tcp_sack", "net.ipv4.tcp_sack"),
+        ("net/ipv4/tcp_sack", "net.ipv4.tcp_sack"),
+        ("net/ipv4/conf/enp3s0.200/forwarding", "net.ipv4.conf.enp3s0/200.forwarding"),
+        ("net.ipv4.conf.enp3s0/200.forwarding", "net.ipv4.conf.enp3s0/200.forwarding"),
+    ],
+)
 def test_key_separators_per_sysctl_d(raw: str, key: str) -> None:
     assert normalize_key(raw) == key
 
 
 # ---- shell -------------------------------------------------------------------------------------
 def test_sysctl_w_list_with_quotes() -> None:
-    u = one("""\
+    u = one(
+        """\
         sysctl -w net.ipv4.ip_local_port_range="1025       65535"
         sysctl -w net.ipv4.tcp_mem='80000000 80000000 80000000'
         sudo sysctl -e -w net.ipv4.tcp_tw_recycle=1 net.ipv4.tcp_sack=0
         echo 1 > /proc/sys/net/ipv4/tcp_timestamps
-        ulimit -n 9999999""", name="sysctl.txt")
+        ulimit -n 9999999""",
+        name="sysctl.txt",
+    )
     assert kv(u) == [
         ("net.ipv4.ip_local_port_range", "1025       65535", 1),
         ("net.ipv4.tcp_mem", "80000000 80000000 80000000", 2),
@@ -106,15 +112,15 @@ def test_sysctl_w_list_with_quotes() -> None:
 
 
 def test_unquoted_value_is_split_by_the_shell() -> None:
-    a, p = parse_script("sysctl -w net.core.somaxconn=32768; sysctl -w net.ipv4.ip_local_port_range=32767 65535",
-                        "cmd")
+    a, p = parse_script("sysctl -w net.core.somaxconn=32768; sysctl -w net.ipv4.ip_local_port_range=32767 65535", "cmd")
     assert [(x.key, x.value) for x in a] == [("net.core.somaxconn", "32768"), ("net.ipv4.ip_local_port_range", "32767")]
     assert a[1].note and "'65535'" in a[1].note and not p
 
 
 # ---- Markdown, tuned ---------------------------------------------------------------------------
 def test_markdown_fences_and_bare_lines() -> None:
-    u = one("""\
+    u = one(
+        """\
         # Tuning
         Some prose = not a key.
         ``` bash
@@ -123,14 +129,19 @@ def test_markdown_fences_and_bare_lines() -> None:
         ```
         net.netfilter.nf_conntrack_tcp_be_liberal = 1
         $ sudo sysctl -w net.ipv4.tcp_syn_retries=2
-        """, name="notes.md")
-    assert kv(u) == [("net.ipv4.tcp_max_tw_buckets", "5000", 4),
-                     ("net.netfilter.nf_conntrack_tcp_be_liberal", "1", 7),
-                     ("net.ipv4.tcp_syn_retries", "2", 8)]
+        """,
+        name="notes.md",
+    )
+    assert kv(u) == [
+        ("net.ipv4.tcp_max_tw_buckets", "5000", 4),
+        ("net.netfilter.nf_conntrack_tcp_be_liberal", "1", 7),
+        ("net.ipv4.tcp_syn_retries", "2", 8),
+    ]
 
 
 def test_tuned_reads_only_the_sysctl_section() -> None:
-    u = one("""\
+    u = one(
+        """\
         [main]
         include=latency-performance
         [vm]
@@ -140,7 +151,9 @@ def test_tuned_reads_only_the_sysctl_section() -> None:
         kernel.numa_balancing = 0 # inline comments are stripped by tuned
         [bootloader]
         cmdline=skew_tick=1
-        """, name="tuned.conf")
+        """,
+        name="tuned.conf",
+    )
     assert kv(u) == [("net.core.busy_read", "50", 6), ("kernel.numa_balancing", "0", 7)]
     assert any("includes latency-performance" in n for n in u.notes)
 
@@ -176,8 +189,11 @@ spec:
 def test_kubernetes_pod() -> None:
     u = one(POD, "pod.yaml")
     assert u.name == "pod.yaml#Pod/web"
-    assert kv(u) == [("net.ipv4.tcp_keepalive_time", "600", 8), ("net.core.somaxconn", "4096", 13),
-                     ("net.ipv4.tcp_fin_timeout", "30", 16)]
+    assert kv(u) == [
+        ("net.ipv4.tcp_keepalive_time", "600", 8),
+        ("net.core.somaxconn", "4096", 13),
+        ("net.ipv4.tcp_fin_timeout", "30", 16),
+    ]
     (p,) = u.problems
     assert p.kind == "placement" and p.location.line == 21 and p.keys == ("net.ipv4.tcp_keepalive_intvl",)
 
@@ -257,28 +273,39 @@ def test_ansible_dict_and_tasks() -> None:
             shell: sysctl -w net.ipv4.tcp_fin_timeout=20
         """)
     u = one(text, "main.yml")
-    assert kv(u) == [("net.ipv4.tcp_timestamps", "0", 2), ("fs.suid_dumpable", "0", 3),
-                     ("net.ipv4.tcp_keepalive_time", "{{ keepalive }}", 7), ("net.ipv4.tcp_fin_timeout", "20", 10)]
+    assert kv(u) == [
+        ("net.ipv4.tcp_timestamps", "0", 2),
+        ("fs.suid_dumpable", "0", 3),
+        ("net.ipv4.tcp_keepalive_time", "{{ keepalive }}", 7),
+        ("net.ipv4.tcp_fin_timeout", "20", 10),
+    ]
     assert u.assignments[2].templated
 
 
 def test_json_patch_with_tabs() -> None:
-    text = '{\n\t"spec": {"template": {"spec": {"initContainers": [{\n\t\t"name": "s",\n\t\t"command": ["sh", "-c", ' \
-           '"sysctl -w net.core.somaxconn=32768"]\n\t}]}}}\n}\n'
+    text = (
+        '{\n\t"spec": {"template": {"spec": {"initContainers": [{\n\t\t"name": "s",\n\t\t"command": ["sh", "-c", '
+        '"sysctl -w net.core.somaxconn=32768"]\n\t}]}}}\n}\n'
+    )
     u = one(text, "patch.json")
     assert kv(u) == [("net.core.somaxconn", "32768", 4)]
 
 
 def test_invalid_yaml_falls_back_to_text() -> None:
-    u = one('{{- define "x" }}\n  command: ["sh", "-c", "sysctl -w net.ipv4.tcp_syn_retries=1"]\n{{- end }}\n'
-            'bad: [\n', "x.yaml")
+    u = one(
+        '{{- define "x" }}\n  command: ["sh", "-c", "sysctl -w net.ipv4.tcp_syn_retries=1"]\n{{- end }}\nbad: [\n',
+        "x.yaml",
+    )
     assert kv(u) == [("net.ipv4.tcp_syn_retries", "1", 2)]
     assert any("not valid YAML" in n for n in u.notes)
 
 
 def test_yaml_alias_bomb_is_walked_once() -> None:
-    lines = ["a: &a [net.core.somaxconn=1]"] + [f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}]" for p, c in
-                                                 zip("abcdefgh", "bcdefghi")] + ["sysctls: *i"]
+    lines = (
+        ["a: &a [net.core.somaxconn=1]"]
+        + [f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}]" for p, c in zip("abcdefgh", "bcdefghi", strict=False)]
+        + ["sysctls: *i"]
+    )
     (u,) = parse_text("\n".join(lines) + "\n", "bomb.yml")
     assert len(u.assignments) <= 1
 
@@ -300,20 +327,50 @@ def test_inline_ignore_directives() -> None:
 
 # ---- never crash ---------------------------------------------------------------------------------
 
-_LINES = st.lists(st.one_of(
-    st.text(max_size=40),
-    st.builds(lambda k, v: f"{k} = {v}", st.sampled_from(["net.ipv4.tcp_fin_timeout", "-net.core.somaxconn",
-                                                         "net/ipv4/conf/a.b/rp_filter", "net.ipv4.conf.*.x", "k"]),
-              st.text(max_size=20)),
-    st.builds(lambda v: f"sysctl -w net.ipv4.ip_local_port_range={v}", st.text(max_size=20)),
-    st.sampled_from(["[sysctl]", "```", "---", "- name: x", "  sysctls:", "{", "}", "# tcpaudit: ignore[SYS001] r",
-                     "spec:", "  containers: []", "\t\"a\": 1,", "{{- end }}"]),
-), max_size=25)
+_LINES = st.lists(
+    st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            lambda k, v: f"{k} = {v}",
+            st.sampled_from(
+                [
+                    "net.ipv4.tcp_fin_timeout",
+                    "-net.core.somaxconn",
+                    "net/ipv4/conf/a.b/rp_filter",
+                    "net.ipv4.conf.*.x",
+                    "k",
+                ]
+            ),
+            st.text(max_size=20),
+        ),
+        st.builds(lambda v: f"sysctl -w net.ipv4.ip_local_port_range={v}", st.text(max_size=20)),
+        st.sampled_from(
+            [
+                "[sysctl]",
+                "```",
+                "---",
+                "- name: x",
+                "  sysctls:",
+                "{",
+                "}",
+                "# tcpaudit: ignore[SYS001] r",
+                "spec:",
+                "  containers: []",
+                '\t"a": 1,',
+                "{{- end }}",
+            ]
+        ),
+    ),
+    max_size=25,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lines=_LINES, name=st.sampled_from(["a.conf", "a.yaml", "a.json", "a.md", "a.txt", "tuned.conf", "a.tpl"]),
-       crlf=st.booleans())
+@given(
+    lines=_LINES,
+    name=st.sampled_from(["a.conf", "a.yaml", "a.json", "a.md", "a.txt", "tuned.conf", "a.tpl"]),
+    crlf=st.booleans(),
+)
 def test_parsers_never_crash(lines: list[str], name: str, crlf: bool) -> None:
     text = ("\r\n" if crlf else "\n").join(lines)
     units = parse_text(text, name)
@@ -336,7 +393,7 @@ def _real_keys() -> set[str]:
             if m:
                 keys.add(m.group(1))
     for dirpath, _, files in os.walk("/proc/sys/net"):
-        keys.update(os.path.join(dirpath, f)[len("/proc/sys/"):].replace("/", ".") for f in files)
+        keys.update(os.path.join(dirpath, f)[len("/proc/sys/") :].replace("/", ".") for f in files)
     return keys
 
 
@@ -350,24 +407,34 @@ def test_no_real_key_is_taken_for_a_misspelling() -> None:
     assert {k: m for k in keys if (m := likely_misspelling(kdb, k))} == {}
 
 
-@pytest.mark.parametrize("typed, meant", [
-    ("net.ipv4.tcp_keepalive_intval", "net.ipv4.tcp_keepalive_intvl"),
-    ("net.ipv4.tcp_keepalive_itnvl", "net.ipv4.tcp_keepalive_intvl"),
-    ("net.ipv4.tcp_keepaliveintvl", "net.ipv4.tcp_keepalive_intvl"),
-    ("net.ipv4.tcp-keepalive-time", "net.ipv4.tcp_keepalive_time"),
-    ("net.core.somaxcon", "net.core.somaxconn"),
-    ("net.ipv4.tcp_fin_timout", "net.ipv4.tcp_fin_timeout"),
-    ("net.ipv4.tcp_max_tw_bucket", "net.ipv4.tcp_max_tw_buckets"),
-    ("net.netfilter.nf_conntrack_tcp_timeout_establised", "net.netfilter.nf_conntrack_tcp_timeout_established"),
-    ("net.ipv4.TCP_SACK", "net.ipv4.tcp_sack"),
-    # not typos: real keys next to known ones, other trees, other directories, digits, whole tokens
-    ("net.ipv4.tcp_fack", None), ("net.ipv4.tcp_retries1", None), ("net.ipv4.tcp_retries3", None),
-    ("net.ipv4.udp_mem", None), ("net.netfilter.nf_conntrack_acct", None),
-    ("net.netfilter.nf_conntrack_tcp_timeout_close", None), ("net.ipv4.conf.all.rp_filter", None),
-    ("net.ipv4.neigh.default.gc_thresh1", None), ("fs.file-max", None), ("vm.swappiness", None),
-    ("net.bridge.bridge-nf-call-iptables", None), ("net.ipv4.tcp_keepalive_*", None),
-    ("net.ipv4.tcp_keepalive_intvl", None),  # known: SYS001 judges it
-])
+@pytest.mark.parametrize(
+    "typed, meant",
+    [
+        ("net.ipv4.tcp_keepalive_intval", "net.ipv4.tcp_keepalive_intvl"),
+        ("net.ipv4.tcp_keepalive_itnvl", "net.ipv4.tcp_keepalive_intvl"),
+        ("net.ipv4.tcp_keepaliveintvl", "net.ipv4.tcp_keepalive_intvl"),
+        ("net.ipv4.tcp-keepalive-time", "net.ipv4.tcp_keepalive_time"),
+        ("net.core.somaxcon", "net.core.somaxconn"),
+        ("net.ipv4.tcp_fin_timout", "net.ipv4.tcp_fin_timeout"),
+        ("net.ipv4.tcp_max_tw_bucket", "net.ipv4.tcp_max_tw_buckets"),
+        ("net.netfilter.nf_conntrack_tcp_timeout_establised", "net.netfilter.nf_conntrack_tcp_timeout_established"),
+        ("net.ipv4.TCP_SACK", "net.ipv4.tcp_sack"),
+        # not typos: real keys next to known ones, other trees, other directories, digits, whole tokens
+        ("net.ipv4.tcp_fack", None),
+        ("net.ipv4.tcp_retries1", None),
+        ("net.ipv4.tcp_retries3", None),
+        ("net.ipv4.udp_mem", None),
+        ("net.netfilter.nf_conntrack_acct", None),
+        ("net.netfilter.nf_conntrack_tcp_timeout_close", None),
+        ("net.ipv4.conf.all.rp_filter", None),
+        ("net.ipv4.neigh.default.gc_thresh1", None),
+        ("fs.file-max", None),
+        ("vm.swappiness", None),
+        ("net.bridge.bridge-nf-call-iptables", None),
+        ("net.ipv4.tcp_keepalive_*", None),
+        ("net.ipv4.tcp_keepalive_intvl", None),  # known: SYS001 judges it
+    ],
+)
 def test_likely_misspelling(typed: str, meant: str | None) -> None:
     from tcpaudit.kernel.db import load_kernel_db
     from tcpaudit.lint.values import likely_misspelling

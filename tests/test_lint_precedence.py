@@ -28,8 +28,10 @@ def order(root: Path) -> list[str]:
 
 def effective(root: Path) -> dict[str, tuple[str, str]]:
     u = root_unit(root)
-    return {k: (v, f"{loc.file.removeprefix(str(root) + '/')}:{loc.line}")
-            for k, (v, loc) in effective_settings(u.assignments, None, None).items()}
+    return {
+        k: (v, f"{loc.file.removeprefix(str(root) + '/')}:{loc.line}")
+        for k, (v, loc) in effective_settings(u.assignments, None, None).items()
+    }
 
 
 def test_same_name_in_an_earlier_directory_hides_the_later_one(tmp_path: Path) -> None:
@@ -57,9 +59,13 @@ def test_files_are_sorted_by_name_across_directories(tmp_path: Path) -> None:
     write(tmp_path, "etc/sysctl.d/10-early.conf", "net.ipv4.tcp_fin_timeout = 10\n")
     write(tmp_path, "run/sysctl.d/60-run.conf", "net.core.somaxconn = 60\n")
     write(tmp_path, "lib/sysctl.d/05-lib.conf", "net.core.somaxconn = 5\n")
-    assert order(tmp_path) == ["lib/sysctl.d/05-lib.conf", "etc/sysctl.d/10-early.conf",
-                               "usr/lib/sysctl.d/50-default.conf", "run/sysctl.d/60-run.conf",
-                               "etc/sysctl.d/99-local.conf"]
+    assert order(tmp_path) == [
+        "lib/sysctl.d/05-lib.conf",
+        "etc/sysctl.d/10-early.conf",
+        "usr/lib/sysctl.d/50-default.conf",
+        "run/sysctl.d/60-run.conf",
+        "etc/sysctl.d/99-local.conf",
+    ]
     eff = effective(tmp_path)
     assert eff["net.ipv4.tcp_fin_timeout"] == ("99", "etc/sysctl.d/99-local.conf:1")
     assert eff["net.core.somaxconn"] == ("60", "run/sysctl.d/60-run.conf:1")
@@ -118,12 +124,16 @@ def test_the_finding_points_at_the_winning_file_and_judges_its_value(tmp_path: P
     (dup,) = [f for f in t.findings if f.rule == "SYS003"]
     assert dup.location == f.location
     assert [r["file"].removeprefix(str(tmp_path) + "/") for r in dup.evidence["related_locations"]] == [
-        "usr/lib/sysctl.d/50-net.conf"]
+        "usr/lib/sysctl.d/50-net.conf"
+    ]
 
 
 def test_globs_apply_to_keys_without_an_explicit_assignment(tmp_path: Path) -> None:
-    write(tmp_path, "etc/sysctl.d/50-glob.conf",
-          "net.ipv4.tcp_keepalive_*  = 60\n-net.ipv4.tcp_keepalive_probes\nnet.ipv4.tcp_keepalive_intvl = 5\n")
+    write(
+        tmp_path,
+        "etc/sysctl.d/50-glob.conf",
+        "net.ipv4.tcp_keepalive_*  = 60\n-net.ipv4.tcp_keepalive_probes\nnet.ipv4.tcp_keepalive_intvl = 5\n",
+    )
     eff = effective(tmp_path)
     assert eff["net.ipv4.tcp_keepalive_time"] == ("60", "etc/sysctl.d/50-glob.conf:1")
     assert eff["net.ipv4.tcp_keepalive_intvl"] == ("5", "etc/sysctl.d/50-glob.conf:3")  # explicit beats glob
@@ -163,8 +173,11 @@ def test_an_int_outside_the_c_int_range_keeps_the_earlier_setting_from_4_1_on(tm
     from tcpaudit.audit import kernel_db, parse_release_or_none
 
     write(tmp_path, "etc/sysctl.d/50-a.conf", "net.core.somaxconn = 4096\nnet.ipv4.tcp_keepalive_time = 600\n")
-    write(tmp_path, "etc/sysctl.d/60-b.conf", "net.core.somaxconn = 99999999999\n"
-                                              "net.ipv4.tcp_keepalive_time = 99999999999\n")
+    write(
+        tmp_path,
+        "etc/sysctl.d/60-b.conf",
+        "net.core.somaxconn = 99999999999\nnet.ipv4.tcp_keepalive_time = 99999999999\n",
+    )
     u = root_unit(tmp_path)
     eff = effective_settings(u.assignments, kernel_db(), parse_release_or_none("5.15.0"))
     assert eff["net.core.somaxconn"][0] == "4096"

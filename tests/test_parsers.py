@@ -61,8 +61,10 @@ def test_third_party_captures() -> None:
     assert snmp["Tcp"]["ActiveOpens"] == 3556 and snmp["Tcp"]["AttemptFails"] == 341
     old = p.parse_sockstat(read(CORPUS / "node_exporter-fixture-proc-net-sockstat-rhel4.txt"), "rhel4")
     assert old["TCP"]["tw"] == 4 and "TCP6" not in old
-    for name in ("node_exporter-fixture-proc-net-stat-nf_conntrack.txt",
-                 "elastic-beats-fixture-proc-net-stat-nf_conntrack.txt"):
+    for name in (
+        "node_exporter-fixture-proc-net-stat-nf_conntrack.txt",
+        "elastic-beats-fixture-proc-net-stat-nf_conntrack.txt",
+    ):
         rows = p.parse_conntrack_stat(read(CORPUS / name), name)
         assert len(rows) == 4 and all(r["insert_failed"] == 0 and r["drop"] == 0 for r in rows)
     tcp = p.parse_proc_net_tcp(read(CORPUS / "node_exporter-fixture-proc-net-tcp.txt"))
@@ -78,11 +80,18 @@ def test_sysctl_dump_with_annotations_and_errors() -> None:
     assert d["net.ipv4.tcp_tw_recycle"] == "0" and d["net.ipv4.ip_local_port_range"] == "32768 61000"
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("127.0.0.1:80", ("127.0.0.1", 80)), ("[::1]:443", ("::1", 443)), ("0.0.0.0:*", ("0.0.0.0", 0)),
-    ("*:*", ("0.0.0.0", 0)), ("[::ffff:10.0.0.1]:5432", ("::ffff:10.0.0.1", 5432)),
-    ("10.0.0.1%eth0:53", ("10.0.0.1", 53)), ("[fe80::1%eth0]:22", ("fe80::1", 22)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("127.0.0.1:80", ("127.0.0.1", 80)),
+        ("[::1]:443", ("::1", 443)),
+        ("0.0.0.0:*", ("0.0.0.0", 0)),
+        ("*:*", ("0.0.0.0", 0)),
+        ("[::ffff:10.0.0.1]:5432", ("::ffff:10.0.0.1", 5432)),
+        ("10.0.0.1%eth0:53", ("10.0.0.1", 53)),
+        ("[fe80::1%eth0]:22", ("fe80::1", 22)),
+    ],
+)
 def test_endpoints(text: str, expected: tuple[str, int]) -> None:
     assert p.split_endpoint(text, "t") == expected
 
@@ -93,11 +102,17 @@ def test_bad_endpoints_raise_parse_error(bad: str) -> None:
         p.split_endpoint(bad, "t")
 
 
-@pytest.mark.parametrize("fn", [p.parse_counter_pairs, p.parse_sockstat, p.parse_conntrack_stat, p.parse_ss_table,
-                                p.parse_proc_net_tcp])
+@pytest.mark.parametrize(
+    "fn", [p.parse_counter_pairs, p.parse_sockstat, p.parse_conntrack_stat, p.parse_ss_table, p.parse_proc_net_tcp]
+)
 def test_truncation_gives_parse_error_or_data(fn) -> None:  # type: ignore[no-untyped-def]
-    src = {p.parse_counter_pairs: "netstat", p.parse_sockstat: "sockstat", p.parse_conntrack_stat: "stat_nf_conntrack",
-           p.parse_ss_table: "ss-tanoeH.txt", p.parse_proc_net_tcp: "tcp"}[fn]
+    src = {
+        p.parse_counter_pairs: "netstat",
+        p.parse_sockstat: "sockstat",
+        p.parse_conntrack_stat: "stat_nf_conntrack",
+        p.parse_ss_table: "ss-tanoeH.txt",
+        p.parse_proc_net_tcp: "tcp",
+    }[fn]
     text = read(BUSY / src)
     for cut in range(0, len(text), 7):
         try:

@@ -18,10 +18,19 @@ import pytest
 
 from tcpaudit.audit import build_report
 from tcpaudit.catalogue import metas
-from tcpaudit.model import (CheckResult, Finding, KernelRef, Location, Outcome, Report, Severity, Suppression, Target,
-                            TargetStatus)
-from tcpaudit.reporters import FORMATS, render
-from tcpaudit.reporters import _levels
+from tcpaudit.model import (
+    CheckResult,
+    Finding,
+    KernelRef,
+    Location,
+    Outcome,
+    Report,
+    Severity,
+    Suppression,
+    Target,
+    TargetStatus,
+)
+from tcpaudit.reporters import FORMATS, _levels, render
 from tcpaudit.rules.engine import fingerprint
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -29,20 +38,47 @@ SARIF_SCHEMA = Path(__file__).resolve().parents[2] / "shared/schemas/sarif-schem
 REGEN = os.environ.get("TCPAUDIT_REGEN_GOLDEN") == "1"
 HOSTILE = "web-1\x1b[31m<b>&amp;</b>\"'\x00\u202e]]></failure>[click](https://evil.example) @admin `x` | *y*"
 # Rule titles for the JUnit testcases that did not fire, fixed so the golden files do not follow catalogue edits.
-TITLES = {"CT001": "conntrack drops the RST after a challenge ACK", "NAT001": "keepalive after the NAT idle timeout",
-          "PORT999": "a rule that crashes", "SYS001": "sysctl key does not exist on the target kernel",
-          "SYS002": "sysctl value is invalid for the key", "SYS003": "sysctl key is set more than once",
-          "SYS004": "sysctl setting is written where it never applies", "TCP001": "tcp_tw_recycle is on"}
+TITLES = {
+    "CT001": "conntrack drops the RST after a challenge ACK",
+    "NAT001": "keepalive after the NAT idle timeout",
+    "PORT999": "a rule that crashes",
+    "SYS001": "sysctl key does not exist on the target kernel",
+    "SYS002": "sysctl value is invalid for the key",
+    "SYS003": "sysctl key is set more than once",
+    "SYS004": "sysctl setting is written where it never applies",
+    "TCP001": "tcp_tw_recycle is on",
+}
 GOLDEN_RULES = ("SYS001", "SYS002", "SYS003", "SYS004")  # full SARIF descriptors; others use the fallback
 
 
-def _f(target: str, rule: str, sev: Severity, *, keys: list[str], explanation: str, location: Location | None = None,
-       outcome: Outcome = Outcome.fail, suppressed: Suppression | None = None, evidence: dict | None = None,
-       fix: dict[str, str] | None = None) -> Finding:
-    f = Finding(rule=rule, severity=sev, title=TITLES[rule], outcome=outcome, keys=keys, explanation=explanation,
-                evidence=evidence or {}, remediation=f"Fix for {rule}.", references=[f"https://example.org/{rule}"],
-                location=location, suppressed=suppressed, fix=fix or {},
-                context=["clients behind NAT: yes (given)"] if rule == "TCP001" else [])
+def _f(
+    target: str,
+    rule: str,
+    sev: Severity,
+    *,
+    keys: list[str],
+    explanation: str,
+    location: Location | None = None,
+    outcome: Outcome = Outcome.fail,
+    suppressed: Suppression | None = None,
+    evidence: dict | None = None,
+    fix: dict[str, str] | None = None,
+) -> Finding:
+    f = Finding(
+        rule=rule,
+        severity=sev,
+        title=TITLES[rule],
+        outcome=outcome,
+        keys=keys,
+        explanation=explanation,
+        evidence=evidence or {},
+        remediation=f"Fix for {rule}.",
+        references=[f"https://example.org/{rule}"],
+        location=location,
+        suppressed=suppressed,
+        fix=fix or {},
+        context=["clients behind NAT: yes (given)"] if rule == "TCP001" else [],
+    )
     f.fingerprint = fingerprint(target, f)
     return f
 
@@ -52,60 +88,139 @@ def shared_report() -> Report:
     with locations, a host target, an unreachable host, and hostile text."""
     conf = "rootfs/etc/sysctl.d/60-net.conf"
     config = Target(
-        name="rootfs", kind="config", kernel=KernelRef(release="5.15.0", version="5.15.0"),
+        name="rootfs",
+        kind="config",
+        kernel=KernelRef(release="5.15.0", version="5.15.0"),
         files=["rootfs/usr/lib/sysctl.d/50-vendor.conf", conf],
-        context=["target kernel 5.15.0 (--kernel)", "applied in `sysctl --system` order: /usr/lib/sysctl.d/"
-                 "50-vendor.conf, /etc/sysctl.d/60-net.conf"],
-        findings=[
-            _f("rootfs", "SYS001", Severity.high, keys=["net.ipv4.tcp_tw_recycle"], location=Location(file=conf, line=3),
-               explanation="net.ipv4.tcp_tw_recycle does not exist on Linux 5.15.0 (removed in 4.12).",
-               evidence={"key": "net.ipv4.tcp_tw_recycle", "kernel": "5.15.0", "value": "1"}),
-            _f("rootfs", "SYS001", Severity.low, keys=["net.ipv4.tcp_low_latency"], location=Location(file=conf, line=4),
-               explanation="net.ipv4.tcp_low_latency does not exist; the '-' prefix ignores the failure.",
-               evidence={"key": "net.ipv4.tcp_low_latency", "ignore_errors": True}),
-            _f("rootfs", "SYS002", Severity.high, keys=["net.ipv4.tcp_keepalive_time"],
-               location=Location(file=conf, line=5), explanation="'300 # five minutes' is not a number.",
-               suppressed=Suppression(kind="inline", reason="tested on the lab hosts", source=f"{conf}:4")),
-            _f("rootfs", "SYS003", Severity.info, keys=["net.ipv4.tcp_fin_timeout"], location=Location(file=conf, line=6),
-               explanation="net.ipv4.tcp_fin_timeout is set 2 times; the later assignment wins.",
-               evidence={"effective": "15", "related_locations": [
-                   {"file": "rootfs/usr/lib/sysctl.d/50-vendor.conf", "line": 1, "message": "earlier assignment"}]}),
-            _f("rootfs", "SYS004", Severity.medium, keys=["net.ipv4.tcp_syn_retries"],
-               location=Location(file=conf, line=7), explanation="not `key = value`: sysctl skips the line.",
-               suppressed=Suppression(kind="baseline", reason="already present when the baseline was recorded on "
-                                      "2026-01-01", source="baseline.json")),
-            _f("rootfs", "TCP001", Severity.critical, keys=["net.ipv4.tcp_tw_recycle"],
-               location=Location(file=conf, line=3), explanation="tcp_tw_recycle=1 drops SYNs from NATed clients.",
-               suppressed=Suppression(kind="waiver", reason="el7 image, retired in Q3", expires="2099-12-31",
-                                      source="waiver TCP001 target rootfs")),
-            _f("rootfs", "PORT999", Severity.high, keys=[], outcome=Outcome.error,
-               explanation="rule PORT999 crashed, so this target was NOT checked for it",
-               evidence={"exception": "ZeroDivisionError: division by zero"}),
+        context=[
+            "target kernel 5.15.0 (--kernel)",
+            "applied in `sysctl --system` order: /usr/lib/sysctl.d/50-vendor.conf, /etc/sysctl.d/60-net.conf",
         ],
-        checks=[CheckResult(rule="CT001", outcome=Outcome.passed),
-                CheckResult(rule="NAT001", outcome=Outcome.not_applicable, reason="no NAT idle timeout known"),
-                CheckResult(rule="PORT999", outcome=Outcome.error, reason="ZeroDivisionError: division by zero"),
-                *(CheckResult(rule=r, outcome=Outcome.fail) for r in ("SYS001", "SYS002", "SYS003", "SYS004",
-                                                                       "TCP001"))],
+        findings=[
+            _f(
+                "rootfs",
+                "SYS001",
+                Severity.high,
+                keys=["net.ipv4.tcp_tw_recycle"],
+                location=Location(file=conf, line=3),
+                explanation="net.ipv4.tcp_tw_recycle does not exist on Linux 5.15.0 (removed in 4.12).",
+                evidence={"key": "net.ipv4.tcp_tw_recycle", "kernel": "5.15.0", "value": "1"},
+            ),
+            _f(
+                "rootfs",
+                "SYS001",
+                Severity.low,
+                keys=["net.ipv4.tcp_low_latency"],
+                location=Location(file=conf, line=4),
+                explanation="net.ipv4.tcp_low_latency does not exist; the '-' prefix ignores the failure.",
+                evidence={"key": "net.ipv4.tcp_low_latency", "ignore_errors": True},
+            ),
+            _f(
+                "rootfs",
+                "SYS002",
+                Severity.high,
+                keys=["net.ipv4.tcp_keepalive_time"],
+                location=Location(file=conf, line=5),
+                explanation="'300 # five minutes' is not a number.",
+                suppressed=Suppression(kind="inline", reason="tested on the lab hosts", source=f"{conf}:4"),
+            ),
+            _f(
+                "rootfs",
+                "SYS003",
+                Severity.info,
+                keys=["net.ipv4.tcp_fin_timeout"],
+                location=Location(file=conf, line=6),
+                explanation="net.ipv4.tcp_fin_timeout is set 2 times; the later assignment wins.",
+                evidence={
+                    "effective": "15",
+                    "related_locations": [
+                        {"file": "rootfs/usr/lib/sysctl.d/50-vendor.conf", "line": 1, "message": "earlier assignment"}
+                    ],
+                },
+            ),
+            _f(
+                "rootfs",
+                "SYS004",
+                Severity.medium,
+                keys=["net.ipv4.tcp_syn_retries"],
+                location=Location(file=conf, line=7),
+                explanation="not `key = value`: sysctl skips the line.",
+                suppressed=Suppression(
+                    kind="baseline",
+                    reason="already present when the baseline was recorded on 2026-01-01",
+                    source="baseline.json",
+                ),
+            ),
+            _f(
+                "rootfs",
+                "TCP001",
+                Severity.critical,
+                keys=["net.ipv4.tcp_tw_recycle"],
+                location=Location(file=conf, line=3),
+                explanation="tcp_tw_recycle=1 drops SYNs from NATed clients.",
+                suppressed=Suppression(
+                    kind="waiver",
+                    reason="el7 image, retired in Q3",
+                    expires="2099-12-31",
+                    source="waiver TCP001 target rootfs",
+                ),
+            ),
+            _f(
+                "rootfs",
+                "PORT999",
+                Severity.high,
+                keys=[],
+                outcome=Outcome.error,
+                explanation="rule PORT999 crashed, so this target was NOT checked for it",
+                evidence={"exception": "ZeroDivisionError: division by zero"},
+            ),
+        ],
+        checks=[
+            CheckResult(rule="CT001", outcome=Outcome.passed),
+            CheckResult(rule="NAT001", outcome=Outcome.not_applicable, reason="no NAT idle timeout known"),
+            CheckResult(rule="PORT999", outcome=Outcome.error, reason="ZeroDivisionError: division by zero"),
+            *(CheckResult(rule=r, outcome=Outcome.fail) for r in ("SYS001", "SYS002", "SYS003", "SYS004", "TCP001")),
+        ],
     )
     host = Target(
-        name=HOSTILE, kind="host", kernel=KernelRef(release="3.10.0-1160.el7.x86_64", version="3.10.0"),
-        context=[f"hint from the host: {HOSTILE}"], gaps=["conntrack: permission_denied (not root)"],
+        name=HOSTILE,
+        kind="host",
+        kernel=KernelRef(release="3.10.0-1160.el7.x86_64", version="3.10.0"),
+        context=[f"hint from the host: {HOSTILE}"],
+        gaps=["conntrack: permission_denied (not root)"],
         findings=[
-            _f(HOSTILE, "TCP001", Severity.critical, keys=["net.ipv4.tcp_tw_recycle"],
-               explanation=f"SYNs are dropped; the host calls itself {HOSTILE}",
-               evidence={"tcp_tw_recycle": "1", "hostname": HOSTILE}, fix={"net.ipv4.tcp_tw_recycle": "0"}),
-            _f(HOSTILE, "NAT001", Severity.medium, keys=["net.ipv4.tcp_keepalive_time"],
-               explanation="keepalive 7200 s is after the 350 s idle timeout.",
-               evidence={"tcp_keepalive_time": "7200"}),
+            _f(
+                HOSTILE,
+                "TCP001",
+                Severity.critical,
+                keys=["net.ipv4.tcp_tw_recycle"],
+                explanation=f"SYNs are dropped; the host calls itself {HOSTILE}",
+                evidence={"tcp_tw_recycle": "1", "hostname": HOSTILE},
+                fix={"net.ipv4.tcp_tw_recycle": "0"},
+            ),
+            _f(
+                HOSTILE,
+                "NAT001",
+                Severity.medium,
+                keys=["net.ipv4.tcp_keepalive_time"],
+                explanation="keepalive 7200 s is after the 350 s idle timeout.",
+                evidence={"tcp_keepalive_time": "7200"},
+            ),
         ],
-        checks=[CheckResult(rule="TCP001", outcome=Outcome.fail), CheckResult(rule="NAT001", outcome=Outcome.fail),
-                CheckResult(rule="CT001", outcome=Outcome.passed),
-                CheckResult(rule="CT002", outcome=Outcome.unknown, reason="NAT rules not readable (needs root)"),
-                CheckResult(rule="SYS001", outcome=Outcome.not_applicable, reason="not run on host targets")],
+        checks=[
+            CheckResult(rule="TCP001", outcome=Outcome.fail),
+            CheckResult(rule="NAT001", outcome=Outcome.fail),
+            CheckResult(rule="CT001", outcome=Outcome.passed),
+            CheckResult(rule="CT002", outcome=Outcome.unknown, reason="NAT rules not readable (needs root)"),
+            CheckResult(rule="SYS001", outcome=Outcome.not_applicable, reason="not run on host targets"),
+        ],
     )
-    down = Target(name="db-2", kind="host", status=TargetStatus.unreachable,
-                  error="ssh: connect to host db-2 port 22: Connection refused")
+    down = Target(
+        name="db-2",
+        kind="host",
+        status=TargetStatus.unreachable,
+        error="ssh: connect to host db-2 port 22: Connection refused",
+    )
     report = build_report([config, host, down], "high")
     report.tool.version = "0.0.0-golden"
     return report
@@ -201,11 +316,22 @@ def test_junit_parses_and_counts() -> None:
     for case in rootfs:
         kinds = {type(r).__name__ for r in case.result}
         outcome[case.name.split(":")[0]] = kinds.pop() if kinds else "pass"
-    assert outcome == {"CT001": "pass", "NAT001": "Skipped", "PORT999": "Error", "SYS001": "Failure",
-                       "SYS002": "Skipped", "SYS003": "Failure", "SYS004": "Skipped", "TCP001": "Skipped"}
+    assert outcome == {
+        "CT001": "pass",
+        "NAT001": "Skipped",
+        "PORT999": "Error",
+        "SYS001": "Failure",
+        "SYS002": "Skipped",
+        "SYS003": "Failure",
+        "SYS004": "Skipped",
+        "TCP001": "Skipped",
+    }
     assert (rootfs.tests, rootfs.failures, rootfs.errors, rootfs.skipped) == (8, 2, 1, 4)
-    skipped = {c.name.split(":")[0]: c.result[0].message for c in rootfs if c.result
-               and isinstance(c.result[0], junitparser.Skipped)}
+    skipped = {
+        c.name.split(":")[0]: c.result[0].message
+        for c in rootfs
+        if c.result and isinstance(c.result[0], junitparser.Skipped)
+    }
     assert skipped["TCP001"] == "suppressed by waiver: el7 image, retired in Q3"
     assert skipped["NAT001"] == "not applicable: no NAT idle timeout known"
     (down,) = list(suites["db-2"])
@@ -249,17 +375,32 @@ def test_one_severity_mapping() -> None:
 def test_sarif_gives_unlocated_config_findings_the_file_applied_last() -> None:
     """Code scanning does not show results without a file: a finding about a key the configuration does not set
     goes to line 1 of the file that takes precedence; host results keep logical locations only."""
-    config = Target(name="rootfs", kind="config", files=["rootfs/usr/lib/sysctl.d/50-vendor.conf",
-                                                         "rootfs/etc/sysctl.d/60-net.conf"],
-                    findings=[_f("rootfs", "NAT001", Severity.medium, keys=["net.ipv4.tcp_keepalive_time"],
-                                 explanation="kernel default 7200 s is after the 240 s idle timeout.")])
-    host = Target(name="web1", kind="host", findings=[_f("web1", "NAT001", Severity.medium,
-                                                         keys=["net.ipv4.tcp_keepalive_time"], explanation="x")])
+    config = Target(
+        name="rootfs",
+        kind="config",
+        files=["rootfs/usr/lib/sysctl.d/50-vendor.conf", "rootfs/etc/sysctl.d/60-net.conf"],
+        findings=[
+            _f(
+                "rootfs",
+                "NAT001",
+                Severity.medium,
+                keys=["net.ipv4.tcp_keepalive_time"],
+                explanation="kernel default 7200 s is after the 240 s idle timeout.",
+            )
+        ],
+    )
+    host = Target(
+        name="web1",
+        kind="host",
+        findings=[_f("web1", "NAT001", Severity.medium, keys=["net.ipv4.tcp_keepalive_time"], explanation="x")],
+    )
     doc = json.loads(render(build_report([config, host], "high"), "sarif", metas=[]))
     on_config, on_host = doc["runs"][0]["results"]
     (loc,) = on_config["locations"]
-    assert loc["physicalLocation"] == {"artifactLocation": {"uri": "rootfs/etc/sysctl.d/60-net.conf"},
-                                       "region": {"startLine": 1}}
+    assert loc["physicalLocation"] == {
+        "artifactLocation": {"uri": "rootfs/etc/sysctl.d/60-net.conf"},
+        "region": {"startLine": 1},
+    }
     assert loc["logicalLocations"][0]["name"] == "net.ipv4.tcp_keepalive_time"
     assert "physicalLocation" not in on_host["locations"][0]
     v = _sarif_validator()
@@ -268,10 +409,23 @@ def test_sarif_gives_unlocated_config_findings_the_file_applied_last() -> None:
 
 def test_markdown_does_not_repeat_a_target_named_after_its_file() -> None:
     loc = Location(file="k.conf", line=5)
-    single = Target(name="k.conf", kind="config", files=["k.conf"], findings=[
-        _f("k.conf", "SYS003", Severity.info, keys=["net.ipv4.tcp_fin_timeout"], location=loc, explanation="x"),
-        _f("k.conf", "SYS002", Severity.high, keys=["net.ipv4.tcp_keepalive_time"], location=loc, explanation="y",
-           suppressed=Suppression(kind="inline", reason="lab only"))])
+    single = Target(
+        name="k.conf",
+        kind="config",
+        files=["k.conf"],
+        findings=[
+            _f("k.conf", "SYS003", Severity.info, keys=["net.ipv4.tcp_fin_timeout"], location=loc, explanation="x"),
+            _f(
+                "k.conf",
+                "SYS002",
+                Severity.high,
+                keys=["net.ipv4.tcp_keepalive_time"],
+                location=loc,
+                explanation="y",
+                suppressed=Suppression(kind="inline", reason="lab only"),
+            ),
+        ],
+    )
     md = render(build_report([single], "high"), "markdown")
     items = [line for line in md.splitlines() if line.startswith("- **SYS")]
     assert len(items) == 2 and all("— at k.conf:5" in i and "target k.conf" not in i for i in items), items

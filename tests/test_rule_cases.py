@@ -47,14 +47,17 @@ def test_rule_case(rule: str, name: str, case: dict) -> None:
         for f in mine:
             assert f.keys, "every finding names the sysctls involved"
             # from a /proc/sys top directory: net.ipv4.tcp_sack, net.nf_conntrack_max, vm.drop_caches
-            assert all("." in k and k.split(".")[0] in {"abi", "crypto", "debug", "dev", "fs", "kernel", "net",
-                                                        "sunrpc", "user", "vm"} for k in f.keys), \
-                f"keys must be fully qualified: {f.keys}"
+            assert all(
+                "." in k
+                and k.split(".")[0] in {"abi", "crypto", "debug", "dev", "fs", "kernel", "net", "sunrpc", "user", "vm"}
+                for k in f.keys
+            ), f"keys must be fully qualified: {f.keys}"
             assert len(f.explanation) > 60, "the explanation states the mechanism"
             assert f.remediation
     elif expect == "pass":
         assert result.outcome is Outcome.passed, f"expected pass, got {result.outcome.value}: " + "; ".join(
-            f.explanation for f in mine)
+            f.explanation for f in mine
+        )
     elif expect == "not_applicable":
         assert result.outcome is Outcome.not_applicable, f"expected not_applicable, got {result.outcome.value}"
         for text in case.get("reason_contains", []):

@@ -18,7 +18,7 @@ from .netns import make_netns  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.root
 
-FLOOD = r'''
+FLOOD = r"""
 import collections, threading
 port = int(sys.argv[1])
 srv = socket.socket()
@@ -48,7 +48,7 @@ for cmd in commands():
         stop.set()
         t.join()
         reply(attempts=attempts[0])
-'''
+"""
 
 
 def test_runtime_sample_reports_listen_overflow_rate(make_netns) -> None:  # noqa: F811

@@ -15,7 +15,7 @@ from .netns import make_netns, veth  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.root
 
-SERVER_NEVER_CLOSES = r'''
+SERVER_NEVER_CLOSES = r"""
 # A server on HOST:PORT that accepts and never reads or close()s, and CLIENTS clients (in this process
 # too) that connect and close(): their sockets are orphaned in FIN-WAIT-2, the server's sit in CLOSE-WAIT.
 host, port, clients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -37,9 +37,9 @@ for cmd in commands():
         accepted.clear()
         time.sleep(0.3)
         reply(closed=True)
-'''
+"""
 
-SERVER = r'''
+SERVER = r"""
 host, port = sys.argv[1], int(sys.argv[2])
 srv = socket.socket()
 srv.bind((host, port))
@@ -59,9 +59,9 @@ def serve():
 threading.Thread(target=serve, daemon=True).start()
 for _ in commands():
     pass
-'''
+"""
 
-HALF_CLOSER = r'''
+HALF_CLOSER = r"""
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 held = []
 for _ in range(n):
@@ -77,7 +77,7 @@ for cmd in commands():
         held.clear()
         time.sleep(0.3)
         reply(closed=True)
-'''
+"""
 
 
 def test_runtime_TCP010_close_wait_pileup_with_orphaned_fin_wait2(make_netns) -> None:  # noqa: F811

@@ -24,8 +24,13 @@ DYNAMIC = ("net.netfilter.nf_conntrack_count",)  # changes between two reads on 
 
 
 def _snapshot(prefix: list[str] | None = None) -> dict:
-    r = subprocess.run([*(prefix or []), PYTHON, "-m", "tcpaudit", "snapshot", "-o", "-"], capture_output=True,
-                       text=True, timeout=120, cwd="/")
+    r = subprocess.run(
+        [*(prefix or []), PYTHON, "-m", "tcpaudit", "snapshot", "-o", "-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -72,8 +77,13 @@ def test_runtime_local_machine_matches_proc() -> None:
                 rel = os.path.relpath(path, "/proc/sys")
                 names_on_disk.add(".".join(p.replace(".", "/") for p in rel.split(os.sep)))
     # (an unset IPv6 stable_secret reads as EIO by design: one gap line covers every interface)
-    missing = {n for n in names_on_disk if n not in sysctls and f"sysctl:{n}" not in gaps
-               and not (n.endswith(".stable_secret") and "sysctl:net.ipv6.conf.*.stable_secret" in gaps)}
+    missing = {
+        n
+        for n in names_on_disk
+        if n not in sysctls
+        and f"sysctl:{n}" not in gaps
+        and not (n.endswith(".stable_secret") and "sysctl:net.ipv6.conf.*.stable_secret" in gaps)
+    }
     assert not missing, sorted(missing)[:20]
     assert len(sysctls) > 200
 
@@ -102,7 +112,14 @@ def test_runtime_local_machine_matches_proc() -> None:
             assert set(mine[group]) == set(values), group
             for k, v in values.items():
                 if group in ("Tcp", "Udp", "Ip", "IpExt", "TcpExt", "Icmp") and k not in (
-                        "CurrEstab", "RtoAlgorithm", "RtoMin", "RtoMax", "MaxConn", "Forwarding", "DefaultTTL"):
+                    "CurrEstab",
+                    "RtoAlgorithm",
+                    "RtoMin",
+                    "RtoMax",
+                    "MaxConn",
+                    "Forwarding",
+                    "DefaultTTL",
+                ):
                     assert mine[group][k] <= v, (group, k)
     assert {"inuse", "orphan", "tw", "alloc", "mem"} <= set(snap["counters"]["sockstat"]["TCP"])
     if os.path.exists("/proc/net/stat/nf_conntrack"):
@@ -113,7 +130,7 @@ def test_runtime_local_machine_matches_proc() -> None:
         assert "found" in snap["conntrack"]["stats_per_cpu"][0]
 
 
-KNOWN_SOCKETS = r'''
+KNOWN_SOCKETS = r"""
 srv = socket.socket()
 srv.bind(("127.0.0.1", 7300))
 srv.listen(16)
@@ -133,7 +150,7 @@ time.sleep(0.2)
 ready(sockets=2 + 6 + 2)
 for _ in commands():
     pass
-'''
+"""
 
 
 @pytest.mark.parametrize("source", ["netlink", "ss"])
@@ -158,11 +175,11 @@ def test_runtime_fresh_namespace_counts_are_exact(make_netns, source: str) -> No
 
     # the ss table and /proc/net/tcp{,6} (through tcpaudit's own /proc parser) name the same sockets
     from_proc = parse_proc_net_tcp(tcp) + parse_proc_net_tcp(tcp6, "/proc/net/tcp6")
-    mine = set(zip(t["state"], t["local_addr"], t["local_port"], t["remote_addr"], t["remote_port"]))
+    mine = set(zip(t["state"], t["local_addr"], t["local_port"], t["remote_addr"], t["remote_port"], strict=False))
     theirs = {(s.state, s.local_addr, s.local_port, s.remote_addr, s.remote_port) for s in from_proc}
     assert mine == theirs
     inodes = {s.inode for s in from_proc if s.state != "TIME-WAIT"}
-    assert {i for s, i in zip(t["state"], t["inode"]) if s != "TIME-WAIT"} == inodes
+    assert {i for s, i in zip(t["state"], t["inode"], strict=False) if s != "TIME-WAIT"} == inodes
 
     # a quiet namespace: the counters equal a read made right after, exactly
     assert snap["counters"]["netstat"] == parse_counter_pairs(netstat, "netstat")

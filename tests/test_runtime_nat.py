@@ -15,7 +15,7 @@ from .netns import make_netns, veth  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.root
 
-SERVER = r'''
+SERVER = r"""
 host, port = sys.argv[1], int(sys.argv[2])
 srv = socket.socket()
 srv.bind((host, port))
@@ -24,9 +24,9 @@ ready(port=port)
 held = [srv.accept()[0], srv.accept()[0]]
 for _ in commands():
     pass
-'''
+"""
 
-CLIENT = r'''
+CLIENT = r"""
 host, port = sys.argv[1], int(sys.argv[2])
 plain = socket.create_connection((host, port))
 ka = socket.create_connection((host, port))
@@ -39,7 +39,7 @@ for cmd in commands():
         plain.close()
         time.sleep(0.2)
         reply(closed=True)
-'''
+"""
 
 
 def test_runtime_nat002_idle_connection_without_keepalive_over_veth(make_netns) -> None:  # noqa: F811

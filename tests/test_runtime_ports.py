@@ -12,7 +12,7 @@ pytestmark = pytest.mark.root
 
 RANGE = (61000, 61099)
 
-CHURN = r'''
+CHURN = r"""
 # A client that opens and closes connections to one server, closing first (-> TIME-WAIT on the
 # client's ephemeral port), until connect() fails.
 port = int(sys.argv[1])
@@ -36,16 +36,16 @@ while cycles < 5000:
 ready(cycles=cycles, errno=err, error=os.strerror(err) if err else None)
 for _ in commands():
     pass
-'''
+"""
 
-LISTEN = r'''
+LISTEN = r"""
 srv = socket.socket()
 srv.bind(("0.0.0.0", int(sys.argv[1])))
 srv.listen(16)
 ready(port=srv.getsockname()[1])
 for _ in commands():
     pass
-'''
+"""
 
 
 def test_runtime_port001_time_wait_exhausts_narrow_range(make_netns) -> None:  # noqa: F811

@@ -22,7 +22,10 @@ from tcpaudit.collect.local import _Stream
 from .netns import PYTHON, ROOT, make_netns  # noqa: F401 - fixture
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
-CAPTURES = [FIX / "proc" / "busy-netns-6.18" / "ss-tanoeH.txt", FIX / "corpus" / "datadog-network-fixture-ss-ipv4-tcp.txt"]
+CAPTURES = [
+    FIX / "proc" / "busy-netns-6.18" / "ss-tanoeH.txt",
+    FIX / "corpus" / "datadog-network-fixture-ss-ipv4-tcp.txt",
+]
 DETAIL = FIX / "proc" / "busy-netns-6.18" / "ss-tinH-established.txt"
 
 SAMPLE_TABLE = """\
@@ -43,10 +46,45 @@ SAMPLE_DETAIL = """\
 """
 
 # Mutations that stress exactly where a fast path could diverge from the strict one.
-_NOISE = ["\t", "\x1f", "\xa0", "\u2003", "\u0663", "+", "-", "_", ":", "[", "]", "%", "*", "(", ")", ",", " ",
-          "99999", "65536", "0" * 40, "timer:(on,1ms,2)", "timer:(on,9ms," + "1" * 12 + ")", "uid:x", "ino:",
-          "lastsnd:", "lastrcv:12", "lastsnd:" + "7" * 19, " lastrcv:" + "3" * 18, "9" * 20, "ESTAB",
-          "State ", "\n", "\r", "\x85", "\u2028", "\x0c", "é"]
+_NOISE = [
+    "\t",
+    "\x1f",
+    "\xa0",
+    "\u2003",
+    "\u0663",
+    "+",
+    "-",
+    "_",
+    ":",
+    "[",
+    "]",
+    "%",
+    "*",
+    "(",
+    ")",
+    ",",
+    " ",
+    "99999",
+    "65536",
+    "0" * 40,
+    "timer:(on,1ms,2)",
+    "timer:(on,9ms," + "1" * 12 + ")",
+    "uid:x",
+    "ino:",
+    "lastsnd:",
+    "lastrcv:12",
+    "lastsnd:" + "7" * 19,
+    " lastrcv:" + "3" * 18,
+    "9" * 20,
+    "ESTAB",
+    "State ",
+    "\n",
+    "\r",
+    "\x85",
+    "\u2028",
+    "\x0c",
+    "é",
+]
 
 
 def _outcome(fn, *args):  # type: ignore[no-untyped-def]
@@ -70,6 +108,7 @@ def _fast_table(text: str, pieces: int = 1, rng: random.Random | None = None):  
         for piece in _split(text, pieces, rng):
             parser.feed(piece)
         return parser.columns()
+
     return _outcome(run)
 
 
@@ -79,7 +118,7 @@ def _split(text: str, pieces: int, rng: random.Random | None) -> list[str]:
         return [text]
     ends = [i + 1 for i, ch in enumerate(text) if ch == "\n"]
     cuts = sorted(rng.sample(ends, min(len(ends), pieces - 1)))
-    return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+    return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=False)]
 
 
 def _mutate(text: str, rng: random.Random) -> str:
@@ -92,7 +131,7 @@ def _mutate(text: str, rng: random.Random) -> str:
         elif op < 0.8 and i < len(chars):
             chars[i] = rng.choice(_NOISE)
         else:
-            del chars[i:i + rng.randint(1, 8)]
+            del chars[i : i + rng.randint(1, 8)]
     return "".join(chars)
 
 
@@ -134,6 +173,7 @@ def test_runtime_fast_detail_parser_equals_strict() -> None:
             for piece in _split(text, 4, rng):
                 parser.feed(piece)
             return parser.result()
+
         assert _outcome(pieces) == strict, repr(text)
 
 
@@ -160,14 +200,14 @@ def test_runtime_stream_line_limit_matches_run(limit: int) -> None:
         pos = 0
         while pos < len(data):
             step = rng.randint(1, 6)
-            if not s.feed(data[pos:pos + step]):
+            if not s.feed(data[pos : pos + step]):
                 break
             pos += step
         s.close()
         assert (s.text().encode(), s.truncated) == expected, (data, limit)
 
 
-STATE = r'''
+STATE = r"""
 srv = socket.socket()
 srv.bind(("127.0.0.1", 7500))
 srv.listen(512)
@@ -182,15 +222,16 @@ for i in range(300):
 ready()
 for _ in commands():
     pass
-'''
+"""
 
-COMPARE = r'''
+COMPARE = r"""
 import json, sys
 from tcpaudit.collect.local import capture_local
 from tcpaudit.collect.build import build_snapshot
 from tcpaudit.collect import parsers as p
 raw = capture_local(detail_cap=int(sys.argv[1]), sockets="ss")  # the ss path (sock_diag: test_sockdiag)
-out = {"parsed": sorted(raw.parsed), "items": sorted(raw.items), "gaps": [g.item + ":" + g.reason.value for g in raw.gaps]}
+gaps = [g.item + ":" + g.reason.value for g in raw.gaps]
+out = {"parsed": sorted(raw.parsed), "items": sorted(raw.items), "gaps": gaps}
 out["table_equal"] = raw.parsed["ss"] == p.parse_ss_columns(raw.items["ss"])
 if "ss-detail" in raw.items:
     out["detail_equal"] = raw.parsed.get("ss-detail") == p.parse_ss_detail(raw.items["ss-detail"], "d", raw.detail_cap)
@@ -202,7 +243,7 @@ out["snapshots_equal"] = fast.model_dump() == slow.model_dump()
 out["state_counts"] = fast.sockets.state_counts
 out["detail"] = fast.sockets.detail
 print(json.dumps(out))
-'''
+"""
 
 
 @pytest.mark.root

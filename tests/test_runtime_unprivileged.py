@@ -8,7 +8,7 @@ from .netns import make_netns  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.root
 
-SOCKETS = r'''
+SOCKETS = r"""
 srv = socket.socket()
 srv.bind(("127.0.0.1", 7400))
 srv.listen(16)
@@ -17,7 +17,7 @@ a = srv.accept()[0]
 ready()
 for _ in commands():
     pass
-'''
+"""
 
 
 def test_runtime_unprivileged_run_reports_gaps(make_netns) -> None:  # noqa: F811

@@ -28,7 +28,7 @@ EXAMPLES = int(os.environ.get("TCPAUDIT_FUZZ_EXAMPLES") or 0) or 300
 # Every state and address shape the rules read: listeners (IPv4, dual-stack IPv6, IPv6-only), ESTAB
 # pairs (IPv4, IPv6, IPv4-mapped), a keepalive timer, TIME-WAIT, CLOSE-WAIT / FIN-WAIT-2, a full accept
 # queue (recv_q/send_q of a listener).
-SOCKETS = r'''
+SOCKETS = r"""
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("127.0.0.1", 7500)); srv.listen(8)
 dual = socket.socket(socket.AF_INET6); dual.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -52,9 +52,9 @@ time.sleep(0.5)
 ready()
 for _ in commands():
     pass
-'''
+"""
 
-COMPARE = r'''
+COMPARE = r"""
 import json, subprocess, sys
 from tcpaudit.collect.parsers import parse_ss_columns, parse_ss_detail_fast
 from tcpaudit.collect.sockdiag import dump_tcp
@@ -64,7 +64,7 @@ detail = parse_ss_detail_fast(subprocess.run(["ss", "-tinH", "state", "establish
                                              text=True, check=True).stdout)
 print(json.dumps({"nl": nl, "truncated": truncated, "ss": ss,
                   "detail": [[list(k), list(v)] for k, v in detail.items()]}))
-'''
+"""
 
 
 def _rows(cols: dict[str, list]) -> dict[tuple, dict]:
@@ -115,7 +115,7 @@ def test_netlink_table_equals_what_ss_prints(make_netns) -> None:  # noqa: F811
     assert len(keepalive) == 1 and 590_000 < keepalive[0]["timer_ms"] <= 600_000
 
 
-CAPTURE = r'''
+CAPTURE = r"""
 import json, sys
 from tcpaudit.collect import sockdiag
 from tcpaudit.collect.build import build_snapshot
@@ -126,7 +126,7 @@ snap = build_snapshot(capture_local(table_cap=int(sys.argv[2])))
 t = snap.sockets
 print(json.dumps({"source": t.source, "detail": t.detail, "total": t.total, "counts": t.state_counts,
                   "gaps": [[g.item, g.reason.value, g.detail] for g in snap.gaps]}))
-'''
+"""
 
 
 @pytest.mark.root
@@ -156,12 +156,32 @@ def test_refused_request_is_unavailable_not_a_crash(monkeypatch) -> None:
 
 # ---- the reply parser against hostile bytes ----------------------------------------------------------
 
-def _message(state: int = 1, family: int = socket.AF_INET, src: bytes = b"\x7f\0\0\x01" + bytes(12),
-             attrs: bytes = b"") -> bytes:
+
+def _message(
+    state: int = 1, family: int = socket.AF_INET, src: bytes = b"\x7f\0\0\x01" + bytes(12), attrs: bytes = b""
+) -> bytes:
     # ports in network byte order, as the kernel sends them: 80 and 12345
-    body = struct.pack("=BBBB 2s2s 16s16s I 8s IIIII", family, state, 0, 0, (80).to_bytes(2, "big"),
-                       (12345).to_bytes(2, "big"), src, src, 0,
-                       bytes(8), 0, 0, 0, 0, 0) + attrs
+    body = (
+        struct.pack(
+            "=BBBB 2s2s 16s16s I 8s IIIII",
+            family,
+            state,
+            0,
+            0,
+            (80).to_bytes(2, "big"),
+            (12345).to_bytes(2, "big"),
+            src,
+            src,
+            0,
+            bytes(8),
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        + attrs
+    )
     return struct.pack("=IHHII", 16 + len(body), 20, 2, 1, 0) + body
 
 
@@ -194,16 +214,36 @@ def test_parser_limit_and_errors() -> None:
         DumpParser().feed(struct.pack("=IHHII", 9999, 20, 2, 1, 0) + bytes(72))  # longer than the batch
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=CI, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.one_of(
-    st.binary(max_size=4096),
-    st.lists(st.sampled_from([_message(), _message(state=6), _message(attrs=_info_attr(1, 2)),
-                              _message(family=socket.AF_INET6, src=bytes(16)), DONE]),
-             max_size=30).map(b"".join).flatmap(
-        lambda b: st.tuples(st.just(b), st.integers(0, max(0, len(b))), st.binary(max_size=8))
-        .map(lambda t: t[0][:t[1]] + t[2] + t[0][t[1]:])),
-))
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=CI,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.one_of(
+        st.binary(max_size=4096),
+        st.lists(
+            st.sampled_from(
+                [
+                    _message(),
+                    _message(state=6),
+                    _message(attrs=_info_attr(1, 2)),
+                    _message(family=socket.AF_INET6, src=bytes(16)),
+                    DONE,
+                ]
+            ),
+            max_size=30,
+        )
+        .map(b"".join)
+        .flatmap(
+            lambda b: st.tuples(st.just(b), st.integers(0, max(0, len(b))), st.binary(max_size=8)).map(
+                lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]
+            )
+        ),
+    )
+)
 def test_parser_never_fails_but_with_its_typed_error(buf: bytes) -> None:
     p = DumpParser(limit=1000)
     try:

@@ -33,13 +33,29 @@ from tcpaudit.snapshot import Source  # noqa: E402
 
 SCRIPT = sshd.COLLECTOR
 # Items whose content changes from one read to the next (counters, clocks, sockets).
-VOLATILE_ITEMS = {"uptime", "netstat", "snmp", "sockstat", "sockstat6", "nf_conntrack_stat", "ss", "ss-detail",
-                  "iptables-nat", "proc-net-tcp", "proc-net-tcp6"}
+VOLATILE_ITEMS = {
+    "uptime",
+    "netstat",
+    "snmp",
+    "sockstat",
+    "sockstat6",
+    "nf_conntrack_stat",
+    "ss",
+    "ss-detail",
+    "iptables-nat",
+    "proc-net-tcp",
+    "proc-net-tcp6",
+}
 
 
 def run_collector(shell: str = "sh", env: dict[str, str] | None = None) -> bytes:
-    p = subprocess.run([shell, "-s"], stdin=open(SCRIPT, "rb"), capture_output=True, timeout=60,
-                       env=env if env is not None else dict(os.environ))
+    p = subprocess.run(
+        [shell, "-s"],
+        stdin=open(SCRIPT, "rb"),
+        capture_output=True,
+        timeout=60,
+        env=env if env is not None else dict(os.environ),
+    )
     assert p.returncode == 0, p.stderr
     return p.stdout
 
@@ -75,8 +91,13 @@ def test_cached_sysctl_parser_matches_parse_grep_sysctls():
 
     frames, _ = parse_frames(run_collector())
     lines = next(f.content for f in frames if f.name == "sysctls")
-    lines += ["/proc/sys/net/ipv4/multi:a", "/proc/sys/net/ipv4/multi:b\tc", "junk", "/etc/x:1",
-              "/proc/sys/net/ipv4/conf/eth0.100/rp_filter:  2 "]
+    lines += [
+        "/proc/sys/net/ipv4/multi:a",
+        "/proc/sys/net/ipv4/multi:b\tc",
+        "junk",
+        "/etc/x:1",
+        "/proc/sys/net/ipv4/conf/eth0.100/rp_filter:  2 ",
+    ]
     assert grep_sysctls(lines) == grep_sysctls(lines) == parse_grep_sysctls("\n".join(lines), "x")
 
 
@@ -95,8 +116,9 @@ def test_script_output_gives_the_same_capture_as_the_local_collector():
     assert sshd.comparable_gaps(raw.gaps) == sshd.comparable_gaps(local.gaps)
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/busybox") and not shutil.which("busybox"),
-                    reason="busybox not installed")
+@pytest.mark.skipif(
+    not os.path.exists("/usr/bin/busybox") and not shutil.which("busybox"), reason="busybox not installed"
+)
 def test_busybox_only_userland(tmp_path):
     """busybox ash with nothing but busybox applets on PATH (no ss: the /proc/net/tcp fallback)."""
     bb = shutil.which("busybox") or "/usr/bin/busybox"
@@ -164,41 +186,59 @@ def test_collector_script_dump_audits_like_a_snapshot(tmp_path):
 
 # ---- the reader: hostile input ---------------------------------------------------------------------------
 def test_content_cannot_forge_markers():
-    data = dump("@@tcpaudit-begin hostname", "|@@tcpaudit-end hostname rc=0", "|@@tcpaudit-done",
-                "|@@tcpaudit-begin iptables-nat", "@@tcpaudit-end hostname rc=0")
+    data = dump(
+        "@@tcpaudit-begin hostname",
+        "|@@tcpaudit-end hostname rc=0",
+        "|@@tcpaudit-done",
+        "|@@tcpaudit-begin iptables-nat",
+        "@@tcpaudit-end hostname rc=0",
+    )
     raw = raw_from_dump(data)
     assert raw.items["hostname"].startswith("@@tcpaudit-end hostname rc=0\n@@tcpaudit-done")
     assert "iptables-nat" not in raw.items
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "no '@@tcpaudit-collector' header"),
-    (b"hello world\n" * 10, "no '@@tcpaudit-collector' header"),
-    (dump(header="@@tcpaudit-collector 9"), "format '9'"),
-    (dump("@@tcpaudit-begin hostname", "|x"), "not closed"),
-    (dump("@@tcpaudit-begin hostname", "|x", done=False), "cut short"),
-    (dump("@@tcpaudit-begin hostname", "|x", "@@tcpaudit-end hostname rc=0", done=False), "cut short"),
-    (dump("|orphan"), "content outside an item"),
-    (dump("@@tcpaudit-begin hostname", "raw line", "@@tcpaudit-end hostname rc=0"), "line 3: not a collector line"),
-    (dump("@@tcpaudit-begin ../../etc/passwd", "@@tcpaudit-end x rc=0"), "unknown item"),
-    (dump("@@tcpaudit-begin hostname", "@@tcpaudit-end osrelease rc=0"), "does not close"),
-    (dump("@@tcpaudit-begin hostname", "@@tcpaudit-end hostname rc=abc"), "does not close"),
-    (dump("@@tcpaudit-begin hostname", "@@tcpaudit-end hostname rc=0",
-          "@@tcpaudit-begin hostname", "@@tcpaudit-end hostname rc=0"), "appears twice"),
-    (dump("@@tcpaudit-gap uptime exploded x"), "unknown gap reason"),
-    (dump("@@tcpaudit-frobnicate"), "unknown marker"),
-    (dump("@@tcpaudit-begin hostname", "|" + "x" * (MAX_LINE_CHARS + 10), "@@tcpaudit-end hostname rc=0"),
-     "a line of"),
-    (b"\x00" * 100000, "no '@@tcpaudit-collector' header"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "no '@@tcpaudit-collector' header"),
+        (b"hello world\n" * 10, "no '@@tcpaudit-collector' header"),
+        (dump(header="@@tcpaudit-collector 9"), "format '9'"),
+        (dump("@@tcpaudit-begin hostname", "|x"), "not closed"),
+        (dump("@@tcpaudit-begin hostname", "|x", done=False), "cut short"),
+        (dump("@@tcpaudit-begin hostname", "|x", "@@tcpaudit-end hostname rc=0", done=False), "cut short"),
+        (dump("|orphan"), "content outside an item"),
+        (dump("@@tcpaudit-begin hostname", "raw line", "@@tcpaudit-end hostname rc=0"), "line 3: not a collector line"),
+        (dump("@@tcpaudit-begin ../../etc/passwd", "@@tcpaudit-end x rc=0"), "unknown item"),
+        (dump("@@tcpaudit-begin hostname", "@@tcpaudit-end osrelease rc=0"), "does not close"),
+        (dump("@@tcpaudit-begin hostname", "@@tcpaudit-end hostname rc=abc"), "does not close"),
+        (
+            dump(
+                "@@tcpaudit-begin hostname",
+                "@@tcpaudit-end hostname rc=0",
+                "@@tcpaudit-begin hostname",
+                "@@tcpaudit-end hostname rc=0",
+            ),
+            "appears twice",
+        ),
+        (dump("@@tcpaudit-gap uptime exploded x"), "unknown gap reason"),
+        (dump("@@tcpaudit-frobnicate"), "unknown marker"),
+        (
+            dump("@@tcpaudit-begin hostname", "|" + "x" * (MAX_LINE_CHARS + 10), "@@tcpaudit-end hostname rc=0"),
+            "a line of",
+        ),
+        (b"\x00" * 100000, "no '@@tcpaudit-collector' header"),
+    ],
+)
 def test_garbage_is_rejected_with_a_reason(data, message):
     with pytest.raises(DumpError, match=message.replace("(", r"\(").replace("'", "'")):
         parse_frames(data)
 
 
 def test_preamble_from_shell_startup_files_is_tolerated():
-    data = b"Welcome to host\nlast login: never\n" + dump("@@tcpaudit-begin hostname", "|h1",
-                                                          "@@tcpaudit-end hostname rc=0")
+    data = b"Welcome to host\nlast login: never\n" + dump(
+        "@@tcpaudit-begin hostname", "|h1", "@@tcpaudit-end hostname rc=0"
+    )
     assert looks_like_dump(data)
     assert raw_from_dump(data).items["hostname"] == "h1\n"
     assert not looks_like_dump(b"x\n" * 1000 + dump())
@@ -206,19 +246,27 @@ def test_preamble_from_shell_startup_files_is_tolerated():
 
 def test_failed_items_become_gaps_worded_like_the_local_collector():
     data = dump(
-        "@@tcpaudit-begin cgroup", "@@tcpaudit-stderr cgroup", "|cat: /proc/1/cgroup: Permission denied",
+        "@@tcpaudit-begin cgroup",
+        "@@tcpaudit-stderr cgroup",
+        "|cat: /proc/1/cgroup: Permission denied",
         "@@tcpaudit-end cgroup rc=1",
-        "@@tcpaudit-begin dmi.sys_vendor", "@@tcpaudit-stderr dmi.sys_vendor",
+        "@@tcpaudit-begin dmi.sys_vendor",
+        "@@tcpaudit-stderr dmi.sys_vendor",
         "|cat: can't open '/sys/class/dmi/id/sys_vendor': No such file or directory",
         "@@tcpaudit-end dmi.sys_vendor rc=1",
-        "@@tcpaudit-begin iptables-nat", "@@tcpaudit-stderr iptables-nat",
+        "@@tcpaudit-begin iptables-nat",
+        "@@tcpaudit-stderr iptables-nat",
         "|iptables-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must "
-        "be root)", "@@tcpaudit-end iptables-nat rc=1",
+        "be root)",
+        "@@tcpaudit-end iptables-nat rc=1",
         "@@tcpaudit-gap sysctl:net.netfilter missing /proc/sys/net/netfilter does not exist",
-        "@@tcpaudit-begin sysctls", "|/proc/sys/net/ipv4/tcp_tw_reuse:2",
-        "|/proc/sys/net/ipv4/ip_local_port_range:32768\t60999", "@@tcpaudit-stderr sysctls",
+        "@@tcpaudit-begin sysctls",
+        "|/proc/sys/net/ipv4/tcp_tw_reuse:2",
+        "|/proc/sys/net/ipv4/ip_local_port_range:32768\t60999",
+        "@@tcpaudit-stderr sysctls",
         "|grep: /proc/sys/net/ipv4/route/flush: Permission denied",
-        "|grep: /proc/sys/net/ipv4/tcp_fastopen_key: Permission denied", "@@tcpaudit-end sysctls rc=2",
+        "|grep: /proc/sys/net/ipv4/tcp_fastopen_key: Permission denied",
+        "@@tcpaudit-end sysctls rc=2",
     )
     raw = raw_from_dump(data)
     gaps = {g.item: (g.reason.value, g.detail) for g in raw.gaps}
@@ -233,9 +281,15 @@ def test_failed_items_become_gaps_worded_like_the_local_collector():
 
 
 def test_capped_tables_are_reported_as_truncated():
-    lines = ["|ESTAB 0 0 10.0.0.1:%d 10.0.0.2:80" % (1000 + i) for i in range(DETAIL_LINES + 1)]
-    data = dump("@@tcpaudit-begin ss", "|ESTAB 0 0 10.0.0.1:1000 10.0.0.2:80", "@@tcpaudit-end ss rc=0",
-                "@@tcpaudit-begin ss-detail", *lines, "@@tcpaudit-end ss-detail rc=141")
+    lines = [f"|ESTAB 0 0 10.0.0.1:{1000 + i} 10.0.0.2:80" for i in range(DETAIL_LINES + 1)]
+    data = dump(
+        "@@tcpaudit-begin ss",
+        "|ESTAB 0 0 10.0.0.1:1000 10.0.0.2:80",
+        "@@tcpaudit-end ss rc=0",
+        "@@tcpaudit-begin ss-detail",
+        *lines,
+        "@@tcpaudit-end ss-detail rc=141",
+    )
     raw = raw_from_dump(data)
     assert len(raw.items["ss-detail"].splitlines()) == DETAIL_LINES
     assert [(g.item, g.reason.value) for g in raw.gaps] == [("ss-detail", "truncated")]
@@ -263,7 +317,7 @@ def test_stream_reader_refuses_garbage_early():
     r = DumpReader()
     real = run_collector()
     for i in range(0, len(real), 977):
-        r.feed(real[i:i + 977])
+        r.feed(real[i : i + 977])
     assert r.data() == real
 
 
@@ -275,23 +329,50 @@ def test_audit_names_the_file_on_bad_dumps(tmp_path):
 
 
 # ---- destinations --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, host, user, port", [
-    ("web1", "web1", None, None),
-    ("root@web1.example.com", "web1.example.com", "root", None),
-    ("deploy@10.0.0.1:2222", "10.0.0.1", "deploy", 2222),
-    ("[::1]:2200", "::1", None, 2200),
-    ("admin@[fe80::1]", "fe80::1", "admin", None),
-    ("::1", "::1", None, None),
-    ("ssh://u@h:23", "h", "u", 23),
-])
+@pytest.mark.parametrize(
+    "text, host, user, port",
+    [
+        ("web1", "web1", None, None),
+        ("root@web1.example.com", "web1.example.com", "root", None),
+        ("deploy@10.0.0.1:2222", "10.0.0.1", "deploy", 2222),
+        ("[::1]:2200", "::1", None, 2200),
+        ("admin@[fe80::1]", "fe80::1", "admin", None),
+        ("::1", "::1", None, None),
+        ("ssh://u@h:23", "h", "u", 23),
+    ],
+)
 def test_destinations(text, host, user, port):
     d = parse_destination(text)
     assert (d.host, d.user, d.port) == (host, user, port)
 
 
-@pytest.mark.parametrize("text", ["-oProxyCommand=sh", "host name", "h;rm -rf /", "h$(id)", "h`id`", "a\nb",
-                                  "h|x", "user@", "@h", "h:0", "h:99999", "h:22x", "-l", "", "ro ot@h", "x\x1b[2J",
-                                  "[::1", "[::1]x", "'h'", "h&", "h>f", "u;x@h"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-oProxyCommand=sh",
+        "host name",
+        "h;rm -rf /",
+        "h$(id)",
+        "h`id`",
+        "a\nb",
+        "h|x",
+        "user@",
+        "@h",
+        "h:0",
+        "h:99999",
+        "h:22x",
+        "-l",
+        "",
+        "ro ot@h",
+        "x\x1b[2J",
+        "[::1",
+        "[::1]x",
+        "'h'",
+        "h&",
+        "h>f",
+        "u;x@h",
+    ],
+)
 def test_bad_destinations_are_refused(text):
     with pytest.raises(DestinationError):
         parse_destination(text)

@@ -75,8 +75,14 @@ def healthy(servers):
 
 
 def collector(keys, **kw) -> SSHCollector:
-    base = dict(known_hosts=keys.known_hosts, identities=[keys.client_key], ssh_config=sshd.empty_config(keys),
-                connect_timeout=CONNECT_T, command_timeout=COMMAND_T, use_agent=False)
+    base = dict(
+        known_hosts=keys.known_hosts,
+        identities=[keys.client_key],
+        ssh_config=sshd.empty_config(keys),
+        connect_timeout=CONNECT_T,
+        command_timeout=COMMAND_T,
+        use_agent=False,
+    )
     base.update(kw)
     return SSHCollector(SSHSettings(**base))
 
@@ -106,8 +112,20 @@ def test_remote_host_gives_the_same_findings_as_local(healthy, keys, tmp_path):
     # Sockets and counters move between two collections; other activity on the machine can change a
     # socket-driven finding in between, so compare a few back-to-back pairs and require one exact match.
     for _attempt in range(3):
-        remote = sshd.run_tcpaudit(["host", f"{USER}@127.0.0.1", "-p", str(healthy.port), *cli_args(keys),
-                                    "-f", "json", "--save-snapshot", str(tmp_path / "remote.json")], env=env)
+        remote = sshd.run_tcpaudit(
+            [
+                "host",
+                f"{USER}@127.0.0.1",
+                "-p",
+                str(healthy.port),
+                *cli_args(keys),
+                "-f",
+                "json",
+                "--save-snapshot",
+                str(tmp_path / "remote.json"),
+            ],
+            env=env,
+        )
         local = sshd.run_tcpaudit(["host", "-f", "json", "--save-snapshot", str(tmp_path / "local.json")], env=env)
         assert remote.returncode in (0, 1), remote.stderr
         assert local.returncode in (0, 1), local.stderr
@@ -117,7 +135,7 @@ def test_remote_host_gives_the_same_findings_as_local(healthy, keys, tmp_path):
             break
     assert r["targets"][0]["status"] == "ok"
     assert r["targets"][0]["name"] == f"127.0.0.1:{healthy.port}"
-    assert findings(r) == findings(l_), (findings(r) ^ findings(l_))
+    assert findings(r) == findings(l_), findings(r) ^ findings(l_)
     assert outcomes(r) == outcomes(l_)
     assert rs["source"] == "ssh" and ls["source"] == "local"
     for key in ("hostname", "kernel", "distro", "sysctl_roots", "environment"):
@@ -174,8 +192,7 @@ def test_known_hosts_markers_as_openssh_reads_them(healthy, keys, tmp_path):
     plain = healthy.known_line()
     host_field, key_type, blob = plain.split()[:3]
     kh = tmp_path / "known_hosts"
-    kh.write_text(f"@cert-authority *.corp.example {key_type} {blob}\n"
-                  "broken-host ssh-ed25519 not!base64\n" + plain)
+    kh.write_text(f"@cert-authority *.corp.example {key_type} {blob}\nbroken-host ssh-ed25519 not!base64\n" + plain)
     res = collector(keys, known_hosts=kh).collect(dest(healthy))
     assert res.status is TargetStatus.ok, res.error
     kh.write_text(f"@revoked * {key_type} {blob}\n" + plain)
@@ -237,8 +254,10 @@ def test_authentication_failure(servers, keys, work):
 
 
 def test_garbage_output_is_bad_output(servers, keys, work):
-    junk = sshd.write_script(work / "junk.sh", "#!/bin/sh\necho 'Last login: never'\necho '<html>not a dump'\n"
-                                               "printf '\\033[2J\\033[31mRED\\n'\nexit 0\n")
+    junk = sshd.write_script(
+        work / "junk.sh",
+        "#!/bin/sh\necho 'Last login: never'\necho '<html>not a dump'\nprintf '\\033[2J\\033[31mRED\\n'\nexit 0\n",
+    )
     s = servers("junk", force_command=str(junk))
     res = collector(keys).collect(dest(s))
     assert res.status is TargetStatus.bad_output
@@ -256,9 +275,12 @@ def test_endless_streams_are_bounded(servers, keys, command):
 
 
 def test_slow_drip_times_out(servers, keys, work):
-    drip = sshd.write_script(work / "drip.sh", "#!/bin/sh\necho '@@tcpaudit-collector 1'\n"
-                                               "echo '@@tcpaudit-begin ss'\n"
-                                               "while :; do echo '|ESTAB 0 0 1.2.3.4:1 5.6.7.8:2'; sleep 0.3; done\n")
+    drip = sshd.write_script(
+        work / "drip.sh",
+        "#!/bin/sh\necho '@@tcpaudit-collector 1'\n"
+        "echo '@@tcpaudit-begin ss'\n"
+        "while :; do echo '|ESTAB 0 0 1.2.3.4:1 5.6.7.8:2'; sleep 0.3; done\n",
+    )
     s = servers("drip", force_command=str(drip))
     t0 = time.monotonic()
     res = collector(keys, command_timeout=DRIP_T).collect(dest(s))
@@ -287,10 +309,13 @@ def test_host_without_ss_falls_back_to_proc_net_tcp(servers, keys, work):
 
 
 def test_hostile_host_strings_are_neutralised(servers, keys, work):
-    evil = sshd.write_script(work / "evil.sh", "#!/bin/sh\n"
-                             "printf '@@tcpaudit-collector 1\\n@@tcpaudit-begin hostname\\n|\\033[2Jevil\\n'\n"
-                             "printf '@@tcpaudit-end hostname rc=0\\n@@tcpaudit-begin osrelease\\n'\n"
-                             "printf '|6.1.0\\033]0;pwned\\007\\n@@tcpaudit-end osrelease rc=0\\n@@tcpaudit-done\\n'\n")
+    evil = sshd.write_script(
+        work / "evil.sh",
+        "#!/bin/sh\n"
+        "printf '@@tcpaudit-collector 1\\n@@tcpaudit-begin hostname\\n|\\033[2Jevil\\n'\n"
+        "printf '@@tcpaudit-end hostname rc=0\\n@@tcpaudit-begin osrelease\\n'\n"
+        "printf '|6.1.0\\033]0;pwned\\007\\n@@tcpaudit-end osrelease rc=0\\n@@tcpaudit-done\\n'\n",
+    )
     s = servers("evil", force_command=str(evil))
     p = sshd.run_tcpaudit(["host", f"{USER}@127.0.0.1:{s.port}", *cli_args(keys)])
     assert p.returncode in (0, 1), p.stderr
@@ -304,20 +329,27 @@ def _sudo_server(servers, work, name: str, sudo_body: str):
     fake.mkdir(exist_ok=True)
     sshd.write_script(fake / "sudo", sudo_body)
     log = work / f"{name}.cmd"
-    rec = sshd.write_script(work / f"{name}.sh", "#!/bin/sh\n"
-                            f"printf '%s\\n' \"$SSH_ORIGINAL_COMMAND\" >> {log}\n"
-                            f"PATH={fake}:$PATH\nexport PATH\n"
-                            "case \"$SSH_ORIGINAL_COMMAND\" in\n"
-                            "  'sh -s') exec sh -s ;;\n"
-                            "  'sudo -n sh -s') exec sudo -n sh -s ;;\n"
-                            "  *) echo unexpected command >&2; exit 99 ;;\n"
-                            "esac\n")
+    rec = sshd.write_script(
+        work / f"{name}.sh",
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$SSH_ORIGINAL_COMMAND\" >> {log}\n"
+        f"PATH={fake}:$PATH\nexport PATH\n"
+        'case "$SSH_ORIGINAL_COMMAND" in\n'
+        "  'sh -s') exec sh -s ;;\n"
+        "  'sudo -n sh -s') exec sudo -n sh -s ;;\n"
+        "  *) echo unexpected command >&2; exit 99 ;;\n"
+        "esac\n",
+    )
     return servers(name, force_command=str(rec)), log
 
 
 def test_sudo_runs_the_fixed_command_with_sudo_n(servers, keys, work):
-    s, log = _sudo_server(servers, work, "sudo-ok",
-                          "#!/bin/sh\n[ \"$1\" = -n ] || { echo 'sudo: -n missing' >&2; exit 1; }\nshift\nexec \"$@\"\n")
+    s, log = _sudo_server(
+        servers,
+        work,
+        "sudo-ok",
+        '#!/bin/sh\n[ "$1" = -n ] || { echo \'sudo: -n missing\' >&2; exit 1; }\nshift\nexec "$@"\n',
+    )
     res = collector(keys, sudo=True).collect(dest(s))
     assert res.status is TargetStatus.ok, res.error
     res = collector(keys).collect(dest(s))
@@ -337,8 +369,12 @@ def test_encrypted_key_with_the_prompted_passphrase(healthy, keys, work):
     if not enc.exists():
         import subprocess
 
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "pass-Phrase-9", "-f", str(enc)], check=True,
-                       stdin=subprocess.DEVNULL, capture_output=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "pass-Phrase-9", "-f", str(enc)],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
         with open(keys.authorized_keys, "a") as f:
             f.write(enc.with_name("enc_id.pub").read_text())
     res = collector(keys, identities=[enc]).collect(dest(healthy))
@@ -355,9 +391,22 @@ def test_password_prompt_is_never_echoed_or_reported(servers, keys, work, tmp_pa
     s = servers("password", password_auth=True, authorized_keys=work / "no_authorized_keys_pw")
     secret = "S3cret-tcpaudit-Pa55"
     out_json = tmp_path / "report.json"
-    argv = [*sshd.tcpaudit_argv(), "host", f"{USER}@127.0.0.1:{s.port}", "--password-prompt",
-            "--known-hosts", str(keys.known_hosts), "--ssh-config", str(sshd.empty_config(keys)),
-            "--connect-timeout", "10", "-f", f"json:{out_json}", "-f", "table"]
+    argv = [
+        *sshd.tcpaudit_argv(),
+        "host",
+        f"{USER}@127.0.0.1:{s.port}",
+        "--password-prompt",
+        "--known-hosts",
+        str(keys.known_hosts),
+        "--ssh-config",
+        str(sshd.empty_config(keys)),
+        "--connect-timeout",
+        "10",
+        "-f",
+        f"json:{out_json}",
+        "-f",
+        "table",
+    ]
     env = dict(os.environ, PYTHONPATH=str(sshd.REPO), TCPAUDIT_DEBUG="1")
     env.pop("SSH_AUTH_SOCK", None)
     env["HOME"] = str(tmp_path)  # no default keys from ~/.ssh
@@ -398,12 +447,14 @@ def test_ssh_config_host_patterns_include_and_accept_new(healthy, keys, tmp_path
     inc.mkdir()
     (inc / "10-web.conf").write_text(f"Host web-*\n  HostName 127.0.0.1\n  Port {healthy.port}\n  User {USER}\n")
     cfg = tmp_path / "ssh_config"
-    cfg.write_text(f"Include {inc}/*.conf\n"
-                   "Host *\n"
-                   f"  IdentityFile {keys.client_key}\n"
-                   f"  UserKnownHostsFile {kh}\n"
-                   "  StrictHostKeyChecking accept-new\n"
-                   "  ConnectTimeout 2\n")
+    cfg.write_text(
+        f"Include {inc}/*.conf\n"
+        "Host *\n"
+        f"  IdentityFile {keys.client_key}\n"
+        f"  UserKnownHostsFile {kh}\n"
+        "  StrictHostKeyChecking accept-new\n"
+        "  ConnectTimeout 2\n"
+    )
     c = SSHCollector(SSHSettings(ssh_config=cfg, command_timeout=COMMAND_T, use_agent=False))
     res = c.collect(parse_destination("web-1"))
     assert res.status is TargetStatus.ok, res.error
@@ -418,7 +469,7 @@ def test_proxycommand_and_match_exec_are_refused(tmp_path, keys):
     cfg.write_text("Host evil\n  ProxyCommand touch /tmp/tcpaudit-pwned-%h\n")
     res = SSHCollector(SSHSettings(ssh_config=cfg)).collect(parse_destination("evil"))
     assert res.status is TargetStatus.error and "ProxyCommand is not supported" in (res.error or "")
-    cfg.write_text("Match exec \"touch /tmp/tcpaudit-pwned\"\n  User x\n")
+    cfg.write_text('Match exec "touch /tmp/tcpaudit-pwned"\n  User x\n')
     p = sshd.run_tcpaudit(["host", "h", "--ssh-config", str(cfg)])
     assert p.returncode == 2 and b"Match exec" in p.stderr
     assert not Path("/tmp/tcpaudit-pwned").exists()
@@ -442,12 +493,15 @@ def test_proxy_jump(keys, work, tmp_path):
         servers = [jump, target]
         kh.write_text(jump.known_line() + target.keys.known_line("target-alias", 22))
         cfg = tmp_path / "cfg"
-        cfg.write_text(f"Host jumpbox\n  HostName {jump.address}\n  Port {jump.port}\n  User {USER}\n"
-                       f"Host inner\n  HostName 127.0.0.1\n  Port {target.port}\n  User {USER}\n"
-                       "  ProxyJump jumpbox\n  HostKeyAlias target-alias\n"
-                       f"Host *\n  IdentityFile {keys.client_key}\n  UserKnownHostsFile {kh}\n")
-        c = SSHCollector(SSHSettings(ssh_config=cfg, connect_timeout=CONNECT_T, command_timeout=COMMAND_T,
-                                     use_agent=False))
+        cfg.write_text(
+            f"Host jumpbox\n  HostName {jump.address}\n  Port {jump.port}\n  User {USER}\n"
+            f"Host inner\n  HostName 127.0.0.1\n  Port {target.port}\n  User {USER}\n"
+            "  ProxyJump jumpbox\n  HostKeyAlias target-alias\n"
+            f"Host *\n  IdentityFile {keys.client_key}\n  UserKnownHostsFile {kh}\n"
+        )
+        c = SSHCollector(
+            SSHSettings(ssh_config=cfg, connect_timeout=CONNECT_T, command_timeout=COMMAND_T, use_agent=False)
+        )
         try:
             res = c.collect(parse_destination("inner"))
         finally:

@@ -12,8 +12,7 @@ from tcpaudit.config import Waiver
 from tcpaudit.lint.model import InlineIgnore
 from tcpaudit.loading import load_snapshot_file
 from tcpaudit.model import Finding, Location, Outcome, Severity, Target
-from tcpaudit.suppress import (Baseline, BaselineError, apply_suppressions, dump_baseline, load_baseline,
-                               make_baseline)
+from tcpaudit.suppress import Baseline, BaselineError, apply_suppressions, dump_baseline, load_baseline, make_baseline
 
 from .cli import ROOT
 
@@ -25,18 +24,33 @@ def target(*findings: Finding, name: str = "rootfs") -> Target:
     return Target(name=name, kind="config", findings=list(findings))
 
 
-def finding(rule: str = "SYS001", sev: Severity = Severity.high, fp: str = "fp1", loc: Location | None = LOC,
-            outcome: Outcome = Outcome.fail) -> Finding:
-    return Finding(rule=rule, severity=sev, title="t", outcome=outcome, keys=["net.ipv4.tcp_tw_recycle"],
-                   explanation="why", location=loc, fingerprint=fp)
+def finding(
+    rule: str = "SYS001",
+    sev: Severity = Severity.high,
+    fp: str = "fp1",
+    loc: Location | None = LOC,
+    outcome: Outcome = Outcome.fail,
+) -> Finding:
+    return Finding(
+        rule=rule,
+        severity=sev,
+        title="t",
+        outcome=outcome,
+        keys=["net.ipv4.tcp_tw_recycle"],
+        explanation="why",
+        location=loc,
+        fingerprint=fp,
+    )
 
 
 def waiver(expires: dt.date | None, rule: str = "SYS001", target: str = "root*") -> Waiver:
     return Waiver(rule=rule, target=target, reason="el7 still boots this image", expires=expires)
 
 
-@pytest.mark.parametrize("expires,suppressed", [(TODAY, True), (TODAY + dt.timedelta(days=1), True), (None, True),
-                                                (TODAY - dt.timedelta(days=1), False)])
+@pytest.mark.parametrize(
+    "expires,suppressed",
+    [(TODAY, True), (TODAY + dt.timedelta(days=1), True), (None, True), (TODAY - dt.timedelta(days=1), False)],
+)
 def test_waiver_is_valid_through_its_expiry_date(expires: dt.date | None, suppressed: bool) -> None:
     t = apply_suppressions(target(finding()), waivers=[waiver(expires)], today=TODAY)
     f = t.findings[0]
@@ -65,8 +79,9 @@ def test_waiver_matches_rule_and_target_or_file_glob() -> None:
 
 
 def test_precedence_inline_then_waiver_then_baseline() -> None:
-    ig = InlineIgnore(rules=frozenset({"SYS001"}), reason="inline reason", location=LOC,
-                      directive=Location(file=LOC.file, line=2))
+    ig = InlineIgnore(
+        rules=frozenset({"SYS001"}), reason="inline reason", location=LOC, directive=Location(file=LOC.file, line=2)
+    )
     base = Baseline(fingerprints={"fp1": {"rule": "SYS001", "target": "rootfs"}}, created="2026-01-01T00:00:00Z")
     f = apply_suppressions(target(finding()), waivers=[waiver(None)], baseline=base, inline=[ig]).findings[0]
     assert f.suppressed.kind == "inline" and f.suppressed.source == f"{LOC.file}:2"
@@ -77,8 +92,12 @@ def test_precedence_inline_then_waiver_then_baseline() -> None:
 
 
 def test_inline_needs_the_same_line_and_rule() -> None:
-    ig = InlineIgnore(rules=frozenset({"SYS001"}), reason="r", location=Location(file=LOC.file, line=4),
-                      directive=Location(file=LOC.file, line=4))
+    ig = InlineIgnore(
+        rules=frozenset({"SYS001"}),
+        reason="r",
+        location=Location(file=LOC.file, line=4),
+        directive=Location(file=LOC.file, line=4),
+    )
     assert apply_suppressions(target(finding()), inline=[ig]).findings[0].suppressed is None
     ig2 = InlineIgnore(rules=frozenset({"SYS002"}), reason="r", location=LOC, directive=LOC)
     assert apply_suppressions(target(finding()), inline=[ig2]).findings[0].suppressed is None
@@ -91,8 +110,9 @@ def test_error_outcomes_are_never_suppressed() -> None:
 
 
 def test_suppressed_findings_do_not_gate_but_are_counted() -> None:
-    t = apply_suppressions(target(finding(sev=Severity.critical), finding("SYS003", Severity.info, fp="fp2")),
-                           waivers=[waiver(None)])
+    t = apply_suppressions(
+        target(finding(sev=Severity.critical), finding("SYS003", Severity.info, fp="fp2")), waivers=[waiver(None)]
+    )
     r = build_report([t], "high")
     assert r.summary.exit_code == 0 and r.summary.suppressed == 1 and r.summary.findings == 1
 

@@ -78,7 +78,7 @@ class _LeadingDashArgCommand(TyperCommand):
         while i < len(args):
             arg = args[i]
             if arg == "--":
-                positional += args[i + 1:]
+                positional += args[i + 1 :]
                 break
             name = arg.split("=", 1)[0] if arg.startswith("--") else arg[:2]
             if arg.startswith("-") and arg != "-" and (arg.startswith("--") or name in takes_value):
@@ -113,7 +113,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """tcpaudit audits one host, a fleet over SSH, saved snapshots, or config files before they ship."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,39 +27,78 @@ def die(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:
 
 # ---- shared options -------------------------------------------------------------
 FormatOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--format", "-f", metavar="FORMAT[:PATH]", help="Output format: table, json, sarif, junit, "
-                 "markdown; FORMAT:PATH writes to a file. Repeat for several (one may go to stdout)."),
+    list[str] | None,
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT[:PATH]",
+        help="Output format: table, json, sarif, junit, "
+        "markdown; FORMAT:PATH writes to a file. Repeat for several (one may go to stdout).",
+    ),
 ]
-FailOnOpt = Annotated[Optional[str], typer.Option("--fail-on", metavar="SEVERITY",
-                                                  help="Exit 1 when a finding is at or above this severity: "
-                                                  "info, low, medium, high (default), critical.")]
-NatIdleOpt = Annotated[Optional[int], typer.Option("--nat-idle-timeout", min=1, metavar="SECONDS",
-                                                   help="Idle timeout of a NAT or load balancer in the path.")]
-ProfileOpt = Annotated[Optional[list[str]], typer.Option("--profile", metavar="PROFILE", help="Environment "
-                                                         "profile (see `tcpaudit profiles`), e.g. azure-lb, "
-                                                         "aws-nat-gateway.")]
-ClientsNatOpt = Annotated[Optional[str], typer.Option("--clients-behind-nat", metavar="yes|no|unknown",
-                                                      help="Whether clients may reach this host through NAT.")]
+FailOnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on",
+        metavar="SEVERITY",
+        help="Exit 1 when a finding is at or above this severity: info, low, medium, high (default), critical.",
+    ),
+]
+NatIdleOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--nat-idle-timeout", min=1, metavar="SECONDS", help="Idle timeout of a NAT or load balancer in the path."
+    ),
+]
+ProfileOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--profile",
+        metavar="PROFILE",
+        help="Environment profile (see `tcpaudit profiles`), e.g. azure-lb, aws-nat-gateway.",
+    ),
+]
+ClientsNatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--clients-behind-nat", metavar="yes|no|unknown", help="Whether clients may reach this host through NAT."
+    ),
+]
 # readable=False on paths: typer's own check would answer an unreadable file with a usage block; the loaders
 # report it in one line that names the file.
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", metavar="FILE", readable=False,
-                                                   help="Config file (default: ./.tcpaudit.toml).")]
-DisableOpt = Annotated[Optional[list[str]], typer.Option("--disable", metavar="RULE",
-                                                         help="Rule id to skip (repeatable).")]
-NoAutoOpt = Annotated[bool, typer.Option("--no-auto-context", help="Do not infer context from cloud, "
-                                         "Kubernetes or NAT-rule hints.")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", metavar="FILE", readable=False, help="Config file (default: ./.tcpaudit.toml)."),
+]
+DisableOpt = Annotated[
+    list[str] | None, typer.Option("--disable", metavar="RULE", help="Rule id to skip (repeatable).")
+]
+NoAutoOpt = Annotated[
+    bool, typer.Option("--no-auto-context", help="Do not infer context from cloud, Kubernetes or NAT-rule hints.")
+]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Explanations, fixes and every gap in the table.")]
-BaselineOpt = Annotated[Optional[Path], typer.Option("--baseline", metavar="FILE", readable=False,
-                                                     help="Baseline from `tcpaudit baseline`: findings "
-                                                     "recorded there show as suppressed and do not fail "
-                                                     "the run.")]
+BaselineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        metavar="FILE",
+        readable=False,
+        help="Baseline from `tcpaudit baseline`: findings recorded there show as suppressed and do not fail the run.",
+    ),
+]
 TableJsonOpt = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table or json.")]
 
 
-def audit_options(config: Optional[Path], fail_on: Optional[str], nat_idle_timeout: Optional[int],
-                   profile: Optional[list[str]], clients_behind_nat: Optional[str], disable: Optional[list[str]],
-                   no_auto_context: bool, baseline: Optional[Path] = None):  # type: ignore[no-untyped-def]
+def audit_options(
+    config: Path | None,
+    fail_on: str | None,
+    nat_idle_timeout: int | None,
+    profile: list[str] | None,
+    clients_behind_nat: str | None,
+    disable: list[str] | None,
+    no_auto_context: bool,
+    baseline: Path | None = None,
+):  # type: ignore[no-untyped-def]
     from ..audit import AuditOptions
     from ..config import load_config
     from ..model import Severity
@@ -92,14 +131,19 @@ def audit_options(config: Optional[Path], fail_on: Optional[str], nat_idle_timeo
         base = load_baseline(baseline) if baseline is not None else None
     except BaselineError as exc:
         raise UsageError(str(exc)) from None
-    return AuditOptions(context=ctx, disabled_rules=[*cfg.rules.disable, *(disable or [])], fail_on=sev_v,
-                        waivers=list(cfg.waivers), baseline=base), cfg
+    return AuditOptions(
+        context=ctx,
+        disabled_rules=[*cfg.rules.disable, *(disable or [])],
+        fail_on=sev_v,
+        waivers=list(cfg.waivers),
+        baseline=base,
+    ), cfg
 
 
-def parse_formats(formats: Optional[list[str]]) -> list[tuple[str, Optional[str]]]:
+def parse_formats(formats: list[str] | None) -> list[tuple[str, str | None]]:
     from ..reporters import FORMATS
 
-    out: list[tuple[str, Optional[str]]] = []
+    out: list[tuple[str, str | None]] = []
     for spec in formats or ["table"]:
         fmt, sep, path = spec.partition(":")
         if fmt not in FORMATS:
@@ -112,7 +156,7 @@ def parse_formats(formats: Optional[list[str]]) -> list[tuple[str, Optional[str]
     return out
 
 
-def emit(report, formats: list[tuple[str, Optional[str]]], verbose: bool = False) -> int:  # type: ignore[no-untyped-def]
+def emit(report, formats: list[tuple[str, str | None]], verbose: bool = False) -> int:  # type: ignore[no-untyped-def]
     from ..reporters import render
 
     for fmt, path in formats:
@@ -131,8 +175,7 @@ def check_output_path(path: str) -> None:
     if os.path.isdir(path):
         raise UsageError(f"cannot write {path}: is a directory; give a file name")
     if path.endswith(("/", os.sep)):
-        raise UsageError(f"cannot write {path}: no such directory, and a path ending in '/' is not a file "
-                         "name")
+        raise UsageError(f"cannot write {path}: no such directory, and a path ending in '/' is not a file name")
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -143,8 +186,14 @@ def write_text(path: str | Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def emit_interrupted(done: list, pending: list[str], opts,  # type: ignore[no-untyped-def]
-                      formats: list[tuple[str, Optional[str]]], verbose: bool, what: str = "host") -> int:
+def emit_interrupted(
+    done: list,
+    pending: list[str],
+    opts,  # type: ignore[no-untyped-def]
+    formats: list[tuple[str, str | None]],
+    verbose: bool,
+    what: str = "host",
+) -> int:
     """Ctrl-C: the report of the targets done, the rest listed as `interrupted` (as `tcpaudit fleet` does);
     exit 130."""
     from ..audit import build_report, failed_target
@@ -160,9 +209,15 @@ def write_snapshot(snap, path: str | Path) -> None:  # type: ignore[no-untyped-d
     write_text(path, snap.model_dump_json(indent=1) + "\n")
 
 
-FilesArg = Annotated[list[Path], typer.Argument(metavar="FILE", readable=False, show_default=False,
-                                                help="Snapshot JSON files, or collector dumps (`tcpaudit "
-                                                "collector-script` output); '-' reads one from stdin.")]
+FilesArg = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="FILE",
+        readable=False,
+        show_default=False,
+        help="Snapshot JSON files, or collector dumps (`tcpaudit collector-script` output); '-' reads one from stdin.",
+    ),
+]
 
 
 def load_snapshots(files: list[Path]) -> list:  # type: ignore[type-arg]

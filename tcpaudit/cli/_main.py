@@ -15,8 +15,12 @@ from ._common import UsageError
 # is raised instead of imported up front: a class can only have been raised if its module was imported,
 # and importing them eagerly (tcpaudit.catalogue pulls in tabulate, the rule base and every pydantic
 # model) cost every command ~150 ms before it parsed its arguments (docs/benchmarks.md).
-_USAGE_ERRORS = (("catalogue", "UnknownRuleError"), ("config", "ConfigError"), ("context", "UnknownProfileError"),
-                 ("loading", "SnapshotFileError"))
+_USAGE_ERRORS = (
+    ("catalogue", "UnknownRuleError"),
+    ("config", "ConfigError"),
+    ("context", "UnknownProfileError"),
+    ("loading", "SnapshotFileError"),
+)
 
 
 def _raised_types(*names: tuple[str, str]) -> tuple[type, ...]:
@@ -65,7 +69,9 @@ def main() -> None:
         else:
             if os.environ.get("TCPAUDIT_DEBUG"):
                 raise
-            typer.echo(f"tcpaudit: internal error: {type(exc).__name__}: {exc} "
-                       "(set TCPAUDIT_DEBUG=1 for a traceback)", err=True)
+            typer.echo(
+                f"tcpaudit: internal error: {type(exc).__name__}: {exc} (set TCPAUDIT_DEBUG=1 for a traceback)",
+                err=True,
+            )
             code = ExitCode.INTERNAL
     sys.exit(int(code or 0))

@@ -8,41 +8,100 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 # ---- shared SSH options -------------------------------------------------------------------------------
-PortOpt = Annotated[Optional[int], typer.Option("--port", "-p", min=1, max=65535,
-                                                help="SSH port (default: from the ssh config, else 22).")]
-UserOpt = Annotated[Optional[str], typer.Option("--user", "-l", help="SSH user (default: from the ssh config, "
-                                                "else the local user name).")]
-SSHConfigOpt = Annotated[Optional[Path], typer.Option("--ssh-config", metavar="FILE",
-                                                      help="ssh_config file to use instead of ~/.ssh/config.")]
-KnownHostsOpt = Annotated[Optional[Path], typer.Option("--known-hosts", metavar="FILE",
-                                                       help="known_hosts file (default: UserKnownHostsFile from "
-                                                       "the ssh config, else ~/.ssh/known_hosts).")]
-AcceptNewOpt = Annotated[bool, typer.Option("--accept-new", help="Record host keys of hosts not yet in "
-                                            "known_hosts (like StrictHostKeyChecking=accept-new). A changed key "
-                                            "is always refused.")]
-SudoOpt = Annotated[bool, typer.Option("--sudo", help="Run the collector as `sudo -n sh -s` (needs passwordless "
-                                       "sudo) to read what only root can, e.g. NAT rules.")]
-IdentityOpt = Annotated[Optional[list[Path]], typer.Option("--identity", "-i", metavar="FILE",
-                                                           help="Private key file (repeatable); ssh-agent and "
-                                                           "IdentityFile from the ssh config are used too.")]
-PasswordPromptOpt = Annotated[bool, typer.Option("--password-prompt", help="Ask once (without echo) for a "
-                                                 "password, also used as the passphrase of encrypted keys.")]
-ConnectTimeoutOpt = Annotated[Optional[float], typer.Option("--connect-timeout", min=0.1, max=3600,
-                                                            metavar="SECONDS", help="Per-host limit for TCP "
-                                                            "connect, SSH handshake and authentication "
-                                                            "(default: ConnectTimeout from the ssh config, "
-                                                            "else 10).")]
-CommandTimeoutOpt = Annotated[Optional[float], typer.Option("--command-timeout", min=0.1, max=86400,
-                                                            metavar="SECONDS", help="Per-host limit for the "
-                                                            "collector to finish (default 120).")]
+PortOpt = Annotated[
+    int | None,
+    typer.Option("--port", "-p", min=1, max=65535, help="SSH port (default: from the ssh config, else 22)."),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option("--user", "-l", help="SSH user (default: from the ssh config, else the local user name)."),
+]
+SSHConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--ssh-config", metavar="FILE", help="ssh_config file to use instead of ~/.ssh/config."),
+]
+KnownHostsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--known-hosts",
+        metavar="FILE",
+        help="known_hosts file (default: UserKnownHostsFile from the ssh config, else ~/.ssh/known_hosts).",
+    ),
+]
+AcceptNewOpt = Annotated[
+    bool,
+    typer.Option(
+        "--accept-new",
+        help="Record host keys of hosts not yet in "
+        "known_hosts (like StrictHostKeyChecking=accept-new). A changed key "
+        "is always refused.",
+    ),
+]
+SudoOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sudo",
+        help="Run the collector as `sudo -n sh -s` (needs passwordless "
+        "sudo) to read what only root can, e.g. NAT rules.",
+    ),
+]
+IdentityOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--identity",
+        "-i",
+        metavar="FILE",
+        help="Private key file (repeatable); ssh-agent and IdentityFile from the ssh config are used too.",
+    ),
+]
+PasswordPromptOpt = Annotated[
+    bool,
+    typer.Option(
+        "--password-prompt",
+        help="Ask once (without echo) for a password, also used as the passphrase of encrypted keys.",
+    ),
+]
+ConnectTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--connect-timeout",
+        min=0.1,
+        max=3600,
+        metavar="SECONDS",
+        help="Per-host limit for TCP "
+        "connect, SSH handshake and authentication "
+        "(default: ConnectTimeout from the ssh config, "
+        "else 10).",
+    ),
+]
+CommandTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--command-timeout",
+        min=0.1,
+        max=86400,
+        metavar="SECONDS",
+        help="Per-host limit for the collector to finish (default 120).",
+    ),
+]
 
-SSH_OPTION_NAMES = ("port", "user", "ssh_config", "known_hosts", "accept_new", "sudo", "identity",
-                    "password_prompt", "connect_timeout", "command_timeout")
+SSH_OPTION_NAMES = (
+    "port",
+    "user",
+    "ssh_config",
+    "known_hosts",
+    "accept_new",
+    "sudo",
+    "identity",
+    "password_prompt",
+    "connect_timeout",
+    "command_timeout",
+)
 
 
 def ssh_options_given(ssh: dict[str, Any]) -> list[str]:
@@ -81,8 +140,15 @@ def make_settings(ssh: dict[str, Any], prompt_for: str = "the SSH hosts"):  # ty
     )
 
 
-def audit_remote_host(destination: str, opts, formats, sample: float, save_snapshot: Optional[Path],  # type: ignore[no-untyped-def]
-                      verbose: bool, **ssh: Any) -> int:
+def audit_remote_host(
+    destination: str,
+    opts,
+    formats,
+    sample: float,
+    save_snapshot: Path | None,  # type: ignore[no-untyped-def]
+    verbose: bool,
+    **ssh: Any,
+) -> int:
     """Collect one host over SSH, audit it, emit the report; returns the exit code."""
     from ..audit import audit_snapshot, build_report, failed_target
     from ..collect.ssh import SSHCollector, SSHSetupError, parse_destination
@@ -106,7 +172,9 @@ def audit_remote_host(destination: str, opts, formats, sample: float, save_snaps
         target = audit_snapshot(result.snapshot, opts, name=dest.name)
     else:
         target = failed_target(dest.name, result.status, result.error or result.status.value)
-        print(f"tcpaudit: {clean_text(dest.name)}: {result.status.value}: {clean_text(result.error or '')}",
-              file=sys.stderr)
+        print(
+            f"tcpaudit: {clean_text(dest.name)}: {result.status.value}: {clean_text(result.error or '')}",
+            file=sys.stderr,
+        )
     report = build_report([target], opts.fail_on)
     return emit(report, formats, verbose)

@@ -42,8 +42,9 @@ def audit(
     """Audit saved snapshots (`tcpaudit snapshot`) or collector dumps offline."""
     from ..audit import audit_snapshot, build_report
 
-    opts, _cfg = audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable,
-                                no_auto_context, baseline)
+    opts, _cfg = audit_options(
+        config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline
+    )
     formats = parse_formats(format)
     snaps = load_snapshots(files)
     targets = []
@@ -51,7 +52,7 @@ def audit(
         for snap in snaps:
             targets.append(audit_snapshot(snap, opts))
     except KeyboardInterrupt:
-        pending = [s.hostname for s in snaps[len(targets):]]
+        pending = [s.hostname for s in snaps[len(targets) :]]
         code = emit_interrupted(targets, pending, opts, formats, verbose, what="snapshot")
         raise typer.Exit(code) from None
     report = build_report(targets, opts.fail_on)

@@ -36,8 +36,9 @@ def rules(format: TableJsonOpt = "table") -> None:
 
 
 @app.command(short_help="Print everything about one rule.")
-def explain(rule: Annotated[str, typer.Argument(metavar="RULE", show_default=False,
-                                                help="Rule id, e.g. TCP001.")]) -> None:
+def explain(
+    rule: Annotated[str, typer.Argument(metavar="RULE", show_default=False, help="Rule id, e.g. TCP001.")],
+) -> None:
     """Print the full text of one rule: mechanism, when it matters, fix, references."""
     from ..catalogue import explain_rule
 

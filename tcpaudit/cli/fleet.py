@@ -1,12 +1,10 @@
-"""`tcpaudit fleet` (audit many hosts over SSH) and `tcpaudit collector-script` (print the shell collector).
-
-"""
+"""`tcpaudit fleet` (audit many hosts over SSH) and `tcpaudit collector-script` (print the shell collector)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -31,22 +29,43 @@ from ._common import (
 
 @app.command("fleet", short_help="Audit many hosts over SSH in parallel, with drift.")
 def fleet(
-    hosts: Annotated[Optional[list[str]], typer.Argument(help="[user@]host[:port] or ssh-config aliases.",
-                                                         show_default=False)] = None,
-    inventory: Annotated[Optional[list[str]], typer.Option(
-        "--inventory", "-I", metavar="FILE", help="Host list (one per line, # comments, [group] headers) or "
-        "`ansible-inventory --list` JSON; '-' reads stdin. Repeatable.")] = None,
-    ssh_config_hosts: Annotated[bool, typer.Option("--ssh-config-hosts", help="Also audit every concrete Host "
-                                                   "(no wildcards) of the ssh config.")] = False,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, max=1024,
-                                                help="Hosts audited in parallel (default: min(32, hosts)).")] = None,
-    detail: Annotated[bool, typer.Option("--detail", help="Print each host's findings, not only the "
-                                         "fleet summary.")] = False,
-    save_snapshots: Annotated[Optional[Path], typer.Option("--save-snapshots", metavar="DIR",
-                                                           help="Also save each host's snapshot to DIR.")] = None,
-    sample: Annotated[float, typer.Option("--sample", min=0, max=3600, metavar="SECONDS",
-                                          help="Sample counters twice, SECONDS apart (two commands per host).")]
-    = 0.0,
+    hosts: Annotated[
+        list[str] | None, typer.Argument(help="[user@]host[:port] or ssh-config aliases.", show_default=False)
+    ] = None,
+    inventory: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--inventory",
+            "-I",
+            metavar="FILE",
+            help="Host list (one per line, # comments, [group] headers) or "
+            "`ansible-inventory --list` JSON; '-' reads stdin. Repeatable.",
+        ),
+    ] = None,
+    ssh_config_hosts: Annotated[
+        bool,
+        typer.Option("--ssh-config-hosts", help="Also audit every concrete Host (no wildcards) of the ssh config."),
+    ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, max=1024, help="Hosts audited in parallel (default: min(32, hosts))."),
+    ] = None,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="Print each host's findings, not only the fleet summary.")
+    ] = False,
+    save_snapshots: Annotated[
+        Path | None, typer.Option("--save-snapshots", metavar="DIR", help="Also save each host's snapshot to DIR.")
+    ] = None,
+    sample: Annotated[
+        float,
+        typer.Option(
+            "--sample",
+            min=0,
+            max=3600,
+            metavar="SECONDS",
+            help="Sample counters twice, SECONDS apart (two commands per host).",
+        ),
+    ] = 0.0,
     format: FormatOpt = None,
     fail_on: FailOnOpt = None,
     nat_idle_timeout: NatIdleOpt = None,
@@ -74,8 +93,9 @@ def fleet(
     Ctrl-C stops, still writes the report for the hosts done, and exits 130.
     """
     ssh = {k: v for k, v in locals().items() if k in _r.SSH_OPTION_NAMES}
-    opts, _cfg = audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable,
-                                no_auto_context, baseline)
+    opts, _cfg = audit_options(
+        config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline
+    )
     formats = parse_formats(format)
 
     from ..collect.ssh import SSHCollector, SSHSetupError, concrete_config_hosts, parse_destination
@@ -107,8 +127,15 @@ def fleet(
 
     progress = _Progress(len(dests)) if sys.stderr.isatty() else None
     try:
-        result = sweep(dests, collector, opts, jobs=jobs, sample_s=sample,
-                       on_done=progress.advance if progress else None, save_dir=save_snapshots)
+        result = sweep(
+            dests,
+            collector,
+            opts,
+            jobs=jobs,
+            sample_s=sample,
+            on_done=progress.advance if progress else None,
+            save_dir=save_snapshots,
+        )
     finally:
         if progress:
             progress.stop()
@@ -143,9 +170,12 @@ def _summary_line(report) -> str:  # type: ignore[no-untyped-def]
     s = report.summary
     order = ["critical", "high", "medium", "low", "info"]
     sev = ", ".join(f"{s.by_severity[k]} {k}" for k in order if s.by_severity.get(k))
-    return (f"{s.targets} host(s), {s.targets_ok} audited, {s.targets_failed} failed; {s.findings} finding(s)"
-            + (f" ({sev})" if sev else "") + (f", {s.suppressed} suppressed" if s.suppressed else "")
-            + f"; fail-on {s.fail_on}: exit {s.exit_code} (--detail for each host's findings)")
+    return (
+        f"{s.targets} host(s), {s.targets_ok} audited, {s.targets_failed} failed; {s.findings} finding(s)"
+        + (f" ({sev})" if sev else "")
+        + (f", {s.suppressed} suppressed" if s.suppressed else "")
+        + f"; fail-on {s.fail_on}: exit {s.exit_code} (--detail for each host's findings)"
+    )
 
 
 class _Progress:
@@ -156,9 +186,15 @@ class _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.failed = 0
-        self.progress = Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
-                                 console=Console(stderr=True), transient=True)
+        self.progress = Progress(
+            TextColumn("auditing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self.task = self.progress.add_task("hosts", total=total, note="")
         self.progress.start()
 
@@ -178,4 +214,3 @@ def collector_script() -> None:
 
     sys.stdout.write(script())
     sys.stdout.flush()
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,9 +32,12 @@ from ._common import (
 
 @app.command(short_help="Audit this machine, or one remote host over SSH.")
 def host(
-    destination: Annotated[Optional[str], typer.Argument(metavar="HOST", show_default=False,
-                                                         help="[user@]host[:port] to audit over SSH; omit to "
-                                                         "audit this machine.")] = None,
+    destination: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="HOST", show_default=False, help="[user@]host[:port] to audit over SSH; omit to audit this machine."
+        ),
+    ] = None,
     format: FormatOpt = None,
     fail_on: FailOnOpt = None,
     nat_idle_timeout: NatIdleOpt = None,
@@ -43,10 +46,20 @@ def host(
     config: ConfigOpt = None,
     disable: DisableOpt = None,
     no_auto_context: NoAutoOpt = False,
-    sample: Annotated[float, typer.Option("--sample", min=0, max=3600, metavar="SECONDS", show_default=False,
-                                          help="Sample counters twice, SECONDS apart, and report rates.")] = 0.0,
-    save_snapshot: Annotated[Optional[str], typer.Option("--save-snapshot", metavar="FILE",
-                                                         help="Also save the snapshot to FILE.")] = None,
+    sample: Annotated[
+        float,
+        typer.Option(
+            "--sample",
+            min=0,
+            max=3600,
+            metavar="SECONDS",
+            show_default=False,
+            help="Sample counters twice, SECONDS apart, and report rates.",
+        ),
+    ] = 0.0,
+    save_snapshot: Annotated[
+        str | None, typer.Option("--save-snapshot", metavar="FILE", help="Also save the snapshot to FILE.")
+    ] = None,
     verbose: VerboseOpt = False,
     baseline: BaselineOpt = None,
     port: _r.PortOpt = None,
@@ -62,8 +75,9 @@ def host(
 ) -> None:
     """Audit this machine (or one remote host over SSH) and report risks with evidence and fixes."""
     ssh = {k: v for k, v in locals().items() if k in _r.SSH_OPTION_NAMES}
-    opts, _cfg = audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable,
-                                no_auto_context, baseline)
+    opts, _cfg = audit_options(
+        config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline
+    )
     formats = parse_formats(format)
     if save_snapshot:
         check_output_path(save_snapshot)
@@ -77,8 +91,9 @@ def host(
             code = emit_interrupted([], [_destination_name(destination, ssh)], opts, formats, verbose)
         raise typer.Exit(code)
     if _r.ssh_options_given(ssh):
-        raise UsageError(f"{', '.join(_r.ssh_options_given(ssh))}: SSH options need a remote host: "
-                         "tcpaudit host [user@]HOST ...")
+        raise UsageError(
+            f"{', '.join(_r.ssh_options_given(ssh))}: SSH options need a remote host: tcpaudit host [user@]HOST ..."
+        )
     from ..audit import audit_snapshot, build_report
     from ..collect.local import collect_local
 

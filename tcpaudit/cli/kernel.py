@@ -15,9 +15,12 @@ from ._common import (
 
 @app.command(cls=_LeadingDashArgCommand, short_help="What a kernel release implies: sysctls, known issues.")
 def kernel(
-    release: Annotated[str, typer.Argument(metavar="RELEASE", show_default=False,
-                                           help="Kernel release (`uname -r`), e.g. 5.4.0-137-generic or "
-                                           "4.9.0.")],
+    release: Annotated[
+        str,
+        typer.Argument(
+            metavar="RELEASE", show_default=False, help="Kernel release (`uname -r`), e.g. 5.4.0-137-generic or 4.9.0."
+        ),
+    ],
     format: TableJsonOpt = "table",
 ) -> None:
     """What a kernel release implies: sysctls present or absent with defaults, known issues."""

@@ -1,12 +1,10 @@
-"""`tcpaudit lint` and `tcpaudit baseline`: gate configuration in CI before it ships.
-
-"""
+"""`tcpaudit lint` and `tcpaudit baseline`: gate configuration in CI before it ships."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,26 +25,51 @@ from ._common import (
     parse_formats,
 )
 
-PathsArg = Annotated[Optional[list[Path]], typer.Argument(
-    help="sysctl.conf / sysctl.d files, `sysctl -w` lists, tuned profiles, Markdown notes, Ansible/Salt YAML, "
-         "Kubernetes manifests, docker-compose files, JSON patches; directories are walked. Each is linted on "
-         "its own, in the order given.", show_default=False)]
-RootOpt = Annotated[Optional[Path], typer.Option(
-    "--root", metavar="DIR", help="Lint the tree under DIR as `sysctl --system` applies it at boot: "
-    "DIR/etc/sysctl.d, /run/sysctl.d, /usr/local/lib/sysctl.d, /usr/lib/sysctl.d, /lib/sysctl.d, then "
-    "DIR/etc/sysctl.conf.")]
-KernelOpt = Annotated[Optional[str], typer.Option(
-    "--kernel", metavar="RELEASE", help="Kernel the config is for, e.g. 5.15.0 or 3.10.0-1160.el7.x86_64 "
-    "(default: a current kernel, or kernel.osrelease in a `sysctl -a` capture).")]
-MergeOpt = Annotated[bool, typer.Option(
-    "--merge", help="Apply all PATHs as one configuration, in the order given (like `sysctl -p A -p B`).")]
-K8sVersionOpt = Annotated[Optional[str], typer.Option(
-    "--k8s-version", metavar="X.Y", help="Kubernetes release the manifests are for, e.g. 1.29: decides which pod "
-    "sysctls the kubelet accepts by default (default: [context] kubernetes_version, else a recent release, "
-    "stated in the findings).")]
+PathsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="sysctl.conf / sysctl.d files, `sysctl -w` lists, tuned profiles, Markdown notes, Ansible/Salt YAML, "
+        "Kubernetes manifests, docker-compose files, JSON patches; directories are walked. Each is linted on "
+        "its own, in the order given.",
+        show_default=False,
+    ),
+]
+RootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        metavar="DIR",
+        help="Lint the tree under DIR as `sysctl --system` applies it at boot: "
+        "DIR/etc/sysctl.d, /run/sysctl.d, /usr/local/lib/sysctl.d, /usr/lib/sysctl.d, /lib/sysctl.d, then "
+        "DIR/etc/sysctl.conf.",
+    ),
+]
+KernelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kernel",
+        metavar="RELEASE",
+        help="Kernel the config is for, e.g. 5.15.0 or 3.10.0-1160.el7.x86_64 "
+        "(default: a current kernel, or kernel.osrelease in a `sysctl -a` capture).",
+    ),
+]
+MergeOpt = Annotated[
+    bool,
+    typer.Option("--merge", help="Apply all PATHs as one configuration, in the order given (like `sysctl -p A -p B`)."),
+]
+K8sVersionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--k8s-version",
+        metavar="X.Y",
+        help="Kubernetes release the manifests are for, e.g. 1.29: decides which pod "
+        "sysctls the kubelet accepts by default (default: [context] kubernetes_version, else a recent release, "
+        "stated in the findings).",
+    ),
+]
 
 
-def _check_kernel(kernel: Optional[str]) -> None:
+def _check_kernel(kernel: str | None) -> None:
     if kernel is None:
         return
     from ..kernel.release import KernelReleaseError, parse_release
@@ -57,7 +80,7 @@ def _check_kernel(kernel: Optional[str]) -> None:
         raise UsageError(f"--kernel: {exc}") from None
 
 
-def _set_k8s_version(opts, version: Optional[str]) -> None:  # type: ignore[no-untyped-def]
+def _set_k8s_version(opts, version: str | None) -> None:  # type: ignore[no-untyped-def]
     if version is None:
         return
     from ..kernel.kubernetes import KubernetesVersionError, parse_k8s_version
@@ -69,8 +92,7 @@ def _set_k8s_version(opts, version: Optional[str]) -> None:  # type: ignore[no-u
     opts.context.kubernetes_version = version.strip()
 
 
-def _lint_targets(paths: Optional[list[Path]], root: Optional[Path], kernel: Optional[str], merge: bool,
-                  opts):  # type: ignore[no-untyped-def]
+def _lint_targets(paths: list[Path] | None, root: Path | None, kernel: str | None, merge: bool, opts):  # type: ignore[no-untyped-def]
     from ..lint import LintInputError, lint_units, root_unit, units_for_paths
 
     if not paths and root is None:
@@ -103,8 +125,7 @@ def lint(
     """Lint sysctl configuration with the same rules as hosts, for a target kernel, before it ships."""
     from ..audit import build_report
 
-    opts, _cfg = audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, False,
-                                baseline)
+    opts, _cfg = audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, False, baseline)
     _set_k8s_version(opts, k8s_version)
     formats = parse_formats(format)
     targets = _lint_targets(paths, root, kernel, merge, opts)
@@ -130,8 +151,9 @@ def _is_snapshot(p: Path) -> bool:
 @app.command("baseline", short_help="Record today's findings so that only new ones fail.")
 def baseline(
     paths: PathsArg = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Baseline file to write ('-' for stdout).")]
-    = Path("-"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Baseline file to write ('-' for stdout).")] = Path(
+        "-"
+    ),
     root: RootOpt = None,
     kernel: KernelOpt = None,
     merge: MergeOpt = False,
@@ -165,6 +187,8 @@ def baseline(
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
-    typer.echo(f"tcpaudit: baseline of {len(b.fingerprints)} finding(s) from {len(targets)} target(s)"
-               + ("" if str(output) == "-" else f" written to {output}"), err=True)
-
+    typer.echo(
+        f"tcpaudit: baseline of {len(b.fingerprints)} finding(s) from {len(targets)} target(s)"
+        + ("" if str(output) == "-" else f" written to {output}"),
+        err=True,
+    )

@@ -26,5 +26,9 @@ def profiles(format: TableJsonOpt = "table") -> None:
     if format == "json":
         typer.echo(json.dumps(rows, indent=2))
     else:
-        typer.echo(tabulate([[r["id"], r["title"], r["idle_timeout"] or "-", r["clients_behind_nat"]] for r in rows],
-                            headers=["profile", "environment", "idle timeout (s)", "clients behind NAT"]))
+        typer.echo(
+            tabulate(
+                [[r["id"], r["title"], r["idle_timeout"] or "-", r["clients_behind_nat"]] for r in rows],
+                headers=["profile", "environment", "idle timeout (s)", "clients behind NAT"],
+            )
+        )

@@ -23,11 +23,18 @@ from ._common import (
 
 @app.command(short_help="Write a sysctl.d file with the fixes (never applied).")
 def remediate(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE", readable=False, show_default=False,
-                                                help="Snapshot files (or collector dumps; '-' for stdin) to "
-                                                "write fixes for.")],
-    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE",
-                                        help="sysctl.d file to write ('-' for stdout).")] = "-",
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE",
+            readable=False,
+            show_default=False,
+            help="Snapshot files (or collector dumps; '-' for stdin) to write fixes for.",
+        ),
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="FILE", help="sysctl.d file to write ('-' for stdout).")
+    ] = "-",
     nat_idle_timeout: NatIdleOpt = None,
     profile: ProfileOpt = None,
     clients_behind_nat: ClientsNatOpt = None,

@@ -16,10 +16,20 @@ from ._common import (
 
 @app.command(short_help="Save this machine's state to a snapshot file.")
 def snapshot(
-    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE",
-                                        help="Where to write the snapshot JSON ('-' for stdout).")],
-    sample: Annotated[float, typer.Option("--sample", min=0, max=3600, metavar="SECONDS", show_default=False,
-                                          help="Sample counters twice, SECONDS apart.")] = 0.0,
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="FILE", help="Where to write the snapshot JSON ('-' for stdout).")
+    ],
+    sample: Annotated[
+        float,
+        typer.Option(
+            "--sample",
+            min=0,
+            max=3600,
+            metavar="SECONDS",
+            show_default=False,
+            help="Sample counters twice, SECONDS apart.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Collect this machine into a snapshot file, for `tcpaudit audit` later or elsewhere."""
     from ..collect.local import collect_local
@@ -31,5 +41,8 @@ def snapshot(
         sys.stdout.write(snap.model_dump_json(indent=1) + "\n")
     else:
         write_snapshot(snap, output)
-        typer.echo(f"tcpaudit: wrote {output} ({len(snap.sysctls)} sysctls, {snap.sockets.total} sockets, "
-                   f"{len(snap.gaps)} gaps)", err=True)
+        typer.echo(
+            f"tcpaudit: wrote {output} ({len(snap.sysctls)} sysctls, {snap.sockets.total} sockets, "
+            f"{len(snap.gaps)} gaps)",
+            err=True,
+        )

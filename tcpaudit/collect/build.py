@@ -5,7 +5,9 @@ from __future__ import annotations
 from itertools import compress
 
 from .. import __version__
+from ..sanitize import clean_text
 from ..snapshot import (
+    U64_MAX,
     ConntrackInfo,
     Counters,
     Distro,
@@ -13,7 +15,6 @@ from ..snapshot import (
     KernelInfo,
     Snapshot,
     SocketTable,
-    U64_MAX,
 )
 from .parsers import (
     SS_COLUMNS,
@@ -29,7 +30,6 @@ from .parsers import (
     parse_uptime,
 )
 from .raw import RawCapture
-from ..sanitize import clean_text
 
 # DMI strings that name a cloud (sys_vendor / product_name / bios_vendor / chassis_asset_tag / board_vendor).
 _CLOUD_MARKERS = (
@@ -62,8 +62,10 @@ def _environment(raw: RawCapture) -> Environment:
     for marker, cloud in _CLOUD_MARKERS:
         hit = next((k for k, v in dmi.items() if marker in v), None)
         if hit:
-            if cloud == "azure" and marker == "Microsoft Corporation" and "Virtual Machine" not in dmi.get(
-                "dmi.product_name", ""
+            if (
+                cloud == "azure"
+                and marker == "Microsoft Corporation"
+                and "Virtual Machine" not in dmi.get("dmi.product_name", "")
             ):
                 continue
             env.cloud = cloud
@@ -144,7 +146,10 @@ def build_snapshot(raw: RawCapture) -> Snapshot:
         source = "ss"
     if cols is None and ("proc-net-tcp" in items or "proc-net-tcp6" in items):
         rows = (parse("proc-net-tcp", parse_proc_net_tcp) or []) + (parse("proc-net-tcp6", parse_proc_net_tcp) or [])
-        cols = {c: list(v) for c, v in zip(SS_COLUMNS, zip(*rows))} if rows else {c: [] for c in SS_COLUMNS}
+        if rows:
+            cols = {c: list(v) for c, v in zip(SS_COLUMNS, zip(*rows, strict=False), strict=False)}
+        else:
+            cols = {c: [] for c in SS_COLUMNS}
         source = "proc"
     if cols is not None:
         # Column-wise all the way: at 10^5 sockets one object per socket costs seconds (benchmarks/sockets_bench.py).
@@ -155,8 +160,11 @@ def build_snapshot(raw: RawCapture) -> Snapshot:
         detail_mode = "none"
         if "ss-detail" in items:
             estab = list(compress(range(n), map("ESTAB".__eq__, state)))
-            detail = (raw.parsed["ss-detail"] if "ss-detail" in raw.parsed
-                      else parse("ss-detail", parse_ss_detail_fast, raw.detail_cap))
+            detail = (
+                raw.parsed["ss-detail"]
+                if "ss-detail" in raw.parsed
+                else parse("ss-detail", parse_ss_detail_fast, raw.detail_cap)
+            )
             if detail is not None:
                 detail_mode = "ss-i" if len(detail) >= len(estab) else "ss-i-partial"
                 if detail:

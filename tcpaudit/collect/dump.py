@@ -55,8 +55,18 @@ COMMANDS = {
     "sysctls": "grep -r ''",
 }
 ITEMS = frozenset(
-    {*FILES, *MARKERS, "os-release", "env.kubernetes", "ss", "ss-detail", "proc-net-tcp", "proc-net-tcp6",
-     "iptables-nat", "sysctls"}
+    {
+        *FILES,
+        *MARKERS,
+        "os-release",
+        "env.kubernetes",
+        "ss",
+        "ss-detail",
+        "proc-net-tcp",
+        "proc-net-tcp6",
+        "iptables-nat",
+        "sysctls",
+    }
 )
 # Items whose absence is normal on some hosts: the local collector records no gap for them either.
 QUIET_WHEN_MISSING = frozenset({*OPTIONAL, "proc-net-tcp6", "sysctl:net.netfilter"})
@@ -83,7 +93,7 @@ def collector_script() -> str:
 
 def _header_at(data: bytes) -> int:
     """Offset of the header line within the preamble window, or -1."""
-    window = data[:MAX_PREAMBLE_BYTES + 64]
+    window = data[: MAX_PREAMBLE_BYTES + 64]
     if window.startswith(HEADER.encode()):
         return 0
     i = window.find(b"\n" + HEADER.encode())
@@ -145,12 +155,12 @@ class DumpReader:
 def _longest_line(chunk: bytes, first: int, last: int) -> int:
     if first == last:
         return 0
-    return max(map(len, chunk[first + 1:last].split(b"\n")))
+    return max(map(len, chunk[first + 1 : last].split(b"\n")))
 
 
 def _snippet(data: bytes | str, n: int = 60) -> str:
     # bytes that are not UTF-8 are shown as \xNN (what they are), not as U+FFFD
-    text = data[:4 * n].decode("utf-8", "backslashreplace") if isinstance(data, bytes) else data
+    text = data[: 4 * n].decode("utf-8", "backslashreplace") if isinstance(data, bytes) else data
     return '"' + clean_text(text.lstrip()[:n]) + '"'
 
 
@@ -175,7 +185,7 @@ def _lines_of(text: str, start: int, end: int) -> list[str]:
     bad = _BAD_LINE_RE.search(text, start, end)
     if bad:
         pos = bad.start()
-        line = text[pos:text.find("\n", pos) if text.find("\n", pos) >= 0 else len(text)]
+        line = text[pos : text.find("\n", pos) if text.find("\n", pos) >= 0 else len(text)]
         raise DumpError(f"line {_line_no(text, pos)}: not a collector line: {_snippet(line)}")
     return _CONTENT_RE.findall(text, start, end)
 
@@ -187,7 +197,7 @@ def parse_frames(data: bytes) -> tuple[list[_Frame], list[tuple[str, str, str]]]
     start = _header_at(data)
     if start < 0:
         raise DumpError(f"no '{HEADER.strip()}' header: not a collector dump (starts with {_snippet(data)})")
-    if b"\r\n" in data[start:start + 64]:
+    if b"\r\n" in data[start : start + 64]:
         data = data.replace(b"\r\n", b"\n")
     text = data.decode("utf-8", "replace")
     if text.count("\n") > MAX_DUMP_LINES:
@@ -212,15 +222,17 @@ def parse_frames(data: bytes) -> tuple[list[_Frame], list[tuple[str, str, str]]]
             if kind != "collector":
                 raise DumpError("the header must come first")
             if arg != FORMAT_VERSION:
-                raise DumpError(f"collector dump format {clean_text(arg, 20)!r}; this tcpaudit reads "
-                                f"format {FORMAT_VERSION} (use the collector-script of this version)")
+                raise DumpError(
+                    f"collector dump format {clean_text(arg, 20)!r}; this tcpaudit reads "
+                    f"format {FORMAT_VERSION} (use the collector-script of this version)"
+                )
             continue
         if body:
             if cur is None:
                 raise DumpError(f"line {_line_no(text, m.start()) - 1}: content outside an item")
             (cur.stderr if in_stderr else cur.content).extend(body)
 
-        def where() -> str:
+        def where(m: re.Match[str] = m) -> str:
             return f"line {_line_no(text, m.start())}"
 
         if kind == "begin":
@@ -298,7 +310,7 @@ def raw_from_dump(data: bytes, source: Source = Source.file) -> RawCapture:
     missing_roots = set()
     for item, reason, detail in gaps:
         if item.startswith("sysctl:") and reason == GapReason.missing.value:
-            missing_roots.add(item[len("sysctl:"):])
+            missing_roots.add(item[len("sysctl:") :])
         if item in QUIET_WHEN_MISSING and reason == GapReason.missing.value:
             continue
         raw.gap(item, reason, detail)
@@ -372,8 +384,11 @@ def _sysctls(raw: RawCapture, f: _Frame, missing_roots: set[str]) -> None:
             continue
         raw.gap(f"sysctl:{name}", reason, m.group(2))
     if unset_secrets:
-        raw.gap("sysctl:net.ipv6.conf.*.stable_secret", GapReason.missing,
-                f"unset on {unset_secrets} interface(s): the kernel answers EIO until a secret is written")
+        raw.gap(
+            "sysctl:net.ipv6.conf.*.stable_secret",
+            GapReason.missing,
+            f"unset on {unset_secrets} interface(s): the kernel answers EIO until a secret is written",
+        )
     if not f.content and f.rc > 1:
         last = next((ln for ln in reversed(f.stderr) if ln.strip()), f"exit {f.rc}")
         raw.gap("sysctl:net", GapReason.error, f"grep -r: {last}")

@@ -15,16 +15,16 @@ import shutil
 import subprocess
 import time
 
-from ..snapshot import CounterSample, Counters, GapReason, Snapshot, Source
+from ..snapshot import Counters, CounterSample, GapReason, Snapshot, Source
 from .build import build_snapshot
 from .parsers import (
+    ParseError,
     SsDetailParser,
     SsTableParser,
     fold_value,
     parse_conntrack_stat,
     parse_counter_pairs,
     parse_sockstat,
-    ParseError,
 )
 from .raw import SYSCTL_ROOTS, RawCapture
 
@@ -115,8 +115,11 @@ def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
                         continue
                     raw.gap(f"sysctl:{name}", _reason(exc), exc.strerror or str(exc))
     if unset_secrets:
-        raw.gap("sysctl:net.ipv6.conf.*.stable_secret", GapReason.missing,
-                f"unset on {unset_secrets} interface(s): the kernel answers EIO until a secret is written")
+        raw.gap(
+            "sysctl:net.ipv6.conf.*.stable_secret",
+            GapReason.missing,
+            f"unset on {unset_secrets} interface(s): the kernel answers EIO until a secret is written",
+        )
 
 
 def _run(argv: list[str], raw: RawCapture, item: str, limit_lines: int | None = None) -> str | None:
@@ -126,8 +129,9 @@ def _run(argv: list[str], raw: RawCapture, item: str, limit_lines: int | None = 
         return None
     try:
         if limit_lines is None:
-            proc = subprocess.run([exe, *argv[1:]], capture_output=True, timeout=COMMAND_TIMEOUT_S,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                [exe, *argv[1:]], capture_output=True, timeout=COMMAND_TIMEOUT_S, stdin=subprocess.DEVNULL
+            )
             out = proc.stdout.decode("utf-8", "replace")
             if proc.returncode != 0:
                 err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -137,8 +141,9 @@ def _run(argv: list[str], raw: RawCapture, item: str, limit_lines: int | None = 
                 return None
             return out
         # Stream and stop reading after limit_lines: huge tables do not get shipped whole.
-        p = subprocess.Popen([exe, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            [exe, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+        )
         assert p.stdout is not None
         lines = []
         for n, line in enumerate(p.stdout):
@@ -175,8 +180,12 @@ class _Stream:
     def start(self, raw: RawCapture) -> bool:
         exe = shutil.which(self.argv[0])
         try:
-            self.proc = subprocess.Popen([exe or self.argv[0], *self.argv[1:]], stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [exe or self.argv[0], *self.argv[1:]],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
         except OSError as exc:
             raw.gap(self.item, _reason(exc), f"{self.argv[0]}: {exc.strerror or exc}")
             return False
@@ -207,7 +216,7 @@ class _Stream:
             cut = -1
             for _ in range(self.limit_lines - self.lines):
                 cut = chunk.index(b"\n", cut + 1)
-            chunk, rest = chunk[:cut + 1], chunk[cut + 1:]
+            chunk, rest = chunk[: cut + 1], chunk[cut + 1 :]
             self.full = True
             self.truncated = bool(rest)
         self.lines += chunk.count(b"\n")
@@ -249,8 +258,12 @@ class _SocketTables:
 
     def __init__(self, detail_cap: int, table_cap: int = DEFAULT_TABLE_CAP):
         self.table = _Stream("ss", ["ss", "-tanoeH"], SsTableParser("ss"), limit_lines=table_cap)
-        self.detail = _Stream("ss-detail", ["ss", "-tinH", "state", "established"],
-                              SsDetailParser("ss-detail", detail_cap), limit_lines=2 * detail_cap + 2)
+        self.detail = _Stream(
+            "ss-detail",
+            ["ss", "-tinH", "state", "established"],
+            SsDetailParser("ss-detail", detail_cap),
+            limit_lines=2 * detail_cap + 2,
+        )
         self.started: list[_Stream] = []
         self.missing = shutil.which("ss") is None
 
@@ -366,8 +379,12 @@ def _capture_sock_diag(raw: RawCapture, table_cap: int) -> bool | None:
     return True
 
 
-def capture_local(detail_cap: int = DEFAULT_DETAIL_CAP, proc_sys: str = "/proc/sys",
-                  table_cap: int = DEFAULT_TABLE_CAP, sockets: str | None = None) -> RawCapture:
+def capture_local(
+    detail_cap: int = DEFAULT_DETAIL_CAP,
+    proc_sys: str = "/proc/sys",
+    table_cap: int = DEFAULT_TABLE_CAP,
+    sockets: str | None = None,
+) -> RawCapture:
     """Everything the local collector reads. `sockets`: one of SOCKET_SOURCES (default: the environment's
     TCPAUDIT_SOCKET_SOURCE, else auto = netlink, then ss when sock_diag is refused)."""
     raw = RawCapture(source=Source.local, collected_at=_dt.datetime.now(_dt.timezone.utc), detail_cap=detail_cap)

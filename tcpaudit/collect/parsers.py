@@ -23,8 +23,6 @@ class ParseError(ValueError):
         super().__init__(f"{source}: {message}")
 
 
-
-
 def _int(token: str, source: str, what: str, low: int = S64_MIN) -> int:
     """A decimal the kernel printed: a 64-bit counter (signed ones too: Tcp.MaxConn is -1), or with low=0 an
     unsigned field. Anything longer or outside that range is no kernel output (and would not load again from
@@ -58,7 +56,7 @@ def parse_counter_pairs(text: str, source: str) -> dict[str, dict[str, int]]:
         if len(head) != len(vals):
             raise ParseError(source, f"line {i + 1}: {len(head) - 1} names but {len(vals) - 1} values")
         group = head[0][:-1]
-        out[group] = {name: _int(v, source, name) for name, v in zip(head[1:], vals[1:])}
+        out[group] = {name: _int(v, source, name) for name, v in zip(head[1:], vals[1:], strict=False)}
     return out
 
 
@@ -95,7 +93,7 @@ def parse_conntrack_stat(text: str, source: str) -> list[dict[str, int]]:
         if any(len(v) > 16 for v in vals):
             raise ParseError(source, f"line {n}: a value of more than 16 hex digits")
         try:
-            rows.append({k: int(v, 16) for k, v in zip(names, vals)})
+            rows.append({k: int(v, 16) for k, v in zip(names, vals, strict=False)})
         except ValueError:
             raise ParseError(source, f"line {n}: not hexadecimal") from None
     return rows
@@ -114,7 +112,9 @@ def parse_os_release(text: str, source: str = "os-release") -> Distro:
             v = v[1:-1]
         vals[k.strip()] = v[:256]
     return Distro(
-        id=vals.get("ID"), id_like=vals.get("ID_LIKE"), version_id=vals.get("VERSION_ID"),
+        id=vals.get("ID"),
+        id_like=vals.get("ID_LIKE"),
+        version_id=vals.get("VERSION_ID"),
         pretty_name=vals.get("PRETTY_NAME"),
     )
 
@@ -135,7 +135,7 @@ def parse_uptime(text: str, source: str = "uptime") -> float:
 # ---- sysctl dumps -------------------------------------------------------------
 def sysctl_path_to_name(path: str) -> str:
     """`/proc/sys/net/ipv4/tcp_tw_reuse` -> `net.ipv4.tcp_tw_reuse` (dots in interface names become '/')."""
-    rel = path[len("/proc/sys/"):] if path.startswith("/proc/sys/") else path
+    rel = path[len("/proc/sys/") :] if path.startswith("/proc/sys/") else path
     return ".".join(part.replace(".", "/") for part in rel.strip("/").split("/"))
 
 
@@ -235,8 +235,23 @@ def parse_ss_line(line: str, source: str, *, with_state: bool = True) -> Socket:
             inode = _uint(tok[4:], source, "ino")
     if with_state and uid is None and inode is not None:
         uid = 0  # ss -e omits uid:0
-    return Socket(_family(laddr), state, laddr, lport, raddr, rport, recv_q, send_q,
-                  timer, timer_ms, retrans, uid, inode, None, None)
+    return Socket(
+        _family(laddr),
+        state,
+        laddr,
+        lport,
+        raddr,
+        rport,
+        recv_q,
+        send_q,
+        timer,
+        timer_ms,
+        retrans,
+        uid,
+        inode,
+        None,
+        None,
+    )
 
 
 def parse_ss_table(text: str, source: str = "ss") -> list[Socket]:
@@ -255,8 +270,9 @@ def parse_ss_table(text: str, source: str = "ss") -> list[Socket]:
 _LAST_RE = re.compile(r"\blast(snd|rcv):(\d{1,18})(?!\d)")  # more digits are no idle time in ms
 
 
-def parse_ss_detail(text: str, source: str = "ss-detail", limit: int | None = None
-                    ) -> dict[tuple[str, int, str, int], tuple[int | None, int | None]]:
+def parse_ss_detail(
+    text: str, source: str = "ss-detail", limit: int | None = None
+) -> dict[tuple[str, int, str, int], tuple[int | None, int | None]]:
     """`ss -tinH state established`: header line, then a tab-indented info line with lastsnd/lastrcv (ms)."""
     out: dict[tuple[str, int, str, int], tuple[int | None, int | None]] = {}
     key: tuple[str, int, str, int] | None = None
@@ -289,8 +305,21 @@ def parse_ss_detail(text: str, source: str = "ss-detail", limit: int | None = No
 # sizes, timer tokens) and accept input in pieces, so the local collector parses while `ss` still prints.
 # A line whose fields do not have the plain shape ss prints goes through the strict code, so odd and
 # hostile input gets the same data or the same ParseError as before.
-SS_COLUMNS = ("family", "state", "local_addr", "local_port", "remote_addr", "remote_port", "recv_q", "send_q",
-              "timer", "timer_ms", "retrans", "uid", "inode")
+SS_COLUMNS = (
+    "family",
+    "state",
+    "local_addr",
+    "local_port",
+    "remote_addr",
+    "remote_port",
+    "recv_q",
+    "send_q",
+    "timer",
+    "timer_ms",
+    "retrans",
+    "uid",
+    "inode",
+)
 _STATE_OBJ = {s: s for s in STATE_NAMES}
 _MEMO_MAX = 65536  # entries per memo table: bounded memory whatever the input
 
@@ -370,8 +399,9 @@ class SsTableParser:
         memo = self._memo
         hosts, ports, ints, timers = memo.hosts, memo.ports, memo.ints, memo.timers
         states = _STATE_OBJ
-        (a_fam, a_state, a_laddr, a_lport, a_raddr, a_rport, a_rq, a_sq, a_timer, a_tms, a_retr, a_uid,
-         a_ino) = appends = [col.append for col in self.cols.values()]
+        (a_fam, a_state, a_laddr, a_lport, a_raddr, a_rport, a_rq, a_sq, a_timer, a_tms, a_retr, a_uid, a_ino) = (
+            appends
+        ) = [col.append for col in self.cols.values()]
         for line in lines:
             if not line or line[0] in " \t":
                 continue
@@ -395,8 +425,16 @@ class SsTableParser:
                 send_q = ints.get(sq)
                 if send_q is None:
                     send_q = memo.int32(sq)
-                if (lhost is None or rhost is None or lport is None or rport is None or recv_q is None
-                        or send_q is None or not lsep or not rsep):
+                if (
+                    lhost is None
+                    or rhost is None
+                    or lport is None
+                    or rport is None
+                    or recv_q is None
+                    or send_q is None
+                    or not lsep
+                    or not rsep
+                ):
                     raise ValueError
                 timer = timer_ms = retrans = uid = inode = None
                 for tok in toks[5:]:
@@ -420,7 +458,7 @@ class SsTableParser:
                         if uid > U64_MAX or uid < 0:
                             raise ValueError
             except (KeyError, IndexError, ValueError):
-                for append, value in zip(appends, parse_ss_line(line, self.source)):
+                for append, value in zip(appends, parse_ss_line(line, self.source), strict=False):
                     append(value)  # the strict parser: the same result, or its ParseError
                 continue
             if uid is None and inode is not None:
@@ -531,8 +569,9 @@ class SsDetailParser:
         return self.out
 
 
-def parse_ss_detail_fast(text: str, source: str = "ss-detail", limit: int | None = None
-                         ) -> dict[tuple[str, int, str, int], tuple[int | None, int | None]]:
+def parse_ss_detail_fast(
+    text: str, source: str = "ss-detail", limit: int | None = None
+) -> dict[tuple[str, int, str, int], tuple[int | None, int | None]]:
     """parse_ss_detail, faster: the same mapping, or the same ParseError."""
     p = SsDetailParser(source, limit)
     p.feed(text)
@@ -562,7 +601,7 @@ def _hex_addr(text: str, source: str) -> tuple[str, int]:
         import socket as _s
 
         # four host-order 32-bit words
-        fixed = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+        fixed = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
         return _s.inet_ntop(_s.AF_INET6, fixed), p
     raise ParseError(source, f"address of {len(raw)} bytes")
 
@@ -592,8 +631,25 @@ def parse_proc_net_tcp(text: str, source: str = "/proc/net/tcp", user_hz: int = 
         uid = _uint(toks[7], source, "uid")
         inode = _uint(toks[9], source, "inode")
         timer = _PROC_TIMERS.get(tr)
-        out.append(Socket(_family(laddr), state, laddr, lport, raddr, rport, rxq, txq, timer,
-                          when * 1000 // user_hz if timer else None, retr, uid, inode, None, None))
+        out.append(
+            Socket(
+                _family(laddr),
+                state,
+                laddr,
+                lport,
+                raddr,
+                rport,
+                rxq,
+                txq,
+                timer,
+                when * 1000 // user_hz if timer else None,
+                retr,
+                uid,
+                inode,
+                None,
+                None,
+            )
+        )
     return out
 
 

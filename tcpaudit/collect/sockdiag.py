@@ -73,8 +73,23 @@ _LAST_OFFSET = 44
 _ERRNO = struct.Struct("=i")
 _RECV_BYTES = 1 << 16  # the kernel fills at most ~32 KiB per dump message batch (netlink_recvmsg)
 
-SOCK_DIAG_COLUMNS = ("family", "state", "local_addr", "local_port", "remote_addr", "remote_port", "recv_q",
-                     "send_q", "timer", "timer_ms", "retrans", "uid", "inode", "lastsnd_ms", "lastrcv_ms")
+SOCK_DIAG_COLUMNS = (
+    "family",
+    "state",
+    "local_addr",
+    "local_port",
+    "remote_addr",
+    "remote_port",
+    "recv_q",
+    "send_q",
+    "timer",
+    "timer_ms",
+    "retrans",
+    "uid",
+    "inode",
+    "lastsnd_ms",
+    "lastrcv_ms",
+)
 
 
 class SockDiagUnavailable(Exception):
@@ -136,8 +151,9 @@ class DumpParser:
                 base = len(rows)
                 rows.extend(batch[:room])
                 # no attributes, so no INET_DIAG_SKV6ONLY: ss prints an unspecified IPv6 address as "*"
-                self.dual.update(base + i for i, m in enumerate(batch[:room])
-                                 if m[2] == socket.AF_INET6 and m[8] == _ZERO16)
+                self.dual.update(
+                    base + i for i, m in enumerate(batch[:room]) if m[2] == socket.AF_INET6 and m[8] == _ZERO16
+                )
                 if len(batch) >= room:
                     self.truncated = True
                     return True
@@ -173,8 +189,10 @@ class DumpParser:
                 return True
             elif kind == NLMSG_ERROR:
                 code = -_ERRNO.unpack_from(buf, off + 16)[0] if length >= 20 else 0
-                raise SockDiagUnavailable(f"netlink dump: {errno.errorcode.get(code, code)} "
-                                          f"({'IPv6' if family == socket.AF_INET6 else 'IPv4'})")
+                raise SockDiagUnavailable(
+                    f"netlink dump: {errno.errorcode.get(code, code)} "
+                    f"({'IPv6' if family == socket.AF_INET6 else 'IPv4'})"
+                )
             elif kind != SOCK_DIAG_BY_FAMILY:
                 raise SockDiagUnavailable(f"netlink dump: unexpected message type {kind}")
             off += (length + 3) & ~3
@@ -196,8 +214,20 @@ def _dump_family(family: int, deadline: float, parser: DumpParser) -> None:
         ext = 1 << (INET_DIAG_INFO - 1) if parser.want_info else 0
         try:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
-            sock.send(_REQUEST.pack(_REQUEST.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0,
-                                    family, socket.IPPROTO_TCP, ext, 0, ALL_STATES))
+            sock.send(
+                _REQUEST.pack(
+                    _REQUEST.size,
+                    SOCK_DIAG_BY_FAMILY,
+                    NLM_F_REQUEST | NLM_F_DUMP,
+                    1,
+                    0,
+                    family,
+                    socket.IPPROTO_TCP,
+                    ext,
+                    0,
+                    ALL_STATES,
+                )
+            )
         except OSError as exc:
             raise SockDiagUnavailable(f"netlink request: {exc.strerror or exc}") from None
         while True:
@@ -207,7 +237,7 @@ def _dump_family(family: int, deadline: float, parser: DumpParser) -> None:
             sock.settimeout(left)
             try:
                 buf = sock.recv(_RECV_BYTES)
-            except socket.timeout:
+            except TimeoutError:
                 raise SockDiagTimeout() from None
             except OSError as exc:
                 if exc.errno == errno.EINTR:
@@ -221,8 +251,9 @@ def _dump_family(family: int, deadline: float, parser: DumpParser) -> None:
         sock.close()
 
 
-def dump_tcp(timeout_s: float = 20.0, limit: int = 1_000_000, want_info: bool = True
-             ) -> tuple[dict[str, list[Any]], bool]:
+def dump_tcp(
+    timeout_s: float = 20.0, limit: int = 1_000_000, want_info: bool = True
+) -> tuple[dict[str, list[Any]], bool]:
     """Every TCP socket of this network namespace, IPv4 then IPv6, as columns (SOCK_DIAG_COLUMNS).
 
     Returns (columns, truncated): truncated when more than `limit` sockets were there (the first `limit`
@@ -247,7 +278,8 @@ def _columns(rows: list[tuple], last: dict[int, tuple[int, int]], dual: set[int]
         return {c: [] for c in SOCK_DIAG_COLUMNS}
     # message fields: 0 length, 1 type, 2 family, 3 state, 4 timer, 5 retrans, 6 sport, 7 dport, 8 src,
     # 9 dst, 10 expires, 11 rqueue, 12 wqueue, 13 uid, 14 inode
-    (_, _, fam, state, timer, retrans, sport, dport, src, dst, expires, rq, wq, uid, inode) = map(list, zip(*rows))
+    columns = map(list, zip(*rows, strict=False))
+    (_, _, fam, state, timer, retrans, sport, dport, src, dst, expires, rq, wq, uid, inode) = columns
     swap = _byteswap16()
     names = TCP_STATES
     timers = [None if t == 0 else _TIMER_NAMES[t] if t < 5 else "unknown" for t in timer]
@@ -271,8 +303,8 @@ def _columns(rows: list[tuple], last: dict[int, tuple[int, int]], dual: set[int]
         "recv_q": rq,
         "send_q": wq,
         "timer": timers,
-        "timer_ms": [None if t is None else e for t, e in zip(timers, expires)],
-        "retrans": [None if t is None else r for t, r in zip(timers, retrans)],
+        "timer_ms": [None if t is None else e for t, e in zip(timers, expires, strict=False)],
+        "retrans": [None if t is None else r for t, r in zip(timers, retrans, strict=False)],
         "uid": uid,
         "inode": inode,
         "lastsnd_ms": lastsnd,

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import errno
 import getpass
-import logging
 import glob
 import ipaddress
+import logging
 import os
 import re
 import select
@@ -161,8 +161,9 @@ def display_name(host: str, port: int | None) -> str:
     return name
 
 
-def parse_destination(text: str, *, user: str | None = None, port: int | None = None,
-                      group: str | None = None, name: str | None = None) -> Destination:
+def parse_destination(
+    text: str, *, user: str | None = None, port: int | None = None, group: str | None = None, name: str | None = None
+) -> Destination:
     """`[user@]host[:port]`, `[user@][v6addr]:port`, `v6addr`, or `ssh://[user@]host[:port]`."""
     if not isinstance(text, str) or not text:
         raise DestinationError("empty destination")
@@ -170,7 +171,7 @@ def parse_destination(text: str, *, user: str | None = None, port: int | None = 
         raise DestinationError(f"destination '{clean_text(text, 80)}' starts with '-': not a host name")
     if _bad_chars(text):
         raise DestinationError(f"destination '{clean_text(text, 80)}' contains whitespace or control characters")
-    rest = text[len("ssh://"):] if text.startswith("ssh://") else text
+    rest = text[len("ssh://") :] if text.startswith("ssh://") else text
     rest = rest.rstrip("/") if text.startswith("ssh://") else rest
     d_user = None
     if "@" in rest:
@@ -196,8 +197,9 @@ def parse_destination(text: str, *, user: str | None = None, port: int | None = 
     if user is not None:
         validate_user(user)
     final_port = d_port or port
-    return Destination(name=name or display_name(host, final_port), host=host, user=d_user or user,
-                       port=final_port, group=group)
+    return Destination(
+        name=name or display_name(host, final_port), host=host, user=d_user or user, port=final_port, group=group
+    )
 
 
 # ---- ssh config ----------------------------------------------------------------------------------------
@@ -390,8 +392,9 @@ class _KnownHosts:
                                 f.write("\n")
                     f.write(line)
             except OSError as exc:
-                raise paramiko.SSHException(f"cannot record the new host key in {path}: "
-                                            f"{exc.strerror or exc}") from None
+                raise paramiko.SSHException(
+                    f"cannot record the new host key in {path}: {exc.strerror or exc}"
+                ) from None
             self.keys.add(name, key.get_name(), key)
 
 
@@ -482,13 +485,20 @@ class SSHCollector:
                 timeout = DEFAULT_CONNECT_TIMEOUT
         agent_cfg = str(cfg.get("identityagent", "")).lower()
         return _Resolved(
-            alias=alias, hostname=hostname, user=user, port=port, proxyjump=jump, identity_files=ids,
+            alias=alias,
+            hostname=hostname,
+            user=user,
+            port=port,
+            proxyjump=jump,
+            identity_files=ids,
             identities_only=str(cfg.get("identitiesonly", "no")).lower() == "yes",
             use_agent=s.use_agent and agent_cfg != "none" and bool(os.environ.get("SSH_AUTH_SOCK")),
-            known_hosts_read=read, known_hosts_write=write,
+            known_hosts_read=read,
+            known_hosts_write=write,
             accept_new=s.accept_new or strict in ("accept-new", "no", "off"),
             hash_known_hosts=str(cfg.get("hashknownhosts", "no")).lower() == "yes",
-            key_alias=cfg.get("hostkeyalias"), connect_timeout=max(0.1, timeout),
+            key_alias=cfg.get("hostkeyalias"),
+            connect_timeout=max(0.1, timeout),
         )
 
     def _known_hosts(self, r: _Resolved) -> _KnownHosts:
@@ -700,7 +710,8 @@ class SSHCollector:
                     if time.monotonic() >= deadline:
                         raise _Timeout("timed out during authentication") from None
                     raise paramiko.AuthenticationException(
-                        "the server closed the connection during authentication (too many keys tried?)") from None
+                        "the server closed the connection during authentication (too many keys tried?)"
+                    ) from None
                 raise
             return t.is_authenticated()
 
@@ -754,12 +765,12 @@ class SSHCollector:
                 chan.settimeout(min(left, 0.5))
                 try:
                     data = chan.recv(1 << 16)
-                except socket.timeout:
+                except TimeoutError:
                     data = None
                 while chan.recv_stderr_ready():
                     chunk = chan.recv_stderr(1 << 14)
                     if len(err) < MAX_STDERR:
-                        err += chunk[:MAX_STDERR - len(err)]
+                        err += chunk[: MAX_STDERR - len(err)]
                 if data is None:
                     continue
                 if not data:
@@ -796,8 +807,11 @@ class SSHCollector:
             data, status, err = self._run(transport, r, time.monotonic() + self.settings.command_timeout)
             snap = self._finish(dest, data, status, err)
             if first is not None:
-                snap.previous = CounterSample(interval_s=time.monotonic() - t_first, counters=first.counters,
-                                              conntrack_stats_per_cpu=first.conntrack.stats_per_cpu)
+                snap.previous = CounterSample(
+                    interval_s=time.monotonic() - t_first,
+                    counters=first.counters,
+                    conntrack_stats_per_cpu=first.conntrack.stats_per_cpu,
+                )
             return result(TargetStatus.ok, None, snap)
         except KeyboardInterrupt:
             raise
@@ -817,8 +831,9 @@ class SSHCollector:
             last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), "")
             if self.settings.sudo and "sudo" in last:
                 raise _SudoFailed(f"sudo -n failed: {last}")
-            raise _CommandFailed(f"the collector printed nothing (exit status {status}"
-                                 + (f"; stderr: {last}" if last else "") + ")")
+            raise _CommandFailed(
+                f"the collector printed nothing (exit status {status}" + (f"; stderr: {last}" if last else "") + ")"
+            )
         return snapshot_from_dump(data, dest.name, Source.ssh)
 
 
@@ -862,8 +877,16 @@ def _where(dest: Destination, r: _Resolved | None) -> str:
     return f"{r.user}@{r.hostname}:{r.port}"
 
 
-_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET,
-                       errno.ECONNABORTED, errno.EHOSTDOWN, errno.ENETDOWN, errno.EADDRNOTAVAIL}
+_UNREACHABLE_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTDOWN,
+    errno.ENETDOWN,
+    errno.EADDRNOTAVAIL,
+}
 
 
 def _classify(exc: BaseException, stopping: bool) -> tuple[TargetStatus, str]:
@@ -885,7 +908,8 @@ def _classify(exc: BaseException, stopping: bool) -> tuple[TargetStatus, str]:
         return TargetStatus.host_key_rejected, (
             f"host key for {exc.hostname} does not match known_hosts (got {exc.key.get_name()} "
             f"{exc.key.fingerprint}); refusing to connect (possible man-in-the-middle, or the host was "
-            "reinstalled: remove the old key with ssh-keygen -R)")
+            "reinstalled: remove the old key with ssh-keygen -R)"
+        )
     if isinstance(exc, paramiko.AuthenticationException):
         return TargetStatus.auth_failed, str(exc) or "authentication failed"
     if isinstance(exc, DumpError):

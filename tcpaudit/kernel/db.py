@@ -313,9 +313,7 @@ class SysctlFact(_Model):
                     return f"{self.name}: port {value} is outside {lo_bound}..{hi_bound}"
                 ports.append(value)
             if len(ports) == 2 and ports[0] > ports[1]:
-                return (
-                    f"{self.name}: low port {ports[0]} is above high port {ports[1]} (kernel returns EINVAL)"
-                )
+                return f"{self.name}: low port {ports[0]} is above high port {ports[1]} (kernel returns EINVAL)"
             return None
         if self.type == "port_list":
             if not text:
@@ -547,8 +545,7 @@ class KnownIssue(_Model):
             return self._status(
                 True,
                 fix.confidence,
-                f"{release.upstream} is in the affected range ({self._range_text()}); "
-                f"fixed in stable {fix.version}",
+                f"{release.upstream} is in the affected range ({self._range_text()}); fixed in stable {fix.version}",
                 fix.source,
                 fix.version,
             )
@@ -591,9 +588,7 @@ class KnownIssue(_Model):
                 self.introduced_by,
             )
         if self.fix is None:
-            return self._status(
-                True, "high", f"{prefix} is in the affected range ({self._range_text()})", self.source
-            )
+            return self._status(True, "high", f"{prefix} is in the affected range ({self._range_text()})", self.source)
         return self._status(
             None,
             "low",
@@ -675,8 +670,9 @@ class KernelDB(_Model):
         self._memo[memo_key] = fact
         return fact
 
-    def kernel_value(self, name: str, release: KernelRelease) -> tuple[Literal["default", "absent", "unknown"],
-                                                                       str | None]:
+    def kernel_value(
+        self, name: str, release: KernelRelease
+    ) -> tuple[Literal["default", "absent", "unknown"], str | None]:
         """What a kernel of `release` holds for `name` with nothing configured: its default, absent, or unknown."""
         memo_key = ("value", name, release)
         if memo_key not in self._memo:
@@ -694,9 +690,7 @@ class KernelDB(_Model):
     def issue(self, issue_id: str) -> KnownIssue | None:
         return self.issues.get(issue_id)
 
-    def issues_for(
-        self, release: KernelRelease, sysctls: Mapping[str, str] | None = None
-    ) -> list[IssueStatus]:
+    def issues_for(self, release: KernelRelease, sysctls: Mapping[str, str] | None = None) -> list[IssueStatus]:
         return [self.issues[key].status_for(release, sysctls) for key in sorted(self.issues)]
 
 
@@ -745,9 +739,7 @@ def _build(model: type[_Model], file: str, key: str, body: Any, **extra: Any) ->
 def _load(path: Path | None) -> KernelDB:
     raw_sysctls = _read_toml(path, SYSCTLS_FILE)
     raw_issues = _read_toml(path, ISSUES_FILE)
-    sysctls = {
-        key: _build(SysctlFact, SYSCTLS_FILE, key, body, name=key) for key, body in raw_sysctls.items()
-    }
+    sysctls = {key: _build(SysctlFact, SYSCTLS_FILE, key, body, name=key) for key, body in raw_sysctls.items()}
     issues = {key: _build(KnownIssue, ISSUES_FILE, key, body, id=key) for key, body in raw_issues.items()}
     for fact in sysctls.values():
         for alias in fact.aliases:
@@ -763,8 +755,10 @@ def _load(path: Path | None) -> KernelDB:
     from .kubernetes import KUBERNETES_FILE, load_kubernetes_db
 
     extra: dict[str, Any] = {}
-    for field, file, loader in (("effects", EFFECTS_FILE, load_effects_db),
-                                ("kubernetes", KUBERNETES_FILE, load_kubernetes_db)):
+    for field, file, loader in (
+        ("effects", EFFECTS_FILE, load_effects_db),
+        ("kubernetes", KUBERNETES_FILE, load_kubernetes_db),
+    ):
         if path is None or (path / file).is_file():
             extra[field] = loader(path)
     try:

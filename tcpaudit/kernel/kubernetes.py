@@ -128,7 +128,7 @@ def _load(path: Path | None) -> KubeletSafeSysctls:
         raise KernelDBError(f"{KUBERNETES_FILE}: a [meta] table with default_version is required")
     table = raw.get("safe")
     if not isinstance(table, dict) or not table:
-        raise KernelDBError(f"{KUBERNETES_FILE}: a [safe.\"NAME\"] table per safe sysctl is required")
+        raise KernelDBError(f'{KUBERNETES_FILE}: a [safe."NAME"] table per safe sysctl is required')
     unknown = set(raw) - {"meta", "safe"}
     if unknown:
         raise KernelDBError(f"{KUBERNETES_FILE}: unknown top-level table(s) {', '.join(sorted(unknown))}")

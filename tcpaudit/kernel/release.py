@@ -142,9 +142,7 @@ _UBUNTU_BUILD_RE = re.compile(r"^(?P<abi>\d+)-(?P<flavour>[a-z0-9][a-z0-9-]*)$")
 # Debian: "<abi>-<arch flavour>".
 _DEBIAN_BUILD_RE = re.compile(r"^(?P<abi>\d+)-(?P<flavour>[a-z0-9][a-z0-9-]*)$")
 # SUSE: "<dotted build numbers or lpNNN.x>-<flavour>", e.g. 150400.24.21-default.
-_SUSE_BUILD_RE = re.compile(
-    r"^(?P<build>(?:lp\d+\.)?\d+(?:\.\d+)*(?:\.g[0-9a-f]+)?)-(?P<flavour>[a-z0-9_]+)$"
-)
+_SUSE_BUILD_RE = re.compile(r"^(?P<build>(?:lp\d+\.)?\d+(?:\.\d+)*(?:\.g[0-9a-f]+)?)-(?P<flavour>[a-z0-9_]+)$")
 
 
 def _component(text: str, what: str, raw: str) -> int:
@@ -164,9 +162,7 @@ def _check_text(text: object, kind: str) -> str:
     if len(stripped) > MAX_LENGTH:
         raise KernelReleaseError(f"not a kernel {kind}: {_show(text)} is longer than {MAX_LENGTH} characters")
     if any(not ch.isprintable() or ch.isspace() for ch in stripped):
-        raise KernelReleaseError(
-            f"not a kernel {kind}: {_show(text)} contains whitespace or control characters"
-        )
+        raise KernelReleaseError(f"not a kernel {kind}: {_show(text)} contains whitespace or control characters")
     if not stripped.isascii():
         raise KernelReleaseError(f"not a kernel {kind}: {_show(text)} contains non-ASCII characters")
     return stripped
@@ -184,9 +180,7 @@ def parse_version(text: str) -> tuple[int, int, int]:
     stripped = _check_text(text, "version")
     match = _VERSION_RE.match(stripped)
     if not match or match.end() != len(stripped):
-        raise KernelReleaseError(
-            f"not a kernel version: {_show(text)} (expected X.Y or X.Y.Z, e.g. 4.12 or 5.14.21)"
-        )
+        raise KernelReleaseError(f"not a kernel version: {_show(text)} (expected X.Y or X.Y.Z, e.g. 4.12 or 5.14.21)")
     major = _component(match["major"], "major", text)
     minor = _component(match["minor"], "minor", text)
     patch = _component(match["patch"], "patch", text) if match["patch"] is not None else 0

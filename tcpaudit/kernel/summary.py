@@ -98,8 +98,6 @@ def render_kernel_summary_table(summary: dict[str, Any]) -> str:
     sysctl_table = tabulate(
         sysctl_rows, headers=["sysctl", "present", "default", "per netns", "source"], tablefmt="simple"
     )
-    issue_table = tabulate(
-        issue_rows, headers=["issue", "applies", "fixed in", "title", "source"], tablefmt="simple"
-    )
+    issue_table = tabulate(issue_rows, headers=["issue", "applies", "fixed in", "title", "source"], tablefmt="simple")
     legend = "'?' = the knowledge base cannot tell for this version (see kernel_db/README.md)."
     return f"{header}\n\n{sysctl_table}\n\n{issue_table}\n\n{legend}\n"

@@ -22,15 +22,29 @@ from .run import DEFAULT_KERNEL, config_facts, effective_settings, lint_unit
 from .text import find_directives, parse_sysctl_conf
 
 __all__ = [
-    "DEFAULT_KERNEL", "Assignment", "ConfigFacts", "ConfigUnit", "InlineIgnore", "LintInputError", "Problem",
-    "config_facts", "effective_settings", "lint_root", "lint_paths", "lint_unit", "lint_units", "parse_text",
-    "root_unit", "units_for_paths",
+    "DEFAULT_KERNEL",
+    "Assignment",
+    "ConfigFacts",
+    "ConfigUnit",
+    "InlineIgnore",
+    "LintInputError",
+    "Problem",
+    "config_facts",
+    "effective_settings",
+    "lint_root",
+    "lint_paths",
+    "lint_unit",
+    "lint_units",
+    "parse_text",
+    "root_unit",
+    "units_for_paths",
 ]
 
 # .files brings in the YAML/JSON parsers (PyYAML, ~40 ms). The rules import tcpaudit.lint.model/values, so every
 # `tcpaudit host` imports this package; the file readers load on first use instead (docs/benchmarks.md).
-_FROM_FILES = frozenset({"LintInputError", "display_path", "parse_file", "parse_text", "read_text", "system_files",
-                         "walk"})
+_FROM_FILES = frozenset(
+    {"LintInputError", "display_path", "parse_file", "parse_text", "read_text", "system_files", "walk"}
+)
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]  # PEP 562: `from tcpaudit.lint import parse_text`
@@ -51,7 +65,7 @@ def root_unit(root: str | Path) -> ConfigUnit:
         raise LintInputError(f"{root_display}: --root must be a directory")
     tree = system_files(root_p)
     unit = ConfigUnit(name=root_display, syntax="sysctl.conf", notes=list(tree.notes))
-    for sys_path, path in tree.files:
+    for _sys_path, path in tree.files:
         shown = display_path(path, root_p, root_display)
         text = read_text(path, shown)
         a, p = parse_sysctl_conf(text, shown, strict=True)
@@ -67,8 +81,11 @@ def root_unit(root: str | Path) -> ConfigUnit:
         unit.notes.insert(0, f"{root_display}: no sysctl.d or sysctl.conf files under this root")
     else:
         # a --root typo in CI must not pass green, as a directory with nothing to lint does not
-        raise LintInputError(f"{root_display}: no sysctl files under this root (looked for *.conf in "
-                             + ", ".join(SYSTEM_DIRS) + f" and for {SYSTEM_CONF}); is it the right directory?")
+        raise LintInputError(
+            f"{root_display}: no sysctl files under this root (looked for *.conf in "
+            + ", ".join(SYSTEM_DIRS)
+            + f" and for {SYSTEM_CONF}); is it the right directory?"
+        )
     return unit
 
 
@@ -87,7 +104,8 @@ def units_for_paths(paths: Iterable[str | Path], merge: bool = False) -> list[Co
                 raise LintInputError(
                     f"{raw}: no sysctl files or manifests found in this directory (looked for names containing "
                     "'sysctl', *.conf under a sysctl directory, *.yaml/*.yml/*.json); name the files, or use "
-                    "--root for a whole system tree")
+                    "--root for a whole system tree"
+                )
             for f in found_files:
                 found = parse_file(f, str(f))
                 units += [u for u in found if u.assignments or u.problems]
@@ -100,8 +118,9 @@ def units_for_paths(paths: Iterable[str | Path], merge: bool = False) -> list[Co
         else:
             raise LintInputError(f"{raw}: no such file or directory")
     if merge and units:
-        merged = ConfigUnit(name=", ".join(dict.fromkeys(f for u in units for f in u.files)) or "merged",
-                            syntax="merged")
+        merged = ConfigUnit(
+            name=", ".join(dict.fromkeys(f for u in units for f in u.files)) or "merged", syntax="merged"
+        )
         for u in units:
             merged.assignments += u.assignments
             merged.problems += u.problems
@@ -120,8 +139,12 @@ def _stdin() -> str:
     return sys.stdin.read()
 
 
-def lint_units(units: Iterable[ConfigUnit], opts: AuditOptions | None = None, kernel: str | None = None,
-               today: _dt.date | None = None) -> list[Target]:
+def lint_units(
+    units: Iterable[ConfigUnit],
+    opts: AuditOptions | None = None,
+    kernel: str | None = None,
+    today: _dt.date | None = None,
+) -> list[Target]:
     opts = opts or AuditOptions()
     targets = []
     for u in units:
@@ -131,11 +154,17 @@ def lint_units(units: Iterable[ConfigUnit], opts: AuditOptions | None = None, ke
     return targets
 
 
-def lint_paths(paths: Iterable[str | Path], opts: AuditOptions | None = None, kernel: str | None = None,
-               merge: bool = False, today: _dt.date | None = None) -> list[Target]:
+def lint_paths(
+    paths: Iterable[str | Path],
+    opts: AuditOptions | None = None,
+    kernel: str | None = None,
+    merge: bool = False,
+    today: _dt.date | None = None,
+) -> list[Target]:
     return lint_units(units_for_paths(paths, merge), opts, kernel, today)
 
 
-def lint_root(root: str | Path, opts: AuditOptions | None = None, kernel: str | None = None,
-              today: _dt.date | None = None) -> list[Target]:
+def lint_root(
+    root: str | Path, opts: AuditOptions | None = None, kernel: str | None = None, today: _dt.date | None = None
+) -> list[Target]:
     return lint_units([root_unit(root)], opts, kernel, today)

@@ -46,8 +46,10 @@ def refuse_binary(text: str, display: str) -> None:
     """A NUL byte means a binary file (or UTF-16), not configuration: reading its bytes as lines would only
     produce noise findings. Other bytes that are not UTF-8 are kept (as U+FFFD) and linted."""
     if "\x00" in text:
-        raise LintInputError(f"{display}: binary file (it contains NUL bytes), not a sysctl configuration or "
-                             "manifest; refusing to lint it")
+        raise LintInputError(
+            f"{display}: binary file (it contains NUL bytes), not a sysctl configuration or "
+            "manifest; refusing to lint it"
+        )
 
 
 _TEMPLATE_LINE = re.compile(r"^[ \t]*\{\{.*\}\}[ \t]*$", re.MULTILINE)
@@ -64,8 +66,9 @@ def _kernel_hint(unit: ConfigUnit) -> None:
     for a in unit.assignments:
         if a.key == "kernel.osrelease" and a.value:
             unit.kernel_hint = a.value.split()[0]
-            unit.notes.append(f"{a.location.file} looks like `sysctl -a` output of kernel {unit.kernel_hint} "
-                              "(kernel.osrelease)")
+            unit.notes.append(
+                f"{a.location.file} looks like `sysctl -a` output of kernel {unit.kernel_hint} (kernel.osrelease)"
+            )
             break
     else:
         return
@@ -97,8 +100,16 @@ def parse_text(text: str, display: str, name: str | None = None) -> list[ConfigU
         except (StructuredError, ValueError) as exc:
             reason = str(exc) if isinstance(exc, StructuredError) else f"not valid JSON ({exc})"
             a, p = parse_sysctl_conf(text, display, strict=False)
-            units = [ConfigUnit(name=display, syntax="text", assignments=a, problems=p, files=[display],
-                                notes=[f"{display}: {reason}; read only its `sysctl -w` and key=value lines"])]
+            units = [
+                ConfigUnit(
+                    name=display,
+                    syntax="text",
+                    assignments=a,
+                    problems=p,
+                    files=[display],
+                    notes=[f"{display}: {reason}; read only its `sysctl -w` and key=value lines"],
+                )
+            ]
     elif low.endswith(_MARKDOWN):
         a, p = parse_markdown(text, display)
         units = [ConfigUnit(name=display, syntax="markdown", assignments=a, problems=p, files=[display])]
@@ -207,8 +218,9 @@ def system_files(root: Path) -> SystemTree:
                 continue
             sys_path = f"/{d}/{entry}"
             if entry in chosen:
-                tree.notes.append(f"{sys_path} is not read: /{chosen[entry][0].lstrip('/')} has the same name "
-                                  "and takes precedence")
+                tree.notes.append(
+                    f"{sys_path} is not read: /{chosen[entry][0].lstrip('/')} has the same name and takes precedence"
+                )
                 continue
             file_res = resolve_in_root(root, f"{d}/{entry}")
             chosen[entry] = (sys_path, file_res)
@@ -226,8 +238,10 @@ def system_files(root: Path) -> SystemTree:
     res = resolve_in_root(root, SYSTEM_CONF)
     if res.path is not None and res.path.is_file() and not res.masked:
         if os.path.realpath(res.path) in seen_real:
-            tree.notes.append("/etc/sysctl.conf was already applied through a sysctl.d symlink; `sysctl --system` "
-                              "applies it again last, with the same result")
+            tree.notes.append(
+                "/etc/sysctl.conf was already applied through a sysctl.d symlink; `sysctl --system` "
+                "applies it again last, with the same result"
+            )
         else:
             tree.files.append(("/" + SYSTEM_CONF, res.path))
     return tree

@@ -8,7 +8,7 @@ _SWAP = str.maketrans("./", "/.")
 # Top-level /proc/sys directories; used only where a key must be told apart from other text
 # (YAML mappings, Markdown prose). sysctl.conf files accept any key.
 _TOP = ("abi", "crypto", "debug", "dev", "fs", "kernel", "net", "sunrpc", "user", "vm")
-_SYSCTL_LIKE = re.compile(r"^-?(?:%s)[./][A-Za-z0-9_.:/*?\[\]-]+$" % "|".join(_TOP))
+_SYSCTL_LIKE = re.compile(r"^-?(?:{})[./][A-Za-z0-9_.:/*?\[\]-]+$".format("|".join(_TOP)))
 
 
 def normalize_key(raw: str) -> str:
@@ -33,5 +33,5 @@ def proc_path_to_key(path: str) -> str | None:
     prefix = "/proc/sys/"
     if not path.startswith(prefix):
         return None
-    rest = path[len(prefix):].strip("/")
+    rest = path[len(prefix) :].strip("/")
     return normalize_key(rest) if rest else None

@@ -73,8 +73,7 @@ def effective_settings(assignments: list[Assignment], kdb: Any, release: Any) ->
             for key in candidates:
                 if not fnmatch.fnmatchcase(key, g.key) or presence(kdb, release, key) is False:
                     continue
-                concrete = Assignment(key=key, value=g.value, location=g.location, raw_key=g.raw_key,
-                                      syntax=g.syntax)
+                concrete = Assignment(key=key, value=g.value, location=g.location, raw_key=g.raw_key, syntax=g.syntax)
                 if check_value(concrete, kdb, release).status != "invalid":
                     out[key] = (fold(g.value or ""), g.location)
     return out
@@ -82,9 +81,11 @@ def effective_settings(assignments: list[Assignment], kdb: Any, release: Any) ->
 
 # What happens to a key the kernel does not have, by how it is written (as SYS001 words it).
 _UNKNOWN_KEY_EFFECT = {
-    "sysctl.conf": ("`sysctl --system` (and systemd-sysctl at boot) prints \"cannot stat /proc/sys/{path}: No such "
-                    "file or directory\" and goes on"),
-    "sysctl -w": "`sysctl -w` fails with \"cannot stat /proc/sys/{path}\"",
+    "sysctl.conf": (
+        '`sysctl --system` (and systemd-sysctl at boot) prints "cannot stat /proc/sys/{path}: No such '
+        'file or directory" and goes on'
+    ),
+    "sysctl -w": '`sysctl -w` fails with "cannot stat /proc/sys/{path}"',
     "tuned": "tuned logs an error for it",
 }
 _UNKNOWN_KEY_DEFAULT = "writing /proc/sys/{path} fails"
@@ -104,15 +105,22 @@ def misspelled_keys(assignments: list[Assignment], kdb: Any) -> list[Problem]:
         first = group[0]
         effect = _UNKNOWN_KEY_EFFECT.get(first.syntax, _UNKNOWN_KEY_DEFAULT).format(path=key.replace(".", "/"))
         also = f" (also {', '.join(a.where for a in group[1:])})" if len(group) > 1 else ""
-        quiet = (" The '-' prefix makes sysctl ignore that error, so not even a message is left."
-                 if all(a.ignore_errors for a in group) else "")
-        out.append(Problem(
-            "unknown_key",
-            f"{key}{also} is not a sysctl tcpaudit knows, and it is one slip away from one it does: did you mean "
-            f"{meant}? For a key the kernel does not have, {effect}, and the intended setting never applies "
-            f"({meant} keeps its current value).{quiet} Correct the name, or check it with `sysctl -a` on the "
-            "target kernel.",
-            first.location, (key,)))
+        quiet = (
+            " The '-' prefix makes sysctl ignore that error, so not even a message is left."
+            if all(a.ignore_errors for a in group)
+            else ""
+        )
+        out.append(
+            Problem(
+                "unknown_key",
+                f"{key}{also} is not a sysctl tcpaudit knows, and it is one slip away from one it does: did you mean "
+                f"{meant}? For a key the kernel does not have, {effect}, and the intended setting never applies "
+                f"({meant} keeps its current value).{quiet} Correct the name, or check it with `sysctl -a` on the "
+                "target kernel.",
+                first.location,
+                (key,),
+            )
+        )
     return out
 
 
@@ -135,15 +143,26 @@ def config_facts(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None
     release = parse_release_or_none(release_s)
     configured = effective_settings(unit.assignments, kdb, release)
     snap = Snapshot(
-        hostname=unit.name[:253] or "config", collected_at=_dt.datetime.now(_dt.timezone.utc), source=Source.file,
-        collector="tcpaudit lint", kernel=KernelInfo(release=release_s, version=release.upstream if release else None),
+        hostname=unit.name[:253] or "config",
+        collected_at=_dt.datetime.now(_dt.timezone.utc),
+        source=Source.file,
+        collector="tcpaudit lint",
+        kernel=KernelInfo(release=release_s, version=release.upstream if release else None),
         sysctls={k: v for k, (v, _) in configured.items()},
     )
     ctx = resolve_context(opts.context, snap)
     # A `sysctl -a` capture (kernel_hint) lists what a kernel has: its names are never typos.
     typos = [] if unit.kernel_hint else misspelled_keys(unit.assignments, kdb)
-    facts = ConfigFacts(snapshot=snap, context=ctx, kind="config", kdb=kdb, release=release, configured=configured,
-                        assignments=list(unit.assignments), problems=list(unit.problems) + typos)
+    facts = ConfigFacts(
+        snapshot=snap,
+        context=ctx,
+        kind="config",
+        kdb=kdb,
+        release=release,
+        configured=configured,
+        assignments=list(unit.assignments),
+        problems=list(unit.problems) + typos,
+    )
     return facts, notes + ctx.assumed
 
 
@@ -154,9 +173,12 @@ def lint_unit(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None) -
     name = clean_text(unit.name, 400)
     findings, results = run_rules(facts, name, disabled=opts.disabled_rules)
     return Target(
-        name=name, kind="config",
+        name=name,
+        kind="config",
         kernel=KernelRef(release=facts.snapshot.kernel.release, version=facts.snapshot.kernel.version),
-        findings=findings, checks=results, context=context + [clean_text(n, 300) for n in unit.notes],
+        findings=findings,
+        checks=results,
+        context=context + [clean_text(n, 300) for n in unit.notes],
         files=[clean_text(f, 400) for f in unit.files],
         sysctls={k: clean_text(v, 300) for k, (v, _) in sorted(facts.configured.items()) if k in read_by_rules},
     )

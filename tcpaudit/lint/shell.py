@@ -103,18 +103,33 @@ def sysctl_argv(args: list[str], loc: Location) -> tuple[list[Assignment], list[
             continue
         if "=" in arg:
             raw_key, _, value = arg.partition("=")
-            out.append(Assignment(key=normalize_key(raw_key), value=value.strip(), location=loc,
-                                  raw_key=raw_key, ignore_errors=ignore, syntax=SYNTAX))
+            out.append(
+                Assignment(
+                    key=normalize_key(raw_key),
+                    value=value.strip(),
+                    location=loc,
+                    raw_key=raw_key,
+                    ignore_errors=ignore,
+                    syntax=SYNTAX,
+                )
+            )
         elif write:
             if out and out[-1].location == loc:
                 prev = out[-1]
                 note = ((prev.note + "; ") if prev.note else "") + (
                     f"the shell passed {arg!r} to sysctl as a separate argument (the value was not quoted), so "
-                    f"only {prev.value!r} is written and sysctl fails on {arg!r}")
+                    f"only {prev.value!r} is written and sysctl fails on {arg!r}"
+                )
                 out[-1] = replace(prev, note=note)
             else:
-                problems.append(Problem("syntax", f"`sysctl -w {arg}` is not of the form key=value; sysctl "
-                                        "rejects it", loc, (normalize_key(arg),)))
+                problems.append(
+                    Problem(
+                        "syntax",
+                        f"`sysctl -w {arg}` is not of the form key=value; sysctl rejects it",
+                        loc,
+                        (normalize_key(arg),),
+                    )
+                )
     return out, problems
 
 
@@ -131,8 +146,9 @@ def _echo_to_proc(cmd: list[str], loc: Location) -> Assignment | None:
     return Assignment(key=key, value=" ".join(words), location=loc, raw_key=cmd[i + 1], syntax=SYNTAX)
 
 
-def parse_script(script: str, file: str, line_for: Callable[[int], int] = lambda i: i + 1
-                 ) -> tuple[list[Assignment], list[Problem]]:
+def parse_script(
+    script: str, file: str, line_for: Callable[[int], int] = lambda i: i + 1
+) -> tuple[list[Assignment], list[Problem]]:
     """Every sysctl write in a shell script; `line_for` maps a 0-based script line to a file line."""
     out: list[Assignment] = []
     problems: list[Problem] = []

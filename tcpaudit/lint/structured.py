@@ -75,13 +75,19 @@ class _Collector:
         return Location(file=self.file, line=_line(node))
 
     def add(self, key_node: Node, key: str, value: str | None, syntax: str | None = None) -> None:
-        self.assignments.append(Assignment(key=normalize_key(key), value=None if value is None else value.strip(),
-                                           location=self.loc(key_node), raw_key=key,
-                                           syntax=syntax or self.syntax))
+        self.assignments.append(
+            Assignment(
+                key=normalize_key(key),
+                value=None if value is None else value.strip(),
+                location=self.loc(key_node),
+                raw_key=key,
+                syntax=syntax or self.syntax,
+            )
+        )
 
     def _relocate(self, items: list, node: Node) -> list:
         """Map script-relative lines of text found inside a scalar back to lines of the file."""
-        src = self.text[node.start_mark.index:node.end_mark.index]
+        src = self.text[node.start_mark.index : node.end_mark.index]
         cursor, out = 0, []
         for a in items:
             needle = a.raw_key or (a.keys[0] if isinstance(a, Problem) and a.keys else "")
@@ -178,8 +184,11 @@ class _Collector:
             if isinstance(obj, dict):
                 for k, v in obj.items():
                     if isinstance(k, str) and looks_like_sysctl(k) and isinstance(v, (str, int, float)):
-                        found.append(Assignment(key=normalize_key(k), value=str(v), location=self.loc(node),
-                                                raw_key=k, syntax="json"))
+                        found.append(
+                            Assignment(
+                                key=normalize_key(k), value=str(v), location=self.loc(node), raw_key=k, syntax="json"
+                            )
+                        )
                     else:
                         visit(v)
             elif isinstance(obj, list):
@@ -213,8 +222,12 @@ class _Collector:
             for item in sysctls.value:
                 name, value = _get(item, "name"), _get(item, "value")
                 if _scalar(name) is not None:
-                    self.add(name, _scalar(name) or "", _scalar(value) if value is not None else "",
-                             syntax="kubernetes securityContext.sysctls")
+                    self.add(
+                        name,
+                        _scalar(name) or "",
+                        _scalar(value) if value is not None else "",
+                        syntax="kubernetes securityContext.sysctls",
+                    )
         for list_key in _POD_LISTS:
             containers = _get(spec, list_key)
             if not isinstance(containers, yaml.SequenceNode):
@@ -224,15 +237,23 @@ class _Collector:
                 csc = _get(c, "securityContext")
                 bad = _get(csc, "sysctls")
                 if bad is not None:
-                    keys = tuple(normalize_key(_scalar(_get(i, "name")) or "")
-                                 for i in getattr(bad, "value", []) if _scalar(_get(i, "name")))
-                    self.problems.append(Problem(
-                        "placement",
-                        f"`sysctls` is under the securityContext of {list_key[:-1]} {cname!r}; only the pod's "
-                        "securityContext (spec.securityContext.sysctls) sets sysctls. The API server rejects the "
-                        "unknown field with strict validation or silently drops it, so "
-                        + (", ".join(keys) or "these settings") + " never apply",
-                        self.loc(_key_node(csc, "sysctls") or bad), keys))
+                    keys = tuple(
+                        normalize_key(_scalar(_get(i, "name")) or "")
+                        for i in getattr(bad, "value", [])
+                        if _scalar(_get(i, "name"))
+                    )
+                    self.problems.append(
+                        Problem(
+                            "placement",
+                            f"`sysctls` is under the securityContext of {list_key[:-1]} {cname!r}; only the pod's "
+                            "securityContext (spec.securityContext.sysctls) sets sysctls. The API server rejects the "
+                            "unknown field with strict validation or silently drops it, so "
+                            + (", ".join(keys) or "these settings")
+                            + " never apply",
+                            self.loc(_key_node(csc, "sysctls") or bad),
+                            keys,
+                        )
+                    )
                 for part in ("command", "args"):
                     v = _get(c, part)
                     if isinstance(v, yaml.SequenceNode):
@@ -319,8 +340,16 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
             label = f"{kind}/{name}" if kind and name else (path or "pod")
             if len(pods) > 1 and kind:
                 label += f" ({path})"
-            units.append(ConfigUnit(name=f"{file}#{label}", syntax="kubernetes", assignments=c.assignments,
-                                    problems=c.problems, files=[file], notes=c.notes))
+            units.append(
+                ConfigUnit(
+                    name=f"{file}#{label}",
+                    syntax="kubernetes",
+                    assignments=c.assignments,
+                    problems=c.problems,
+                    files=[file],
+                    notes=c.notes,
+                )
+            )
             rest.seen |= c.seen | {id(spec)}
         services = _get(doc, "services")
         if isinstance(services, yaml.MappingNode) and not pods:
@@ -330,22 +359,45 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
                     continue
                 c = _Collector(text, file, "docker-compose")
                 c.compose_sysctls(sysctls)
-                units.append(ConfigUnit(name=f"{file}#services.{_scalar(k)}", syntax="docker-compose",
-                                        assignments=c.assignments, problems=c.problems, files=[file]))
+                units.append(
+                    ConfigUnit(
+                        name=f"{file}#services.{_scalar(k)}",
+                        syntax="docker-compose",
+                        assignments=c.assignments,
+                        problems=c.problems,
+                        files=[file],
+                    )
+                )
                 rest.seen.add(id(sysctls))
         if kind and not pods:
             c = _Collector(text, file, syntax)
             c.seen = rest.seen
             c.walk(doc)
             if c.assignments or c.problems:
-                units.append(ConfigUnit(name=f"{file}#{kind}/{name or '?'}", syntax=syntax,
-                                        assignments=c.assignments, problems=c.problems, files=[file],
-                                        notes=c.notes))
+                units.append(
+                    ConfigUnit(
+                        name=f"{file}#{kind}/{name or '?'}",
+                        syntax=syntax,
+                        assignments=c.assignments,
+                        problems=c.problems,
+                        files=[file],
+                        notes=c.notes,
+                    )
+                )
         elif not pods:
             rest.walk(doc)
     if rest.assignments or rest.problems or not units:
-        units.insert(0, ConfigUnit(name=file, syntax=syntax, assignments=rest.assignments,
-                                   problems=rest.problems, files=[file], notes=rest.notes))
+        units.insert(
+            0,
+            ConfigUnit(
+                name=file,
+                syntax=syntax,
+                assignments=rest.assignments,
+                problems=rest.problems,
+                files=[file],
+                notes=rest.notes,
+            ),
+        )
     return units
 
 

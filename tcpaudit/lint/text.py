@@ -30,8 +30,7 @@ def split_lines(text: str) -> list[str]:
     return [line.rstrip("\r") for line in text.split("\n")]
 
 
-def _assignment(body: str, loc: Location, syntax: str, *, strict: bool
-                ) -> tuple[Assignment | None, Problem | None]:
+def _assignment(body: str, loc: Location, syntax: str, *, strict: bool) -> tuple[Assignment | None, Problem | None]:
     s = body.strip()
     ignore = s.startswith("-")
     if ignore:
@@ -41,8 +40,12 @@ def _assignment(body: str, loc: Location, syntax: str, *, strict: bool
         if ignore and key and not _BLANK.search(key):
             return Assignment(key=key, value=None, location=loc, raw_key=s, ignore_errors=True, syntax=syntax), None
         if strict:
-            return None, Problem("syntax", f"{s[:60]!r} is not `key = value`: sysctl skips the line "
-                                 "(\"invalid syntax, continuing\")", loc, (key.split()[0] if key else "",))
+            return None, Problem(
+                "syntax",
+                f'{s[:60]!r} is not `key = value`: sysctl skips the line ("invalid syntax, continuing")',
+                loc,
+                (key.split()[0] if key else "",),
+            )
         return None, None
     raw_key, _, value = s.partition("=")
     raw_key, value = raw_key.strip(), value.strip()
@@ -52,18 +55,22 @@ def _assignment(body: str, loc: Location, syntax: str, *, strict: bool
     if not key or _BLANK.search(key):
         if not strict:
             return None, None
-        return None, Problem("syntax", f"{raw_key[:60]!r} is not a sysctl name (it contains blanks); sysctl "
-                             "cannot write it", loc, (key.split()[-1] if key.split() else "",))
+        return None, Problem(
+            "syntax",
+            f"{raw_key[:60]!r} is not a sysctl name (it contains blanks); sysctl cannot write it",
+            loc,
+            (key.split()[-1] if key.split() else "",),
+        )
     if not value:
         if strict:
             return None, Problem("syntax", f"{key} has an empty value: sysctl skips the line", loc, (key,))
         return None, None
-    return Assignment(key=key, value=value, location=loc, raw_key=raw_key, ignore_errors=ignore,
-                      syntax=syntax), None
+    return Assignment(key=key, value=value, location=loc, raw_key=raw_key, ignore_errors=ignore, syntax=syntax), None
 
 
-def parse_sysctl_conf(text: str, file: str, *, strict: bool = True, first_line: int = 1,
-                      syntax: str = "sysctl.conf") -> tuple[list[Assignment], list[Problem]]:
+def parse_sysctl_conf(
+    text: str, file: str, *, strict: bool = True, first_line: int = 1, syntax: str = "sysctl.conf"
+) -> tuple[list[Assignment], list[Problem]]:
     """A sysctl.conf / sysctl.d file. Non-strict mode (notes, dumps, embedded text) skips what is not
     a sysctl assignment instead of reporting it, and also reads `sysctl -w` / `echo > /proc/sys` lines."""
     out: list[Assignment] = []
@@ -105,8 +112,7 @@ def is_tuned(text: str) -> bool:
     return "sysctl" in sections or ("main" in sections and bool(sections - {"main"}))
 
 
-def parse_tuned(text: str, file: str, first_line: int = 1
-                ) -> tuple[list[Assignment], list[Problem], list[str]]:
+def parse_tuned(text: str, file: str, first_line: int = 1) -> tuple[list[Assignment], list[Problem], list[str]]:
     """A tuned profile: only the [sysctl] section sets sysctls; tuned strips `#` inline comments."""
     out: list[Assignment] = []
     notes: list[str] = []
@@ -120,16 +126,25 @@ def parse_tuned(text: str, file: str, first_line: int = 1
         if not s or s[0] in "#;":
             continue
         if section == "main" and s.replace(" ", "").startswith("include="):
-            notes.append(f"{file}: tuned profile includes {s.split('=', 1)[1].strip()[:80]} (not read: its "
-                         "settings apply first and this profile overrides them)")
+            notes.append(
+                f"{file}: tuned profile includes {s.split('=', 1)[1].strip()[:80]} (not read: its "
+                "settings apply first and this profile overrides them)"
+            )
         if section != "sysctl" or "=" not in s:
             continue
         raw_key, _, value = s.partition("=")
         value = re.sub(r"\s+#.*$", "", value).strip()
         key = normalize_key(raw_key.strip().lstrip("-"))
         if key and value and not _BLANK.search(key):
-            out.append(Assignment(key=key, value=value, location=Location.model_construct(file=file, line=first_line + n),
-                                  raw_key=raw_key.strip(), syntax="tuned"))
+            out.append(
+                Assignment(
+                    key=key,
+                    value=value,
+                    location=Location.model_construct(file=file, line=first_line + n),
+                    raw_key=raw_key.strip(),
+                    syntax="tuned",
+                )
+            )
     return out, [], notes
 
 
@@ -160,9 +175,17 @@ def find_directives(text: str, file: str, assignments: Iterable[Assignment]) -> 
             notes.append(f"{file}:{n}: `tcpaudit: ignore[]` names no rule; ignored")
             continue
         if not reason:
-            notes.append(f"{file}:{n}: `tcpaudit: ignore[{','.join(sorted(rules))}]` has no reason; not honoured "
-                         "(write the reason after the bracket)")
+            notes.append(
+                f"{file}:{n}: `tcpaudit: ignore[{','.join(sorted(rules))}]` has no reason; not honoured "
+                "(write the reason after the bracket)"
+            )
             continue
-        ignores.append(InlineIgnore(rules=rules, reason=reason, location=Location.model_construct(file=file, line=target),
-                                    directive=Location.model_construct(file=file, line=n)))
+        ignores.append(
+            InlineIgnore(
+                rules=rules,
+                reason=reason,
+                location=Location.model_construct(file=file, line=target),
+                directive=Location.model_construct(file=file, line=n),
+            )
+        )
     return ignores, notes

@@ -78,8 +78,9 @@ _TYPO_CUTOFF = 0.8  # difflib ratio to consider a candidate at all; the slip tes
 
 
 def _known_leaves(kdb: Any, parent: str) -> list[str]:
-    names = set(getattr(kdb, "sysctls", {}) or {}) | {a for f in (getattr(kdb, "sysctls", {}) or {}).values()
-                                                       for a in getattr(f, "aliases", [])}
+    names = set(getattr(kdb, "sysctls", {}) or {}) | {
+        a for f in (getattr(kdb, "sysctls", {}) or {}).values() for a in getattr(f, "aliases", [])
+    }
     return sorted(n.rpartition(".")[2] for n in names if n.rpartition(".")[0] == parent)
 
 
@@ -160,7 +161,7 @@ def check_value(a: Assignment, kdb: Any, release: Any = None) -> ValueCheck:
     if a.syntax in COMMENT_IS_VALUE:
         m = _COMMENT.search(value)
         if m:
-            comment = value[m.start():].strip()
+            comment = value[m.start() :].strip()
     quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" and a.syntax in COMMENT_IS_VALUE
     if fact is not None:
         reason = fact.validate_value(value) or _outside_int(fact, value, release)
@@ -171,11 +172,13 @@ def check_value(a: Assignment, kdb: Any, release: Any = None) -> ValueCheck:
     if comment is not None:
         before = value[: len(value) - len(comment)].strip()
         if _NUMERIC.match(before):
-            return ValueCheck("invalid", f"{a.key}: {value[:60]!r} is not a number: the comment is part of the "
-                              "value", comment=comment)
+            return ValueCheck(
+                "invalid", f"{a.key}: {value[:60]!r} is not a number: the comment is part of the value", comment=comment
+            )
     if quoted and _NUMERIC.match(value[1:-1].strip()):
-        return ValueCheck("invalid", f"{a.key}: the quotes are written as part of the value {value[:40]!r}",
-                          quoted=True)
+        return ValueCheck(
+            "invalid", f"{a.key}: the quotes are written as part of the value {value[:40]!r}", quoted=True
+        )
     return ValueCheck("unknown")
 
 

@@ -29,8 +29,10 @@ def render_fleet(report: Report) -> str:
     total = fleet.get("hosts", len(report.targets))
     parts = [f"{n} {s}" for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] != "ok", kv[0]))]
     elapsed = fleet.get("elapsed_s")
-    out.append(f"Fleet: {total} host(s): {', '.join(parts) or 'none'}"
-               + (f" in {elapsed:.1f}s" if isinstance(elapsed, (int, float)) else ""))
+    out.append(
+        f"Fleet: {total} host(s): {', '.join(parts) or 'none'}"
+        + (f" in {elapsed:.1f}s" if isinstance(elapsed, (int, float)) else "")
+    )
     groups = fleet.get("groups", {})
     show_group = len(set(groups.values())) > 1
     rows = []
@@ -43,7 +45,9 @@ def render_fleet(report: Report) -> str:
             t.status.value,
             len(unsup) if t.status is TargetStatus.ok else "-",
             _worst(t.findings) if t.status is TargetStatus.ok else "-",
-            clean_text(t.error or "", 90) if t.status is not TargetStatus.ok else clean_text(t.kernel.release or "", 40),
+            clean_text(t.error or "", 90)
+            if t.status is not TargetStatus.ok
+            else clean_text(t.kernel.release or "", 40),
         ]
         rows.append(row)
     headers = ["host", *(["group"] if show_group else []), "status", "findings", "worst", "kernel / reason"]
@@ -53,10 +57,16 @@ def render_fleet(report: Report) -> str:
     if by_rule:
         out.append("")
         out.append("Rules by hosts affected:")
-        out.append(tabulate(
-            [[clean_text(rule), e.get("severity", ""), f"{e.get('hosts', 0)}/{e.get('of', 0)}"]
-             for rule, e in by_rule.items()],
-            headers=["rule", "worst", "hosts"], tablefmt="simple"))
+        out.append(
+            tabulate(
+                [
+                    [clean_text(rule), e.get("severity", ""), f"{e.get('hosts', 0)}/{e.get('of', 0)}"]
+                    for rule, e in by_rule.items()
+                ],
+                headers=["rule", "worst", "hosts"],
+                tablefmt="simple",
+            )
+        )
     drift = fleet.get("drift", [])
     if drift:
         out.append("")
@@ -64,14 +74,20 @@ def render_fleet(report: Report) -> str:
         rows = []
         for d in drift[:MAX_DRIFT_SHOWN]:
             hosts = d.get("hosts", {})
-            shown = ", ".join(f"{clean_text(h, 40)}={clean_text(v, 30)}"
-                              for h, v in list(hosts.items())[:MAX_HOSTS_PER_DRIFT])
+            shown = ", ".join(
+                f"{clean_text(h, 40)}={clean_text(v, 30)}" for h, v in list(hosts.items())[:MAX_HOSTS_PER_DRIFT]
+            )
             if len(hosts) > MAX_HOSTS_PER_DRIFT:
                 shown += f", +{len(hosts) - MAX_HOSTS_PER_DRIFT} more"
-            rows.append([clean_text(d.get("key", ""), 60), clean_text(d.get("group", ""), 30),
-                         clean_text(d.get("majority", ""), 30), shown])
+            rows.append(
+                [
+                    clean_text(d.get("key", ""), 60),
+                    clean_text(d.get("group", ""), 30),
+                    clean_text(d.get("majority", ""), 30),
+                    shown,
+                ]
+            )
         out.append(tabulate(rows, headers=["sysctl", "group", "majority", "differing hosts"], tablefmt="simple"))
         if len(drift) > MAX_DRIFT_SHOWN:
             out.append(f"(first {MAX_DRIFT_SHOWN}; --format json has all)")
     return "\n".join(out)
-

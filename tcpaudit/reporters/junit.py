@@ -41,11 +41,24 @@ def _finding_text(f: Finding) -> str:
     return "\n".join(lines)
 
 
-def _testcase(suite: ET.Element, t: Target, check: CheckResult, findings: list[Finding], counts: dict[str, int],
-              titles: dict[str, str]) -> None:
+def _testcase(
+    suite: ET.Element,
+    t: Target,
+    check: CheckResult,
+    findings: list[Finding],
+    counts: dict[str, int],
+    titles: dict[str, str],
+) -> None:
     title = findings[0].title if findings else titles.get(check.rule, "")
-    case = ET.SubElement(suite, "testcase", {"name": _x(f"{check.rule}: {title}" if title else check.rule, 300),
-                                             "classname": _x(f"tcpaudit.{t.kind}.{t.name}", 300), "time": "0"})
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        {
+            "name": _x(f"{check.rule}: {title}" if title else check.rule, 300),
+            "classname": _x(f"tcpaudit.{t.kind}.{t.name}", 300),
+            "time": "0",
+        },
+    )
     located = next((f for f in findings if f.location is not None), None)
     if located is not None and located.location is not None:
         case.set("file", _x(located.location.file, 500))
@@ -58,8 +71,7 @@ def _testcase(suite: ET.Element, t: Target, check: CheckResult, findings: list[F
     if errors or check.outcome is Outcome.error:
         counts["errors"] += 1
         reason = errors[0].evidence.get("exception", check.reason) if errors else check.reason
-        el = ET.SubElement(case, "error", {"message": _x(f"rule {check.rule} crashed: {reason}", 500),
-                                           "type": "error"})
+        el = ET.SubElement(case, "error", {"message": _x(f"rule {check.rule} crashed: {reason}", 500), "type": "error"})
         el.text = _x("\n\n".join(_finding_text(f) for f in errors) or reason)
     elif active:
         counts["failures"] += 1
@@ -91,10 +103,12 @@ def _suite(root: ET.Element, t: Target, totals: dict[str, int], titles: dict[str
     if t.status is not TargetStatus.ok:
         counts["tests"] += 1
         counts["errors"] += 1
-        case = ET.SubElement(suite, "testcase", {"name": "collect", "classname": _x(f"tcpaudit.{t.kind}.{t.name}", 300),
-                                                 "time": "0"})
-        el = ET.SubElement(case, "error", {"message": _x(f"{t.status.value}: {t.error or ''}", 500),
-                                           "type": t.status.value})
+        case = ET.SubElement(
+            suite, "testcase", {"name": "collect", "classname": _x(f"tcpaudit.{t.kind}.{t.name}", 300), "time": "0"}
+        )
+        el = ET.SubElement(
+            case, "error", {"message": _x(f"{t.status.value}: {t.error or ''}", 500), "type": t.status.value}
+        )
         el.text = _x(t.error or t.status.value)
     by_rule: dict[str, list[Finding]] = defaultdict(list)
     for f in t.findings:

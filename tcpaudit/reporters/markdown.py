@@ -64,8 +64,9 @@ def render(report: Report, **_: object) -> str:
     lines = [
         f"## tcpaudit: {verdict}",
         "",
-        f"{s.findings} finding(s)" + (f" ({sev})" if sev else "") + (f", {s.suppressed} suppressed" if s.suppressed
-                                                                    else "")
+        f"{s.findings} finding(s)"
+        + (f" ({sev})" if sev else "")
+        + (f", {s.suppressed} suppressed" if s.suppressed else "")
         + f"; {s.targets} target(s), {s.targets_failed} not collected; fail-on **{s.fail_on}**: exit {s.exit_code}",
         "",
         "| target | kind | status | kernel | findings | suppressed |",
@@ -75,11 +76,14 @@ def render(report: Report, **_: object) -> str:
         active = [f for f in t.findings if f.suppressed is None]
         worst = max((f.severity for f in active), key=lambda x: x.rank, default=None)
         counts = f"{len(active)}" + (f" (worst {worst.value})" if worst else "")
-        lines.append(f"| {md(t.name, 200)} | {t.kind} | {t.status.value} | {md(t.kernel.release or '-', 80)} | "
-                     f"{counts} | {len(t.findings) - len(active)} |")
+        lines.append(
+            f"| {md(t.name, 200)} | {t.kind} | {t.status.value} | {md(t.kernel.release or '-', 80)} | "
+            f"{counts} | {len(t.findings) - len(active)} |"
+        )
     for level in reversed(_levels.ORDER):
-        items = [(t, f) for t in report.targets for f in t.findings
-                 if f.suppressed is None and f.severity.value == level]
+        items = [
+            (t, f) for t in report.targets for f in t.findings if f.suppressed is None and f.severity.value == level
+        ]
         if not items:
             continue
         lines += ["", f"### {_levels.badge(level)} {level.capitalize()} ({len(items)})", ""]
@@ -91,13 +95,17 @@ def render(report: Report, **_: object) -> str:
         for t, f in suppressed:
             sup = f.suppressed
             assert sup is not None
-            lines.append(f"- **{f.rule}** ({f.severity.value}) {md(f.title, 200)} — {_target_at(t, f)}"
-                         + f" — {sup.kind}: {md(sup.reason, 300)}" + (f" (expires {md(sup.expires)})" if sup.expires
-                                                                        else ""))
+            lines.append(
+                f"- **{f.rule}** ({f.severity.value}) {md(f.title, 200)} — {_target_at(t, f)}"
+                + f" — {sup.kind}: {md(sup.reason, 300)}"
+                + (f" (expires {md(sup.expires)})" if sup.expires else "")
+            )
         lines += ["", "</details>"]
     failed = [t for t in report.targets if t.status is not TargetStatus.ok]
     if failed:
         lines += ["", f"### Not collected ({len(failed)})", ""]
-        lines += [f"- target {md(t.name, 200)}: **{t.status.value}**" + (f" — {md(t.error, 300)}" if t.error else "")
-                  for t in failed]
+        lines += [
+            f"- target {md(t.name, 200)}: **{t.status.value}**" + (f" — {md(t.error, 300)}" if t.error else "")
+            for t in failed
+        ]
     return "\n".join(lines) + "\n"

@@ -43,8 +43,11 @@ def _rule_descriptor(m: Any) -> dict[str, Any]:
     from ..catalogue import rule_markdown
 
     refs = [r.url for r in m.references]
-    props: dict[str, Any] = {"tags": ["reliability", "networking", m.group.lower()], "precision": "high",
-                             "defaultSeverity": m.severity.value}
+    props: dict[str, Any] = {
+        "tags": ["reliability", "networking", m.group.lower()],
+        "precision": "high",
+        "defaultSeverity": m.severity.value,
+    }
     if m.severity.value != "info":
         props["security-severity"] = _levels.security_severity(m.severity)
     if refs:
@@ -70,8 +73,11 @@ def _fallback_descriptor(rule_id: str, title: str) -> dict[str, Any]:
 
 
 def _locations(t: Target, f: Finding) -> list[dict[str, Any]]:
-    logical = {"name": _t(f.keys[0]) if f.keys else _t(t.name), "fullyQualifiedName": _t(
-        f"{t.name}/{f.keys[0]}" if f.keys else t.name), "kind": "resource"}
+    logical = {
+        "name": _t(f.keys[0]) if f.keys else _t(t.name),
+        "fullyQualifiedName": _t(f"{t.name}/{f.keys[0]}" if f.keys else t.name),
+        "kind": "resource",
+    }
     if f.location is not None:
         phys: dict[str, Any] = {"artifactLocation": {"uri": _uri(_t(f.location.file))}}
         if f.location.line and f.location.line > 0:
@@ -81,8 +87,12 @@ def _locations(t: Target, f: Finding) -> list[dict[str, Any]]:
         # A finding about a key the configuration does not set (the kernel default is judged) has no line of its
         # own, but code scanning drops results without a file: put it at the top of the file that takes
         # precedence, the one applied last, where a line that sets the key would win.
-        return [{"physicalLocation": {"artifactLocation": {"uri": _uri(_t(t.files[-1]))}, "region": {"startLine": 1}},
-                 "logicalLocations": [logical]}]
+        return [
+            {
+                "physicalLocation": {"artifactLocation": {"uri": _uri(_t(t.files[-1]))}, "region": {"startLine": 1}},
+                "logicalLocations": [logical],
+            }
+        ]
     return [{"logicalLocations": [logical]}]
 
 
@@ -103,8 +113,13 @@ def _result(t: Target, f: Finding, index: dict[str, int]) -> dict[str, Any]:
     text = f"{f.title}: {f.explanation}" if f.explanation else f.title
     evidence = {k: v for k, v in f.evidence.items() if k != "related_locations"}
     props: dict[str, Any] = {
-        "severity": f.severity.value, "outcome": f.outcome.value, "target": _t(t.name), "targetKind": t.kind,
-        "keys": [_t(k) for k in f.keys], "evidence": clean_tree(evidence), "remediation": _t(f.remediation),
+        "severity": f.severity.value,
+        "outcome": f.outcome.value,
+        "target": _t(t.name),
+        "targetKind": t.kind,
+        "keys": [_t(k) for k in f.keys],
+        "evidence": clean_tree(evidence),
+        "remediation": _t(f.remediation),
     }
     if f.context:
         props["context"] = [_t(c) for c in f.context]
@@ -127,8 +142,12 @@ def _result(t: Target, f: Finding, index: dict[str, int]) -> dict[str, Any]:
         r["relatedLocations"] = related
     if f.suppressed is not None:
         s = f.suppressed
-        sup: dict[str, Any] = {"kind": "inSource" if s.kind == "inline" else "external", "status": "accepted",
-                               "justification": _t(s.reason, 1000), "properties": {"tcpauditKind": s.kind}}
+        sup: dict[str, Any] = {
+            "kind": "inSource" if s.kind == "inline" else "external",
+            "status": "accepted",
+            "justification": _t(s.reason, 1000),
+            "properties": {"tcpauditKind": s.kind},
+        }
         if s.expires:
             sup["properties"]["expires"] = s.expires
         if s.source:
@@ -153,27 +172,45 @@ def render(report: Report, metas: list[Any] | None = None, **_: object) -> str:
             rules.append(_fallback_descriptor(rid, titles.get(rid, "")))
     results = [_result(t, f, index) for t in report.targets for f in t.findings]
     notes = [
-        {"level": "error", "message": {"text": _t(f"{t.name}: {t.status.value}" + (f": {t.error}" if t.error else ""),
-                                                   1000)},
-         "properties": {"target": _t(t.name), "status": t.status.value}}
-        for t in report.targets if t.status is not TargetStatus.ok
+        {
+            "level": "error",
+            "message": {"text": _t(f"{t.name}: {t.status.value}" + (f": {t.error}" if t.error else ""), 1000)},
+            "properties": {"target": _t(t.name), "status": t.status.value},
+        }
+        for t in report.targets
+        if t.status is not TargetStatus.ok
     ]
     crashed = any(f.outcome is Outcome.error for t in report.targets for f in t.findings)
-    invocation: dict[str, Any] = {"executionSuccessful": not notes and not crashed,
-                                  "exitCode": int(report.summary.exit_code)}
+    invocation: dict[str, Any] = {
+        "executionSuccessful": not notes and not crashed,
+        "exitCode": int(report.summary.exit_code),
+    }
     if notes:
         invocation["toolExecutionNotifications"] = notes
     run = {
-        "tool": {"driver": {"name": report.tool.name, "version": report.tool.version,
-                            "semanticVersion": report.tool.version, "rules": rules}},
+        "tool": {
+            "driver": {
+                "name": report.tool.name,
+                "version": report.tool.version,
+                "semanticVersion": report.tool.version,
+                "rules": rules,
+            }
+        },
         "invocations": [invocation],
         "results": results,
         "columnKind": "unicodeCodePoints",
         "properties": {
             "summary": report.summary.model_dump(mode="json"),
-            "targets": [{"name": _t(t.name), "kind": t.kind, "status": t.status.value,
-                         "kernel": _t(t.kernel.release or ""), "context": [_t(c) for c in t.context]}
-                        for t in report.targets],
+            "targets": [
+                {
+                    "name": _t(t.name),
+                    "kind": t.kind,
+                    "status": t.status.value,
+                    "kernel": _t(t.kernel.release or ""),
+                    "context": [_t(c) for c in t.context],
+                }
+                for t in report.targets
+            ],
         },
     }
     doc = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}

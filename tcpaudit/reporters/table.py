@@ -56,7 +56,9 @@ def _target_block(t: Target, verbose: bool) -> list[str]:
                 out.append(f"   suppressed ({f.suppressed.kind}): {clean_text(f.suppressed.reason)}")
     if t.gaps:
         shown = t.gaps if verbose else t.gaps[:5]
-        out.append(f"   not collected ({len(t.gaps)}):" + ("" if verbose or len(t.gaps) <= 5 else " (first 5; -v for all)"))
+        out.append(
+            f"   not collected ({len(t.gaps)}):" + ("" if verbose or len(t.gaps) <= 5 else " (first 5; -v for all)")
+        )
         out.extend(f"     - {clean_text(g)}" for g in shown)
     return out
 

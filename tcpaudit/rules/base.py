@@ -81,7 +81,7 @@ class Value:
         """Where the value came from ('kernel default', 'set in file:line', 'on the host'), for a sentence that
         already shows the value; a missing value gets its whole description."""
         d, prefix = self.describe(), f"{self.name}={self.raw} ("
-        return d[len(prefix):-1] if d.startswith(prefix) and d.endswith(")") else d
+        return d[len(prefix) : -1] if d.startswith(prefix) and d.endswith(")") else d
 
     def describe(self) -> str:
         where = {
@@ -94,8 +94,10 @@ class Value:
         return f"{self.name}={self.raw} ({where})" if self.raw is not None else f"{self.name} ({where})"
 
 
-GLOBAL_SYSCTL_HIDDEN = ("a global sysctl, shown only in the host's initial network namespace: this snapshot "
-                        "comes from a container or another network namespace")
+GLOBAL_SYSCTL_HIDDEN = (
+    "a global sysctl, shown only in the host's initial network namespace: this snapshot "
+    "comes from a container or another network namespace"
+)
 
 
 @dataclass
@@ -135,8 +137,13 @@ class Facts:
         only (ipv4_table, not ipv4_net_table: sysctl_ipv4_init in net/ipv4/sysctl_net_ipv4.c), so a host
         snapshot taken in another namespace cannot show it."""
         fact = self.kdb.sysctls.get(name) if self.kdb is not None else None
-        return (self.kind == "host" and fact is not None and self.release is not None
-                and fact.per_netns_in(self.release) is False and bool(fact.present_in(self.release)))
+        return (
+            self.kind == "host"
+            and fact is not None
+            and self.release is not None
+            and fact.per_netns_in(self.release) is False
+            and bool(fact.present_in(self.release))
+        )
 
     def absent_reason(self, name: str) -> str:
         """Why `name` is absent here: not on this kernel, or not visible from this network namespace."""
@@ -168,7 +175,7 @@ class Facts:
     def counter(self, name: str) -> int | None:
         """`TcpExt.ListenOverflows`, `Tcp.AttemptFails`, `TCP.tw`, or `conntrack.drop` (summed over CPUs)."""
         if name.startswith("conntrack."):
-            return _conntrack_total(self.snapshot.conntrack.stats_per_cpu, name[len("conntrack."):])
+            return _conntrack_total(self.snapshot.conntrack.stats_per_cpu, name[len("conntrack.") :])
         return self.snapshot.counters.get(name)
 
     def counter_rate(self, name: str) -> float | None:
@@ -177,7 +184,7 @@ class Facts:
         if prev is None or prev.interval_s <= 0:
             return None
         if name.startswith("conntrack."):
-            then = _conntrack_total(prev.conntrack_stats_per_cpu, name[len("conntrack."):])
+            then = _conntrack_total(prev.conntrack_stats_per_cpu, name[len("conntrack.") :])
         else:
             then = prev.counters.get(name)
         now = self.counter(name)

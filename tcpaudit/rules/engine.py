@@ -26,8 +26,12 @@ class RuleLoadError(Exception):
 def _rules_in(module: object) -> list[type[Rule]]:
     out = []
     for obj in vars(module).values():
-        if (isinstance(obj, type) and issubclass(obj, Rule) and obj.__module__ == module.__name__  # type: ignore[attr-defined]
-                and "meta" in vars(obj)):
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, Rule)
+            and obj.__module__ == module.__name__  # type: ignore[attr-defined]
+            and "meta" in vars(obj)
+        ):
             out.append(obj)
     return out
 
@@ -91,8 +95,9 @@ def fingerprint(target: str, finding: Finding) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def run_rules(facts: Facts, target_name: str, rules: Iterable[Rule] | None = None,
-              disabled: Iterable[str] = ()) -> tuple[list[Finding], list[CheckResult]]:
+def run_rules(
+    facts: Facts, target_name: str, rules: Iterable[Rule] | None = None, disabled: Iterable[str] = ()
+) -> tuple[list[Finding], list[CheckResult]]:
     off = resolve_ids(disabled)
     findings: list[Finding] = []
     results: list[CheckResult] = []
@@ -102,15 +107,21 @@ def run_rules(facts: Facts, target_name: str, rules: Iterable[Rule] | None = Non
             results.append(CheckResult(rule=rid, outcome=Outcome.not_applicable, reason="disabled by configuration"))
             continue
         if facts.kind not in rule.meta.applies_to:
-            results.append(CheckResult(rule=rid, outcome=Outcome.not_applicable, reason=f"not run on {facts.kind} targets"))
+            results.append(
+                CheckResult(rule=rid, outcome=Outcome.not_applicable, reason=f"not run on {facts.kind} targets")
+            )
             continue
         try:
             out = rule.check(facts)
             items = [] if out is None else [out] if isinstance(out, (Finding, NotApplicable, Unknown)) else list(out)
         except Exception as exc:  # noqa: BLE001 - a crashing rule is an error finding, never a pass
             err = Finding(
-                rule=rid, severity=Severity.high, title=rule.meta.title, outcome=Outcome.error,
-                keys=list(rule.meta.keys), evidence={"exception": f"{type(exc).__name__}: {exc}"[:500]},
+                rule=rid,
+                severity=Severity.high,
+                title=rule.meta.title,
+                outcome=Outcome.error,
+                keys=list(rule.meta.keys),
+                evidence={"exception": f"{type(exc).__name__}: {exc}"[:500]},
                 explanation=f"rule {rid} crashed, so this target was NOT checked for it; please report this bug",
                 remediation="Report the bug; the evidence names the exception.",
                 references=[r.url for r in rule.meta.references],
