@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from .model import NetnsInfo
+
 SCHEMA_VERSION = 1
 
 # Bounds on numbers read from a snapshot file. The kernel's counters, limits and queue lengths are at most
@@ -295,6 +297,14 @@ class Snapshot(BaseModel):
     sockets: SocketTable = Field(default_factory=SocketTable)
     environment: Environment = Field(default_factory=Environment)
     gaps: list[CollectionGap] = Field(default_factory=list)
+    netns: NetnsInfo | None = Field(
+        None, description="the network namespace this snapshot was read in (--all-netns); null: the host's own"
+    )
+    init_net_sysctls: dict[str, str] | None = Field(
+        None,
+        description="--all-netns, for a namespace other than the host's: the initial namespace's values of the "
+        "per-namespace keys read here, so rules can tell host tuning that does not reach the namespace",
+    )
 
     @model_validator(mode="after")
     def _check_version(self) -> Snapshot:
