@@ -47,12 +47,12 @@ from tcpaudit.snapshot import Source
 
 from .test_fuzz_parsers import (
     BUSY,
+    CORPUS,
     EXAMPLES,
     HOSTILE_TOKENS,
     NAT_RULES,
     OS_RELEASE,
     REPO,
-    SHARED,
     _grep_sample,
     check_error,
     cut_positions,
@@ -725,7 +725,7 @@ LINT_SAMPLES = {
     "settings.txt": "sysctl -w net.ipv4.tcp_max_tw_buckets=5000 2\nkernel.osrelease = 3.10.0-327.el7.x86_64\n",
     "role.sls": "sysctl:\n  net.ipv4.tcp_syncookies: 0\n  params:\n  - {name: net.core.somaxconn, value: 128}\n",
 }
-for _p in sorted(SHARED.glob("*/*")) if SHARED.is_dir() else []:
+for _p in sorted(CORPUS.glob("*/*")):
     if _p.suffix in (".conf", ".yml", ".yaml", ".json", ".md", ".txt", ".sls", ".tpl") and _p.stat().st_size < 20000:
         LINT_SAMPLES.setdefault(_p.name, _p.read_text(encoding="utf-8", errors="replace"))
 _YAML_BOMBS = [

@@ -1,7 +1,7 @@
 """Fuzzing every parser of kernel and tool output (tcpaudit.collect.parsers): issue 8.
 
-Each parser gets hostile text built from its real captures (fixtures/proc, fixtures/corpus and, when
-present, ../shared/corpus): truncated at every position, lines dropped, duplicated and reordered,
+Each parser gets hostile text built from its real captures (fixtures/proc and
+fixtures/corpus): truncated at every position, lines dropped, duplicated and reordered,
 fields replaced by huge, negative, non-ASCII or control-character tokens, random bytes decoded as the
 collectors decode them, and lines of megabytes. It must return data whose size is bounded by the
 input's, or raise ParseError naming the input: no other exception, no hang (a per-example time limit).
@@ -35,7 +35,6 @@ from tcpaudit.snapshot import STATE_NAMES
 REPO = Path(__file__).resolve().parents[1]
 BUSY = REPO / "fixtures" / "proc" / "busy-netns-6.18"
 CORPUS = REPO / "fixtures" / "corpus"
-SHARED = REPO.parent / "shared" / "corpus"  # next to the repository on developer machines; optional
 
 # ---- budget --------------------------------------------------------------------------------------------
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -172,14 +171,14 @@ def _read(*paths: Path) -> tuple[str, ...]:
     return tuple(q.read_text(encoding="utf-8", errors="replace") for q in paths if q.is_file())
 
 
-def _shared(*names: str) -> tuple[Path, ...]:
-    return tuple(SHARED / n for n in names)
+def _corpus(*names: str) -> tuple[Path, ...]:
+    return tuple(CORPUS / n for n in names)
 
 
 def _grep_sample() -> str:
     """`grep -r '' /proc/sys/net/...` output, made from a real `sysctl -a` capture (multi-line file included)."""
     lines = []
-    for line in (CORPUS / "centos7.2-3.10.0-327-ceph-node-sysctl-a-annotated.txt").read_text().splitlines():
+    for line in (CORPUS / "sysctl-dump/centos7.2-3.10.0-327-ceph-node-sysctl-a-annotated.txt").read_text().splitlines():
         key, sep, value = line.partition(" = ")
         if sep and key.startswith("net."):
             path = "/proc/sys/" + "/".join(part.replace("/", ".") for part in key.split("."))
@@ -249,22 +248,24 @@ PARSERS = [
         _read(
             BUSY / "netstat",
             BUSY / "snmp",
-            CORPUS / "node_exporter-fixture-proc-net-netstat.txt",
-            CORPUS / "node_exporter-fixture-proc-net-snmp.txt",
+            CORPUS / "runtime/node_exporter-fixture-proc-net-netstat.txt",
+            CORPUS / "runtime/node_exporter-fixture-proc-net-snmp.txt",
         ),
     ),
     Parser(
         "sockstat",
         lambda t: p.parse_sockstat(t, SOURCE),
-        _read(BUSY / "sockstat", BUSY / "sockstat6", CORPUS / "node_exporter-fixture-proc-net-sockstat-rhel4.txt"),
+        _read(
+            BUSY / "sockstat", BUSY / "sockstat6", CORPUS / "runtime/node_exporter-fixture-proc-net-sockstat-rhel4.txt"
+        ),
     ),
     Parser(
         "conntrack_stat",
         lambda t: p.parse_conntrack_stat(t, SOURCE),
         _read(
             BUSY / "stat_nf_conntrack",
-            CORPUS / "node_exporter-fixture-proc-net-stat-nf_conntrack.txt",
-            CORPUS / "elastic-beats-fixture-proc-net-stat-nf_conntrack.txt",
+            CORPUS / "runtime/node_exporter-fixture-proc-net-stat-nf_conntrack.txt",
+            CORPUS / "runtime/elastic-beats-fixture-proc-net-stat-nf_conntrack.txt",
         ),
     ),
     Parser("os_release", lambda t: p.parse_os_release(t, SOURCE), (OS_RELEASE,), errors=()),
@@ -274,8 +275,8 @@ PARSERS = [
         "sysctl_dump",
         lambda t: p.parse_sysctl_dump(t, SOURCE),
         _read(
-            CORPUS / "centos7.2-3.10.0-327-ceph-node-sysctl-a-annotated.txt",
-            *_shared(
+            CORPUS / "sysctl-dump/centos7.2-3.10.0-327-ceph-node-sysctl-a-annotated.txt",
+            *_corpus(
                 "sysctl-dump/amzn1-4.14.55-ec2-docker-host-sysctl-a.txt",
                 "sysctl-dump/rhcos-4.18-el8-openshift-master-sosreport-sysctl-a.txt",
             ),
@@ -285,13 +286,13 @@ PARSERS = [
     Parser(
         "ss_table",
         lambda t: p.parse_ss_table(t, SOURCE),
-        _read(BUSY / "ss-tanoeH.txt", CORPUS / "datadog-network-fixture-ss-ipv4-tcp.txt"),
+        _read(BUSY / "ss-tanoeH.txt", CORPUS / "runtime/datadog-network-fixture-ss-ipv4-tcp.txt"),
         valid=_sockets_ok,
     ),
     Parser(
         "ss_columns",
         lambda t: p.parse_ss_columns(t, SOURCE),
-        _read(BUSY / "ss-tanoeH.txt", CORPUS / "datadog-network-fixture-ss-ipv4-tcp.txt"),
+        _read(BUSY / "ss-tanoeH.txt", CORPUS / "runtime/datadog-network-fixture-ss-ipv4-tcp.txt"),
         valid=_columns_ok,
     ),
     Parser(
@@ -306,7 +307,7 @@ PARSERS = [
     Parser(
         "proc_net_tcp",
         lambda t: p.parse_proc_net_tcp(t, SOURCE),
-        _read(BUSY / "tcp", BUSY / "tcp6", CORPUS / "node_exporter-fixture-proc-net-tcp.txt"),
+        _read(BUSY / "tcp", BUSY / "tcp6", CORPUS / "runtime/node_exporter-fixture-proc-net-tcp.txt"),
         valid=_sockets_ok,
     ),
     Parser("nat_rules", lambda t: p.nat_redirect_rules(t), (NAT_RULES,), errors=(), source=None),

@@ -423,9 +423,10 @@ def sandbox_script(work: Path, upper: Path, trace: Path | None, log: Path, nobod
     )
 
 
-def netns_sysctls(ns: str) -> dict[str, str]:
+def netns_sysctls(ns: str | None) -> dict[str, str]:
+    """Every /proc/sys/net value as namespace `ns` (None: this process's own namespace) sees it."""
     p = subprocess.run(
-        ["ip", "netns", "exec", ns, "grep", "-r", "", "/proc/sys/net"],
+        [*(["ip", "netns", "exec", ns] if ns else []), "grep", "-r", "", "/proc/sys/net"],
         capture_output=True,
         text=True,
         errors="replace",
@@ -437,6 +438,21 @@ def netns_sysctls(ns: str) -> dict[str, str]:
         out[path] = out.get(path, "") + value
     volatile = ("nf_conntrack_count", "/neigh/", "route/gc", "stable_secret")
     return {k: v for k, v in out.items() if not any(x in k for x in volatile)}
+
+
+def changed_in_the_namespace(
+    before: dict[str, str], after: dict[str, str], host_before: dict[str, str], host_after: dict[str, str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """Keys whose value the namespace owns and that changed during the sweep.
+
+    Some keys under /proc/sys/net are global: every namespace shows the initial namespace's value (e.g.
+    net.netfilter.nf_hooks_lwtunnel, which only ever switches on, whoever loads a module that needs it). Another
+    process on a shared machine can change them while the test runs; such a change shows the same old and new
+    value in the host's namespace as in the test's, so it is left out here. A write by the collector itself to any
+    key, global or not, is caught by the syscall trace (strace_writes) and the overlay upper layers.
+    """
+    changed = {k: (before.get(k), after.get(k)) for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    return {k: v for k, v in changed.items() if not (host_before.get(k) == v[0] and host_after.get(k) == v[1])}
 
 
 def strace_writes(trace: Path) -> list[str]:
@@ -476,7 +492,7 @@ def test_collector_writes_nothing_on_the_remote_host(keys, work, as_nobody: bool
         ).start()
         kh = work / f"kh-readonly-{tag}"
         kh.write_text(server.known_line())
-        before = netns_sysctls(ns.name)
+        before, host_before = netns_sysctls(ns.name), netns_sysctls(None)
         history = {h: Path(h).stat().st_mtime if Path(h).exists() else None for h in HISTORY}
         out = work / f"readonly-{tag}.json"
         p = sshd.run_tcpaudit(
@@ -499,7 +515,7 @@ def test_collector_writes_nothing_on_the_remote_host(keys, work, as_nobody: bool
         assert log.read_text().splitlines() == ["sh -s", "sh -s"]  # two samples, never sudo unless asked
         written = sorted(str(q.relative_to(upper)) for d in OVERLAID for q in (upper / d.strip("/") / "u").rglob("*"))
         assert written == [], written  # overlay upper layers: every created, changed or deleted path
-        assert netns_sysctls(ns.name) == before
+        assert changed_in_the_namespace(before, netns_sysctls(ns.name), host_before, netns_sysctls(None)) == {}
         assert {h: Path(h).stat().st_mtime if Path(h).exists() else None for h in HISTORY} == history
         if trace is not None:
             assert trace.stat().st_size > 0
@@ -678,3 +694,22 @@ def test_settings_never_show_the_password(tmp_path: Path) -> None:
     assert SECRET not in repr(s) and SECRET not in str(s)
     c = SSHCollector(s)
     assert SECRET not in repr(c) and SECRET not in repr(vars(c).get("settings"))
+
+
+def test_a_global_key_changed_by_someone_else_is_not_the_collectors_write() -> None:
+    """The read-only proof ignores a global key whose change the host's namespace shows too, and no other."""
+    ns_before = {"lwt": "0", "keepalive": "7200"}
+    host_before = {"lwt": "0", "keepalive": "300"}
+    # another process switched the global key on: both namespaces see it
+    assert (
+        changed_in_the_namespace(ns_before, {"lwt": "1", "keepalive": "7200"}, host_before, {**host_before, "lwt": "1"})
+        == {}
+    )
+    # a change of the namespace's own key is reported, whatever the host did
+    assert changed_in_the_namespace(ns_before, {"lwt": "0", "keepalive": "60"}, host_before, host_before) == {
+        "keepalive": ("7200", "60")
+    }
+    # a key that appeared or vanished in the namespace only is reported
+    assert changed_in_the_namespace(ns_before, {**ns_before, "new": "1"}, host_before, host_before) == {
+        "new": (None, "1")
+    }

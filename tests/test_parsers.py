@@ -55,27 +55,27 @@ def test_counters_from_a_real_kernel() -> None:
 
 
 def test_third_party_captures() -> None:
-    netstat = p.parse_counter_pairs(read(CORPUS / "node_exporter-fixture-proc-net-netstat.txt"), "ne")
+    netstat = p.parse_counter_pairs(read(CORPUS / "runtime/node_exporter-fixture-proc-net-netstat.txt"), "ne")
     assert netstat["TcpExt"]["TW"] == 388812 and netstat["TcpExt"]["PAWSEstab"] == 6
-    snmp = p.parse_counter_pairs(read(CORPUS / "node_exporter-fixture-proc-net-snmp.txt"), "ne")
+    snmp = p.parse_counter_pairs(read(CORPUS / "runtime/node_exporter-fixture-proc-net-snmp.txt"), "ne")
     assert snmp["Tcp"]["ActiveOpens"] == 3556 and snmp["Tcp"]["AttemptFails"] == 341
-    old = p.parse_sockstat(read(CORPUS / "node_exporter-fixture-proc-net-sockstat-rhel4.txt"), "rhel4")
+    old = p.parse_sockstat(read(CORPUS / "runtime/node_exporter-fixture-proc-net-sockstat-rhel4.txt"), "rhel4")
     assert old["TCP"]["tw"] == 4 and "TCP6" not in old
     for name in (
         "node_exporter-fixture-proc-net-stat-nf_conntrack.txt",
         "elastic-beats-fixture-proc-net-stat-nf_conntrack.txt",
     ):
-        rows = p.parse_conntrack_stat(read(CORPUS / name), name)
+        rows = p.parse_conntrack_stat(read(CORPUS / "runtime" / name), name)
         assert len(rows) == 4 and all(r["insert_failed"] == 0 and r["drop"] == 0 for r in rows)
-    tcp = p.parse_proc_net_tcp(read(CORPUS / "node_exporter-fixture-proc-net-tcp.txt"))
+    tcp = p.parse_proc_net_tcp(read(CORPUS / "runtime/node_exporter-fixture-proc-net-tcp.txt"))
     assert [s.state for s in tcp] == ["LISTEN", "ESTAB"] and tcp[0].local_port == 22
     assert tcp[1].timer == "keepalive" and tcp[1].send_q == 0x15  # tr 02: sk_timer, i.e. keepalive
-    old_ss = p.parse_ss_table(read(CORPUS / "datadog-network-fixture-ss-ipv4-tcp.txt"))
+    old_ss = p.parse_ss_table(read(CORPUS / "runtime/datadog-network-fixture-ss-ipv4-tcp.txt"))
     assert sorted(s.state for s in old_ss).count("TIME-WAIT") == 2
 
 
 def test_sysctl_dump_with_annotations_and_errors() -> None:
-    d = p.parse_sysctl_dump(read(CORPUS / "centos7.2-3.10.0-327-ceph-node-sysctl-a-annotated.txt"))
+    d = p.parse_sysctl_dump(read(CORPUS / "sysctl-dump/centos7.2-3.10.0-327-ceph-node-sysctl-a-annotated.txt"))
     assert d["kernel.osrelease"] == "3.10.0-327.el7.x86_64"
     assert d["net.ipv4.tcp_tw_recycle"] == "0" and d["net.ipv4.ip_local_port_range"] == "32768 61000"
 

@@ -24,7 +24,7 @@ from .netns import PYTHON, ROOT, make_netns  # noqa: F401 - fixture
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 CAPTURES = [
     FIX / "proc" / "busy-netns-6.18" / "ss-tanoeH.txt",
-    FIX / "corpus" / "datadog-network-fixture-ss-ipv4-tcp.txt",
+    FIX / "corpus" / "runtime" / "datadog-network-fixture-ss-ipv4-tcp.txt",
 ]
 DETAIL = FIX / "proc" / "busy-netns-6.18" / "ss-tinH-established.txt"
 
