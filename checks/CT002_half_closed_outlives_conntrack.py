@@ -77,7 +77,8 @@ class HalfClosedOutlivesConntrack(Rule):
             return self.na("the socket table was not collected")
         rng = f.value("net.ipv4.ip_local_port_range").ints or [32768, 60999]
         lo, hi = rng[0], rng[-1]
-        leaked, untimed, examples = 0, 0, []
+        leaked, untimed = 0, 0
+        examples: list[str] = []
         for s in t.rows(*_HALF_CLOSED):
             if s.state in _HALF_CLOSED and s.local_port in ports and lo <= s.remote_port <= hi:
                 leaked += 1

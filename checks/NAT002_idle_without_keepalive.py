@@ -66,7 +66,8 @@ class IdleWithoutKeepalive(Rule):
         if t.detail == "none":
             return self.na("socket idle times (ss -ti) were not collected")
         limit_ms = idle * 1000
-        stale, loopback, slow_keepalive, examples = 0, 0, 0, []
+        stale, loopback, slow_keepalive = 0, 0, 0
+        examples: list[str] = []
         for s in t.rows("ESTAB"):
             if s.state != "ESTAB" or s.lastsnd_ms is None or s.lastrcv_ms is None:
                 continue

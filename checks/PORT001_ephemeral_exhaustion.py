@@ -170,7 +170,7 @@ class EphemeralExhaustion(Rule):
         return findings or None
 
     @staticmethod
-    def _worst_destination(f: Facts, lo: int, hi: int, tw_reuse, timestamps, delay_ms: int):  # type: ignore[no-untyped-def]
+    def _worst_destination(f: Facts, lo: int, hi: int, tw_reuse, timestamps, delay_ms: int):
         t = f.snapshot.sockets
         listening = {p for s, p in zip(t.state, t.local_port, strict=False) if s == "LISTEN"}
         held: Counter = Counter()

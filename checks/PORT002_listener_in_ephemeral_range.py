@@ -8,11 +8,13 @@ _SHOW = 20
 
 
 def _ranges(ports: list[int]) -> str:
-    out, start, prev = [], None, None
+    out: list[str] = []
+    start: int | None = None
+    prev: int | None = None
     for p in sorted(ports):
         if start is None:
             start = prev = p
-        elif p == prev + 1:
+        elif prev is not None and p == prev + 1:
             prev = p
         else:
             out.append(f"{start}-{prev}" if start != prev else str(start))

@@ -1,5 +1,7 @@
 """TCP001: tcp_tw_recycle drops SYNs from clients behind NAT."""
 
+from typing import Any
+
 from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, RuleMeta, Value, ValueRule
 
@@ -93,7 +95,7 @@ class TwRecycle(ValueRule):
         if v.int != 1:
             return None
         ts = f.value("net.ipv4.tcp_timestamps")
-        ev = {
+        ev: dict[str, Any] = {
             "tcp_tw_recycle": v.raw,
             "tcp_timestamps": ts.raw,
             "kernel": f.snapshot.kernel.release,

@@ -102,8 +102,8 @@ class SynRetriesLow(Rule):
         parts: list[str] = []
         fix: dict[str, str] = {}
         keys: list[str] = []
-        if syn_low:
-            t = give_up_after(syn)  # type: ignore[arg-type]
+        if syn_low and syn is not None:
+            t = give_up_after(syn)
             ev["connect_gives_up_after_s"] = t
             ev["connect_gives_up_after_s_default"] = give_up_after(_default(f, SYN))
             keys.append(SYN)

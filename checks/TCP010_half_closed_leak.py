@@ -119,13 +119,14 @@ class HalfClosedLeak(Rule):
                     keepalive += 1  # SO_KEEPALIVE: probes end it only if the peer is gone
             else:
                 orphans += 1
+                left_ms = timer_ms[i]
                 if (
                     timer[i] == "timewait"
-                    and timer_ms[i] is not None
+                    and left_ms is not None
                     and fin_timeout is not None
                     and fin_timeout <= _TIMEWAIT_LEN_S
                 ):
-                    orphan_ages.append(max(0.0, fin_timeout - timer_ms[i] / 1000))
+                    orphan_ages.append(max(0.0, fin_timeout - left_ms / 1000))
 
         def where(i: int) -> str:
             if lport[i] in listening:

@@ -141,7 +141,7 @@ class KeepaliveAggressive(Rule):
         ],
     )
 
-    def check(self, f: Facts):  # type: ignore[no-untyped-def]
+    def check(self, f: Facts):
         (k, kv, k_rej), (i, iv, i_rej), (p, pv, p_rej) = (_effective(f, n) for n in (TIME, INTVL, PROBES))
         if kv.origin == "absent":
             return self.na(f"{TIME} does not exist on this kernel")

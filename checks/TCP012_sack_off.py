@@ -95,7 +95,7 @@ class SackOff(Rule):
         ],
     )
 
-    def check(self, f: Facts):  # type: ignore[no-untyped-def]
+    def check(self, f: Facts):
         sack = f.value(SACK)
         if sack.origin == "absent":
             return self.na(f"{SACK} does not exist on this kernel")
@@ -108,7 +108,7 @@ class SackOff(Rule):
             return self._dsack(f, sack)
         return self._sack_off(f, sack)
 
-    def _sack_off(self, f: Facts, sack: Value):  # type: ignore[no-untyped-def]
+    def _sack_off(self, f: Facts, sack: Value):
         ev: dict[str, Any] = {"tcp_sack": 0, "tcp_sack_origin": sack.origin, "kernel": f.snapshot.kernel.release}
         ctx: list[str] = []
         status = f.issue(ISSUE)
@@ -172,7 +172,7 @@ class SackOff(Rule):
             f, severity=sev, keys=[SACK], evidence=ev, context=ctx, fix={SACK: "1"}, explanation=" ".join(parts)
         )
 
-    def _dsack(self, f: Facts, sack: Value):  # type: ignore[no-untyped-def]
+    def _dsack(self, f: Facts, sack: Value):
         dsack = f.value(DSACK)
         if dsack.int != 0 or (f.kind == "config" and dsack.origin != "config"):
             return None

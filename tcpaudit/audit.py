@@ -28,13 +28,13 @@ class AuditOptions(BaseModel):
 
 
 @functools.lru_cache(maxsize=1)
-def kernel_db():  # type: ignore[no-untyped-def]
+def kernel_db():
     from .kernel.db import load_kernel_db
 
     return load_kernel_db()
 
 
-def parse_release_or_none(release: str | None):  # type: ignore[no-untyped-def]
+def parse_release_or_none(release: str | None):
     if not release:
         return None
     from .kernel.release import KernelReleaseError, parse_release

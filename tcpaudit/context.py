@@ -170,7 +170,7 @@ def resolve_context(opts: ContextOptions, snapshot: Snapshot | None = None) -> C
 
 def _redirect_ports(rule: str) -> list[str]:
     toks = rule.split()
-    out = []
+    out: list[str] = []
     for flag in ("--to-ports", "--to-port"):
         if flag in toks:
             i = toks.index(flag)

@@ -295,7 +295,7 @@ def sweep(
     )
 
 
-def _result_of(f: cf.Future, d: Destination) -> Target:  # type: ignore[type-arg]
+def _result_of(f: cf.Future, d: Destination) -> Target:
     try:
         return f.result()
     except cf.CancelledError:

@@ -58,7 +58,7 @@ def parse_snapshot_bytes(data: bytes, name: str) -> Snapshot:
         raise SnapshotFileError(f"{name}: invalid snapshot: {_first_error(exc)}") from None
 
 
-def _read_bounded(f, name: str) -> bytes:  # type: ignore[no-untyped-def]
+def _read_bounded(f, name: str) -> bytes:
     data: bytes = f.read(MAX_SNAPSHOT_BYTES + 1)
     if len(data) > MAX_SNAPSHOT_BYTES:
         raise SnapshotFileError(f"{name}: larger than {MAX_SNAPSHOT_BYTES >> 20} MiB, refusing to load")

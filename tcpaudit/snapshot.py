@@ -272,7 +272,7 @@ class SocketTable(BaseModel):
                 raise ValueError(f"socket table column {col!r} has {len(cols[col])} rows, expected {n}")
         kw.setdefault("total", n)
         kw.setdefault("state_counts", dict(Counter(cols["state"])))
-        return cls.model_construct(**{c: cols[c] for c in _COLUMNS}, **kw)
+        return cls.model_construct(**{c: cols[c] for c in _COLUMNS}, **kw)  # type: ignore[arg-type]  # checked above
 
 
 class Snapshot(BaseModel):

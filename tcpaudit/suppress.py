@@ -122,7 +122,7 @@ def apply_suppressions(
     return target
 
 
-def _inline_for(f: Finding, inline: list) -> Suppression | None:  # type: ignore[type-arg]
+def _inline_for(f: Finding, inline: list) -> Suppression | None:
     if f.location is None:
         return None
     for ig in inline:

@@ -72,3 +72,33 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_anywhere(wheel: Path, tmp_pat
     kernel = run("kernel", "4.9.0", "--format", "json")
     assert kernel.returncode == 0, kernel.stderr
     assert json.loads(kernel.stdout)["sysctls"]["net.ipv4.tcp_tw_recycle"]["present"] is True
+
+
+def test_ci_constraints_pin_every_dependency_inside_its_range() -> None:
+    """constraints/ci.txt (what CI installs) pins every direct dependency, each within pyproject's range."""
+    import re
+
+    from packaging.requirements import Requirement
+
+    from tcpaudit._toml import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for line in (root / "constraints" / "ci.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    specs = [
+        *project["dependencies"],
+        *(d for extra in ("test", "lint") for d in project["optional-dependencies"][extra]),
+    ]
+    for spec in specs:
+        req = Requirement(spec)
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        assert name in pins, f"{req.name} is not pinned in constraints/ci.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"{req.name}=={pins[name]} is outside {req.specifier}"
+        )

@@ -22,7 +22,7 @@ class Interrupted(Exception):
 _METAVARS = {"output": "FILE", "jobs": "N", "paths": "PATH", "hosts": "HOST", "files": "FILE"}
 
 
-def _tidy_placeholders(cmd) -> None:  # type: ignore[no-untyped-def]
+def _tidy_placeholders(cmd) -> None:
     """Click-style placeholders in a command's help and usage: `--port PORT`, `FILE...`, `[PATH]...`.
 
     Applied to every command, in every command module, so the style is set once.
@@ -45,14 +45,14 @@ def _tidy_placeholders(cmd) -> None:  # type: ignore[no-untyped-def]
 
 
 class _Group(TyperGroup):
-    def get_command(self, ctx, cmd_name):  # type: ignore[no-untyped-def]
+    def get_command(self, ctx, cmd_name):
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None and not getattr(cmd, "_tcpaudit_tidy", False):
             _tidy_placeholders(cmd)
             cmd._tcpaudit_tidy = True  # type: ignore[attr-defined]
         return cmd
 
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
@@ -66,12 +66,12 @@ class _LeadingDashArgCommand(TyperCommand):
     one-line error instead of click's "No such option: -1". `--words` are still options.
     """
 
-    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+    def parse_args(self, ctx, args):
         takes_value: dict[str, bool] = {}
         for p in self.get_params(ctx):
             if getattr(p, "param_type_name", "") == "option":
                 for name in (*p.opts, *p.secondary_opts):
-                    takes_value[name] = not (p.is_flag or p.count)
+                    takes_value[name] = not (getattr(p, "is_flag", False) or getattr(p, "count", False))
         options: list[str] = []
         positional: list[str] = []
         i = 0

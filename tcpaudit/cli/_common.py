@@ -98,7 +98,7 @@ def audit_options(
     disable: list[str] | None,
     no_auto_context: bool,
     baseline: Path | None = None,
-):  # type: ignore[no-untyped-def]
+):
     from ..audit import AuditOptions
     from ..config import load_config
     from ..model import Severity
@@ -156,7 +156,7 @@ def parse_formats(formats: list[str] | None) -> list[tuple[str, str | None]]:
     return out
 
 
-def emit(report, formats: list[tuple[str, str | None]], verbose: bool = False) -> int:  # type: ignore[no-untyped-def]
+def emit(report, formats: list[tuple[str, str | None]], verbose: bool = False) -> int:
     from ..reporters import render
 
     for fmt, path in formats:
@@ -189,7 +189,7 @@ def write_text(path: str | Path, text: str) -> None:
 def emit_interrupted(
     done: list,
     pending: list[str],
-    opts,  # type: ignore[no-untyped-def]
+    opts,
     formats: list[tuple[str, str | None]],
     verbose: bool,
     what: str = "host",
@@ -205,7 +205,7 @@ def emit_interrupted(
     return emit(build_report(targets, opts.fail_on, interrupted=True), formats, verbose)
 
 
-def write_snapshot(snap, path: str | Path) -> None:  # type: ignore[no-untyped-def]
+def write_snapshot(snap, path: str | Path) -> None:
     write_text(path, snap.model_dump_json(indent=1) + "\n")
 
 
@@ -220,7 +220,7 @@ FilesArg = Annotated[
 ]
 
 
-def load_snapshots(files: list[Path]) -> list:  # type: ignore[type-arg]
+def load_snapshots(files: list[Path]) -> list:
     from ..loading import STDIN, load_snapshot_file
 
     if sum(1 for f in files if str(f) == STDIN) > 1:

@@ -32,7 +32,7 @@ def _raised_types(*names: tuple[str, str]) -> tuple[type, ...]:
     return tuple(out)
 
 
-def _usage_line(exc) -> str:  # type: ignore[no-untyped-def]
+def _usage_line(exc) -> str:
     from ..sanitize import clean_text
 
     message = " ".join(str(exc.format_message()).split()).rstrip(".")
@@ -61,7 +61,7 @@ def main() -> None:
             typer.echo("tcpaudit: interrupted", err=True)
             code = ExitCode.INTERRUPTED
         elif type(exc).__name__ == "NoArgsIsHelpError":  # bare `tcpaudit`: the help
-            exc.show()
+            exc.show()  # type: ignore[attr-defined]  # click's NoArgsIsHelpError, matched by name above
             code = ExitCode.USAGE
         elif hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's usage errors: one line
             typer.echo(f"tcpaudit: {_usage_line(exc)}", err=True)

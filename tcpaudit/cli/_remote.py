@@ -109,7 +109,7 @@ def ssh_options_given(ssh: dict[str, Any]) -> list[str]:
     return [f"--{k.replace('_', '-')}" for k, v in ssh.items() if v not in (None, False, [], ())]
 
 
-def make_settings(ssh: dict[str, Any], prompt_for: str = "the SSH hosts"):  # type: ignore[no-untyped-def]
+def make_settings(ssh: dict[str, Any], prompt_for: str = "the SSH hosts"):
     """SSHSettings from the CLI options; prompts for the password (no echo) when asked to."""
     from ..collect.ssh import DEFAULT_COMMAND_TIMEOUT, SSHSettings, validate_user
 
@@ -145,7 +145,7 @@ def audit_remote_host(
     opts,
     formats,
     sample: float,
-    save_snapshot: Path | None,  # type: ignore[no-untyped-def]
+    save_snapshot: Path | None,
     verbose: bool,
     **ssh: Any,
 ) -> int:

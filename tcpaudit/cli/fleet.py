@@ -146,7 +146,7 @@ def fleet(
     raise typer.Exit(_emit(report, formats, verbose, detail))
 
 
-def _emit(report, formats, verbose: bool, detail: bool) -> int:  # type: ignore[no-untyped-def]
+def _emit(report, formats, verbose: bool, detail: bool) -> int:
     from ..reporters import render
     from ..reporters.fleet_view import render_fleet
 
@@ -166,7 +166,7 @@ def _emit(report, formats, verbose: bool, detail: bool) -> int:  # type: ignore[
     return int(report.summary.exit_code)
 
 
-def _summary_line(report) -> str:  # type: ignore[no-untyped-def]
+def _summary_line(report) -> str:
     s = report.summary
     order = ["critical", "high", "medium", "low", "info"]
     sev = ", ".join(f"{s.by_severity[k]} {k}" for k in order if s.by_severity.get(k))
@@ -198,7 +198,7 @@ class _Progress:
         self.task = self.progress.add_task("hosts", total=total, note="")
         self.progress.start()
 
-    def advance(self, target) -> None:  # type: ignore[no-untyped-def]
+    def advance(self, target) -> None:
         if target.status.value != "ok":
             self.failed += 1
         self.progress.update(self.task, advance=1, note=f"{self.failed} failed" if self.failed else "")

@@ -109,7 +109,7 @@ def host(
     raise typer.Exit(emit(report, formats, verbose))
 
 
-def _destination_name(destination: str, ssh: dict) -> str:  # type: ignore[type-arg]
+def _destination_name(destination: str, ssh: dict) -> str:
     """The report name of a remote host (as audit_remote_host names it), for an interrupted collection."""
     try:
         from ..collect.ssh import parse_destination

@@ -80,7 +80,7 @@ def _check_kernel(kernel: str | None) -> None:
         raise UsageError(f"--kernel: {exc}") from None
 
 
-def _set_k8s_version(opts, version: str | None) -> None:  # type: ignore[no-untyped-def]
+def _set_k8s_version(opts, version: str | None) -> None:
     if version is None:
         return
     from ..kernel.kubernetes import KubernetesVersionError, parse_k8s_version
@@ -92,7 +92,7 @@ def _set_k8s_version(opts, version: str | None) -> None:  # type: ignore[no-unty
     opts.context.kubernetes_version = version.strip()
 
 
-def _lint_targets(paths: list[Path] | None, root: Path | None, kernel: str | None, merge: bool, opts):  # type: ignore[no-untyped-def]
+def _lint_targets(paths: list[Path] | None, root: Path | None, kernel: str | None, merge: bool, opts):
     from ..lint import LintInputError, lint_units, root_unit, units_for_paths
 
     if not paths and root is None:

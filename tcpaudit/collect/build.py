@@ -106,7 +106,7 @@ def _environment(raw: RawCapture) -> Environment:
 def build_snapshot(raw: RawCapture) -> Snapshot:
     items = raw.items
 
-    def parse(name: str, fn, *args):  # type: ignore[no-untyped-def]
+    def parse(name: str, fn, *args):
         if name not in items:
             return None
         try:

@@ -167,7 +167,7 @@ class _Stream:
     `limit_lines` mirrors _run's: keep that many lines, and record a truncation gap only if more followed.
     """
 
-    def __init__(self, item: str, argv: list[str], parser, limit_lines: int | None = None):  # type: ignore[no-untyped-def]
+    def __init__(self, item: str, argv: list[str], parser, limit_lines: int | None = None):
         self.item, self.argv, self.parser, self.limit_lines = item, argv, parser, limit_lines
         self.pieces: list[str] = []  # the decoded output, in pieces that end at line breaks
         self.tail = b""
@@ -192,7 +192,8 @@ class _Stream:
         try:  # a bigger pipe lets ss run ahead while a piece is parsed
             import fcntl
 
-            fcntl.fcntl(self.proc.stdout, fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[attr-defined]
+            assert self.proc.stdout is not None
+            fcntl.fcntl(self.proc.stdout, fcntl.F_SETPIPE_SZ, 1 << 20)
         except (ImportError, AttributeError, OSError):
             pass
         return True

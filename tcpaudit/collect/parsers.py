@@ -490,7 +490,7 @@ def parse_ss_columns(text: str, source: str = "ss") -> dict[str, list]:
 
 def _last_fields(line: str) -> tuple[int | None, int | None]:
     """lastsnd/lastrcv of an ss -i info line, as dict(_LAST_RE.findall(line)) gives them."""
-    out = []
+    out: list[int | None] = []
     for name in ("lastsnd:", "lastrcv:"):
         i = line.find(name)
         if i < 0:

@@ -260,7 +260,7 @@ def load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
 def concrete_config_hosts(config: paramiko.SSHConfig) -> list[str]:
     """Host patterns without wildcards or negation, in file order (for --ssh-config-hosts)."""
     out: list[str] = []
-    for entry in config._config:  # noqa: SLF001 - paramiko keeps no public ordered list
+    for entry in config._config:  # type: ignore[attr-defined]  # noqa: SLF001 - paramiko keeps no public ordered list
         for h in entry.get("host", []):
             if any(c in h for c in "*?!") or h in out:
                 continue
@@ -343,7 +343,7 @@ class _KnownHosts:
                 except (OSError, UnicodeDecodeError) as exc:
                     raise SSHSetupError(f"cannot read known_hosts file {f}: {exc}") from None
 
-    def _load(self, lines) -> None:  # type: ignore[no-untyped-def]
+    def _load(self, lines) -> None:
         for lineno, line in enumerate(lines, 1):
             line = line.strip()
             if not line or line.startswith("#"):
@@ -367,7 +367,7 @@ class _KnownHosts:
     def is_revoked(self, key: paramiko.PKey) -> bool:
         return (key.get_name(), key.get_base64()) in self.revoked
 
-    def lookup(self, name: str):  # type: ignore[no-untyped-def]
+    def lookup(self, name: str):
         with self.lock:
             return self.keys.lookup(name)
 
@@ -401,7 +401,7 @@ class _KnownHosts:
 class RefuseUnknownHostKey(paramiko.MissingHostKeyPolicy):
     """StrictHostKeyChecking=yes: an unknown host key is an error."""
 
-    def missing_host_key(self, client, hostname, key):  # type: ignore[no-untyped-def]
+    def missing_host_key(self, client, hostname, key):
         raise UnknownHostKeyError(hostname, key)
 
 
@@ -412,7 +412,7 @@ class AcceptNewHostKey(paramiko.MissingHostKeyPolicy):
         self.store = store
         self.hashed = hashed
 
-    def missing_host_key(self, client, hostname, key):  # type: ignore[no-untyped-def]
+    def missing_host_key(self, client, hostname, key):
         self.store.add(hostname, key, self.hashed)
 
 
@@ -444,7 +444,7 @@ class SSHCollector:
             raise SSHSetupError(f"--known-hosts {settings.known_hosts} is a directory")
 
     # -- configuration ------------------------------------------------------------------
-    def lookup(self, alias: str):  # type: ignore[no-untyped-def]
+    def lookup(self, alias: str):
         with self._lock:
             cfg = self._lookups.get(alias)
         if cfg is None:
@@ -547,7 +547,7 @@ class SSHCollector:
             raise _Timeout(f"timed out during {stage}")
         return left
 
-    def _open_socket(self, r: _Resolved, deadline: float, depth: int):  # type: ignore[no-untyped-def]
+    def _open_socket(self, r: _Resolved, deadline: float, depth: int):
         if r.proxyjump:
             return self._jump_channel(r, deadline, depth)
         left = self._check(deadline, "connect")
@@ -574,7 +574,7 @@ class SSHCollector:
         assert last is not None
         raise last
 
-    def _tcp_connect(self, sock: socket.socket, addr, deadline: float) -> None:  # type: ignore[no-untyped-def]
+    def _tcp_connect(self, sock: socket.socket, addr, deadline: float) -> None:
         """Non-blocking connect, watched in short slices so Ctrl-C and the deadline both end it at once."""
         sock.setblocking(False)
         rc = sock.connect_ex(addr)
@@ -590,7 +590,7 @@ class SSHCollector:
                 break
         sock.setblocking(True)
 
-    def _jump_channel(self, r: _Resolved, deadline: float, depth: int):  # type: ignore[no-untyped-def]
+    def _jump_channel(self, r: _Resolved, deadline: float, depth: int):
         if depth >= MAX_JUMP_DEPTH:
             raise SSHSetupError(f"ProxyJump chain of {r.alias} is longer than {MAX_JUMP_DEPTH}")
         hops = [h.strip() for h in r.proxyjump.split(",") if h.strip()]  # type: ignore[union-attr]
@@ -695,7 +695,7 @@ class SSHCollector:
         tried: list[str] = []
         problems: list[str] = []
 
-        def attempt(label: str, fn) -> bool:  # type: ignore[no-untyped-def]
+        def attempt(label: str, fn) -> bool:
             t.auth_timeout = self._check(deadline, "authentication")
             tried.append(label)
             try:
@@ -741,7 +741,7 @@ class SSHCollector:
             if attempt("password", lambda: t.auth_password(r.user, pw, fallback=False)):
                 return
 
-            def answer(title, instructions, prompts):  # type: ignore[no-untyped-def]
+            def answer(title, instructions, prompts):
                 return [pw if not echo else "" for _, echo in prompts]
 
             if attempt("keyboard-interactive", lambda: t.auth_interactive(r.user, answer)):
@@ -816,10 +816,10 @@ class SSHCollector:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is a status and a reason, never a traceback
-            status, msg = _classify(exc, self._stop.is_set())
+            failure, msg = _classify(exc, self._stop.is_set())
             if isinstance(exc, (DestinationError, SSHSetupError)):
-                return result(status, f"{dest.name}: {msg}")
-            return result(status, f"{_where(dest, r)}: {msg}")
+                return result(failure, f"{dest.name}: {msg}")
+            return result(failure, f"{_where(dest, r)}: {msg}")
         finally:
             if transport is not None:
                 transport.close()
@@ -851,7 +851,7 @@ def _load_key(path: str, password: str | None) -> paramiko.PKey | str:
     if password is None:
         return f"{path} is encrypted: load it into ssh-agent or use --password-prompt"
     try:
-        return paramiko.PKey.from_path(path, password.encode())
+        return paramiko.PKey.from_path(path, password.encode())  # type: ignore[arg-type]  # bytes work; stubs say str
     except Exception:  # noqa: BLE001 - never let the passphrase near an error message
         return f"{path}: wrong passphrase, or not a private key"
 

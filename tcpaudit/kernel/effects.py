@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .db import Confidence, KernelDBError, Source, _build, _parse_bound, _Ranged, _read_toml
+from ._base import Confidence, KernelDBError, Source, _build, _parse_bound, _Ranged, _read_toml
 from .release import KernelRelease
 
 __all__ = ["EffectKind", "EffectRange", "EffectsDB", "KeyEffect", "load_effects_db"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .db import Confidence, KernelDBError, Source, _build, _read_toml
+from ._base import Confidence, KernelDBError, Source, _build, _read_toml
 from .release import KernelRelease, KernelReleaseError, parse_release
 
 __all__ = [

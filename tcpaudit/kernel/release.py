@@ -254,7 +254,7 @@ class KernelRelease:
             and all(isinstance(part, int) and not isinstance(part, bool) for part in other)
         ):
             padded = tuple(other) + (0,) * (3 - len(other))
-            return (padded, 1, 0)  # type: ignore[return-value]
+            return (padded, 1, 0)
         return None
 
     def __lt__(self, other: object) -> bool:

@@ -47,7 +47,7 @@ _FROM_FILES = frozenset(
 )
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]  # PEP 562: `from tcpaudit.lint import parse_text`
+def __getattr__(name: str):  # PEP 562: `from tcpaudit.lint import parse_text`
     if name in _FROM_FILES:
         from . import files
 

@@ -60,7 +60,8 @@ def _words(text: str) -> list[str] | None:
 
 
 def _commands(words: list[str]) -> list[list[str]]:
-    cmds, cur = [], []
+    cmds: list[list[str]] = []
+    cur: list[str] = []
     for w in words:
         if w in _SEPARATORS:
             if cur:

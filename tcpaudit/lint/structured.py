@@ -221,7 +221,7 @@ class _Collector:
         if isinstance(sysctls, yaml.SequenceNode):
             for item in sysctls.value:
                 name, value = _get(item, "name"), _get(item, "value")
-                if _scalar(name) is not None:
+                if name is not None and _scalar(name) is not None:
                     self.add(
                         name,
                         _scalar(name) or "",

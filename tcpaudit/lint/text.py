@@ -10,7 +10,7 @@ systemd-sysctl a `-key` line without `=` excludes that key from glob assignments
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..model import Location
 from .keys import looks_like_sysctl, normalize_key
@@ -84,10 +84,10 @@ def parse_sysctl_conf(
         if not strict:
             s = _PROMPT.sub("", s)
             if mentions_sysctl(s) and not looks_like_sysctl(s.split("=", 1)[0].strip().lstrip("-")):
-                a, p = parse_script(s, file, lambda _i, ln=lineno: ln)
+                a, p = parse_script(s, file, _const_line(lineno))
                 if not a:  # e.g. a YAML or JSON line: the command is inside a quoted string
                     for quoted in _QUOTED.findall(s):
-                        qa, qp = parse_script(quoted[0] or quoted[1], file, lambda _i, ln=lineno: ln)
+                        qa, qp = parse_script(quoted[0] or quoted[1], file, _const_line(lineno))
                         a, p = a + qa, p + qp
                 out += a
                 problems += p
@@ -189,3 +189,8 @@ def find_directives(text: str, file: str, assignments: Iterable[Assignment]) -> 
             )
         )
     return ignores, notes
+
+
+def _const_line(line: int) -> Callable[[int], int]:
+    """A `line_for` for parse_script that puts every command of a one-line script on that file line."""
+    return lambda _i: line

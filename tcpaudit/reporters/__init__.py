@@ -20,4 +20,4 @@ def render(report: Report, fmt: str, **kw: object) -> str:
     if fmt not in FORMATS:
         raise UnknownFormatError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     module = importlib.import_module(f"{__name__}.{fmt}")
-    return module.render(report, **kw)  # type: ignore[no-any-return]
+    return module.render(report, **kw)

@@ -35,10 +35,10 @@ def render_fleet(report: Report) -> str:
     )
     groups = fleet.get("groups", {})
     show_group = len(set(groups.values())) > 1
-    rows = []
+    rows: list[list[object]] = []
     for t in report.targets:
         unsup = [f for f in t.findings if f.suppressed is None]
-        row = [clean_text(t.name, 60)]
+        row: list[object] = [clean_text(t.name, 60)]
         if show_group:
             row.append(clean_text(groups.get(t.name, "all"), 30))
         row += [

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from ..context import Context
+from ..kernel.db import KernelDB
+from ..kernel.release import KernelRelease
 from ..model import Finding, Location, Severity
 from ..snapshot import Snapshot, parse_port_list
 
@@ -36,7 +38,9 @@ class RuleMeta(BaseModel):
     remediation: str = Field(min_length=20)
     references: list[Reference] = Field(min_length=1)
     keys: list[str] = Field(default_factory=list, description="sysctls the rule reads, fully qualified")
-    applies_to: list[Literal["host", "config"]] = Field(default_factory=lambda: ["host", "config"])
+    applies_to: list[Literal["host", "config"]] = Field(
+        default_factory=lambda: list[Literal["host", "config"]](["host", "config"])
+    )
 
     @field_validator("id")
     @classmethod
@@ -107,8 +111,8 @@ class Facts:
     snapshot: Snapshot
     context: Context
     kind: Literal["host", "config"] = "host"
-    kdb: Any = None  # tcpaudit.kernel.db.KernelDB, or None if it failed to load
-    release: Any = None  # tcpaudit.kernel.release.KernelRelease, or None if unparsable
+    kdb: KernelDB | None = None  # None if the knowledge base failed to load
+    release: KernelRelease | None = None  # None if the kernel release is unparsable
     configured: dict[str, tuple[str, Location]] = field(default_factory=dict)
 
     def value(self, name: str) -> Value:
