@@ -33,7 +33,7 @@ FormatOpt = Annotated[
         "-f",
         metavar="FORMAT[:PATH]",
         help="Output format: table, json, sarif, junit, "
-        "markdown; FORMAT:PATH writes to a file. Repeat for several (one may go to stdout).",
+        "markdown, html; FORMAT:PATH writes to a file. Repeat for several (one may go to stdout).",
     ),
 ]
 FailOnOpt = Annotated[
