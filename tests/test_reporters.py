@@ -228,14 +228,14 @@ def shared_report() -> Report:
 
 def rendered(fmt: str) -> str:
     report = shared_report()
-    if fmt == "sarif":
+    if fmt in ("sarif", "html"):
         return render(report, fmt, metas=[m for m in metas() if m.id in GOLDEN_RULES])
     if fmt == "junit":
         return render(report, fmt, titles=TITLES)
     return render(report, fmt, verbose=True)
 
 
-SUFFIX = {"table": "txt", "json": "json", "sarif": "sarif", "junit": "xml", "markdown": "md"}
+SUFFIX = {"table": "txt", "json": "json", "sarif": "sarif", "junit": "xml", "markdown": "md", "html": "html"}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

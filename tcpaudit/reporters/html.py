@@ -470,7 +470,9 @@ def _drift(fleet: dict[str, Any]) -> list[dict[str, Any]]:
     for d in fleet.get("drift") or []:
         if not isinstance(d, dict):
             continue
-        hosts = d.get("hosts") if isinstance(d.get("hosts"), dict) else {}
+        hosts = d.get("hosts")
+        if not isinstance(hosts, dict):
+            hosts = {}
         items = [(_t(h, 120), _t(v, 200)) for h, v in hosts.items()]
         by_group.setdefault(_t(d.get("group", "all"), 80), []).append(
             {
@@ -489,17 +491,31 @@ _SCRIPT_SAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u20
 _SCRIPT_SAFE_RE = re.compile("[<>&\u2028\u2029]")
 
 
+def _finite(obj: object) -> object:
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def script_json(data: object) -> str:
     """JSON that can sit inside <script type="application/json">: no `</script>`, `<!--` or `]]>` can
     form, and the line separators JavaScript once refused are escaped. JSON.parse gives back `data`."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # ASCII only: no raw bidi or line-separator character sits in the page, even where it is never shown
+    try:
+        text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or Infinity somewhere in report.extra: JSON.parse would refuse them
+        text = json.dumps(_finite(data), ensure_ascii=True, separators=(",", ":"), allow_nan=False)
     return _SCRIPT_SAFE_RE.sub(lambda m: _SCRIPT_SAFE[m.group(0)], text)
 
 
 # ---- assets and template ---------------------------------------------------------------------------------
 @cache
 def _asset(name: str) -> str:
-    text = resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
+    text = resources.files(__package__).joinpath("templates").joinpath(name).read_text(encoding="utf-8")
     closing = "</style" if name.endswith(".css") else "</script"
     if closing in text.lower():  # our own file; a mistake here would break the page
         raise ValueError(f"templates/{name} contains {closing}")
@@ -546,7 +562,8 @@ def build_view(report: Report, metas: list[Any] | None = None) -> dict[str, Any]
 
         metas = catalogue_metas()
     meta_by_id = {m.id: m for m in metas}
-    fleet: dict[str, Any] = report.extra.get("fleet") if isinstance(report.extra.get("fleet"), dict) else {}  # type: ignore[assignment]
+    raw_fleet = report.extra.get("fleet")
+    fleet: dict[str, Any] = raw_fleet if isinstance(raw_fleet, dict) else {}
     groups_raw = fleet.get("groups") if isinstance(fleet.get("groups"), dict) else {}
     groups = {str(k): str(v) for k, v in (groups_raw or {}).items()}
     kind = report_kind(report)
