@@ -160,7 +160,7 @@ def lint_report() -> Report:
 
 
 @pytest.fixture(scope="module")
-def catalogue_metas():  # type: ignore[no-untyped-def]
+def catalogue_metas():
     return metas()
 
 
@@ -212,7 +212,7 @@ def test_shared_report_page_structure() -> None:
     assert _embedded(text) == report.model_dump(mode="json")
 
 
-def test_findings_by_rule_and_status_plots(catalogue_metas) -> None:  # type: ignore[no-untyped-def]
+def test_findings_by_rule_and_status_plots(catalogue_metas) -> None:
     view = build_view(shared_report(), catalogue_metas)
     bars, _, top = view["rule_bars"]
     assert [(b.label, b.note) for b in bars][:2] == [("TCP001", "1/2"), ("SYS001", "1/2")]
@@ -318,11 +318,11 @@ def test_hostile_text_stays_text() -> None:
             assert href.startswith("#") or href.startswith("https://"), href
     assert "javascript:" not in " ".join(n.attrs.get("href", "") for n in dom.iter())
     # the payloads are there, as text
-    page_text = dom.by_id("matrix").text()  # type: ignore[union-attr]
+    page_text = dom.by_id("matrix").text()
     assert XSS["img"] in page_text and "ns-" + XSS["script"] in page_text
-    assert XSS["iframe"] in dom.by_id("unaudited").text()  # type: ignore[union-attr]
-    assert XSS["style"] in dom.by_id("drift").text()  # type: ignore[union-attr]
-    assert XSS["js_url"] in dom.by_id("rules").text()  # type: ignore[union-attr]
+    assert XSS["iframe"] in dom.by_id("unaudited").text()
+    assert XSS["style"] in dom.by_id("drift").text()
+    assert XSS["js_url"] in dom.by_id("rules").text()
     # the JSON cannot end its element and round-trips exactly
     m = re.search(r'id="tcpaudit-report">(.*?)</script>', text, re.S)
     assert m and "<" not in m.group(1) and ">" not in m.group(1) and "\u2028" not in m.group(1)
