@@ -167,14 +167,20 @@ def _page_requests(netlog: Path) -> list[str]:
     return out
 
 
-def load(page: Path, workdir: Path, timeout: float = 90) -> Page:
-    """Open page (a file) and return the DOM after its scripts ran, its console and the requests it made."""
+def _url(page: Path, fragment: str | None) -> str:
+    return page.resolve().as_uri() + (f"#{fragment}" if fragment else "")
+
+
+def load(page: Path, workdir: Path, timeout: float = 90, fragment: str | None = None) -> Page:
+    """Open page (a file, optionally at #fragment) and return the DOM after its scripts ran, its console and the
+    requests it made."""
     exe = chromium()
     assert exe, "chromium not installed"
     workdir.mkdir(parents=True, exist_ok=True)
     netlog = workdir / "netlog.json"
+    netlog.unlink(missing_ok=True)
     p = _run(
-        [exe, *_flags(workdir), f"--log-net-log={netlog}", "--dump-dom", page.resolve().as_uri()],
+        [exe, *_flags(workdir), f"--log-net-log={netlog}", "--dump-dom", _url(page, fragment)],
         timeout,
     )
     assert p.returncode == 0, p.stderr[-3000:]
@@ -182,7 +188,9 @@ def load(page: Path, workdir: Path, timeout: float = 90) -> Page:
     return Page(p.stdout, console, _page_requests(netlog), p.stderr)
 
 
-def screenshot(page: Path, out: Path, width: int, height: int, workdir: Path, timeout: float = 90) -> list[str]:
+def screenshot(
+    page: Path, out: Path, width: int, height: int, workdir: Path, timeout: float = 90, fragment: str | None = None
+) -> list[str]:
     """A PNG of the first width x height pixels of the page; returns the console messages."""
     exe = chromium()
     assert exe, "chromium not installed"
@@ -193,7 +201,7 @@ def screenshot(page: Path, out: Path, width: int, height: int, workdir: Path, ti
             *_flags(workdir),
             f"--window-size={width},{height}",
             f"--screenshot={out}",
-            page.resolve().as_uri(),
+            _url(page, fragment),
         ],
         timeout,
     )

@@ -148,7 +148,33 @@
       apply();
     });
   }
-  if (rows.length) apply();
+  /* a view can be linked: report.html#f:rule=TCP002&sev=2&group=web&q=db&status=unaudited&sort=findings&dir=desc */
+  var FILTERS = { q: "f-q", group: "f-group", sev: "f-sev", rule: "f-rule", status: "f-status" };
+  function fromHash() {
+    if (location.hash.indexOf("#f:") !== 0) return;
+    var params = new URLSearchParams(location.hash.slice(3));
+    Object.keys(FILTERS).forEach(function (k) {
+      var el = $(FILTERS[k]);
+      if (el && params.has(k)) el.value = params.get(k);
+    });
+    var key = params.get("sort");
+    if (key) {
+      headers.forEach(function (th) {
+        var b = th.querySelector("button[data-sort]");
+        if (b && b.getAttribute("data-sort") === key) {
+          var want = params.get("dir") === "asc" ? "ascending" : params.get("dir") === "desc" ? "descending" : "";
+          /* sortBy flips from the current state: start from the opposite of the direction asked for */
+          if (want) th.setAttribute("aria-sort", want === "ascending" ? "descending" : "ascending");
+          else th.removeAttribute("aria-sort");
+          sortBy(th);
+        }
+      });
+    }
+  }
+  if (rows.length) {
+    fromHash();
+    apply();
+  }
 
   /* a link to a target opens its details */
   function openTarget() {
@@ -156,7 +182,10 @@
     var el = id ? document.getElementById(id) : null;
     if (el && el.tagName === "DETAILS") el.open = true;
   }
-  window.addEventListener("hashchange", openTarget);
+  window.addEventListener("hashchange", function () {
+    openTarget();
+    if (rows.length && location.hash.indexOf("#f:") === 0) { fromHash(); apply(); }
+  });
   openTarget();
 
   var dl = $("dl-json");
