@@ -167,12 +167,12 @@ def fleet13(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
         for s in servers.values():
             s.wait_ready()
         other = sshd.keygen(work / "other_host_key")
-        keys.known_hosts.write_text(
-            "".join(s.known_line(other if n == "edge03" else None) for n, s in servers.items())
-        )
+        keys.known_hosts.write_text("".join(s.known_line(other if n == "edge03" else None) for n, s in servers.items()))
         silent = sshd.SilentServer()
         stop.append(silent)
-        hostvars = {n: {"ansible_host": s.address, "ansible_port": s.port, "ansible_user": USER} for n, s in servers.items()}
+        hostvars = {
+            n: {"ansible_host": s.address, "ansible_port": s.port, "ansible_user": USER} for n, s in servers.items()
+        }
         hostvars["edge01"] = {"ansible_host": "127.0.0.1", "ansible_port": sshd.free_port(), "ansible_user": USER}
         hostvars["edge02"] = {"ansible_host": "127.0.0.1", "ansible_port": silent.port, "ansible_user": USER}
         groups: dict[str, list[str]] = {}
