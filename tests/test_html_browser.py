@@ -74,7 +74,7 @@ def test_shared_report_in_the_browser(tmp_path: Path) -> None:
     assert body.attrs["data-json-targets"] == str(len(report.targets))  # the embedded JSON parsed in the page
     rows = html_page.matrix_rows(dom)
     assert len(rows) == 3 and all(not r.attrs.get("hidden") for r in rows)
-    assert "3 shown" in dom.by_id("f-count").text()  # type: ignore[union-attr]
+    assert "3 shown" in dom.by_id("f-count").text()
 
 
 def test_hostile_page_runs_no_script(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_hostile_page_runs_no_script(tmp_path: Path) -> None:
         assert not [a for a in n.attrs if a.startswith("on")], (n.tag, n.attrs)
     rows = html_page.matrix_rows(dom)
     assert [r.attrs["data-name"] for r in rows][:2] == [XSS["img"], "ns-" + XSS["script"]]
-    assert XSS["img"] in dom.by_id("matrix").text()  # type: ignore[union-attr]
+    assert XSS["img"] in dom.by_id("matrix").text()
 
 
 def test_netns_rows_in_the_browser_and_a_linked_filter(tmp_path: Path) -> None:
@@ -140,13 +140,13 @@ BROKEN = {"edge01": "unreachable", "edge02": "timeout", "edge03": "host_key_reje
 
 
 @pytest.fixture(scope="module")
-def fleet13(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def fleet13(tmp_path_factory: pytest.TempPathFactory):
     """The report (JSON and HTML) of a real sweep of 13 hosts."""
     if not sshd.have_sshd():
         pytest.skip("OpenSSH server (/usr/sbin/sshd) not installed")
     work = tmp_path_factory.mktemp("fleet13")
     keys = sshd.make_keys(work)
-    stop: list = []  # type: ignore[type-arg]
+    stop: list = []
     namespaces: list[sshd.NetNS] = []
     try:
         use_netns = sshd.have_netns()
@@ -214,7 +214,7 @@ def fleet13(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
 @pytest.mark.ssh
 @pytest.mark.root
-def test_fleet_report_in_the_browser(fleet13, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_fleet_report_in_the_browser(fleet13, tmp_path: Path) -> None:
     report = fleet13["json"]
     statuses = {t["name"]: t["status"] for t in report["targets"]}
     assert statuses == {**{n: "ok" for n in HEALTHY}, **BROKEN}, {t["name"]: t["error"] for t in report["targets"]}
