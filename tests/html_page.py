@@ -9,7 +9,9 @@ on 127.0.0.1:9 (the discard port: nothing answers) and every host name unresolva
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import shutil
 import struct
@@ -207,3 +209,79 @@ def screenshot(
     )
     assert p.returncode == 0 and out.exists(), p.stderr[-3000:]
     return [m.group(1) for line in p.stderr.splitlines() if (m := _CONSOLE.search(line))]
+
+
+def screenshot_of(
+    page: Path, out: Path, width: int, height: int, element_id: str, workdir: Path, timeout: float = 90
+) -> None:
+    """A width x height PNG starting at the element with that id, through the DevTools protocol over
+    --remote-debugging-pipe (plain `--screenshot` of a page scrolled to a #fragment comes out blank)."""
+    exe = chromium()
+    assert exe, "chromium not installed"
+    workdir.mkdir(parents=True, exist_ok=True)
+    # the pipe is the child's fds 3 (commands in) and 4 (replies out): map them from its stdin and stdout
+    proc = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            'exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null',
+            exe,
+            *[f for f in _flags(workdir) if not f.startswith(("--enable-logging", "--v="))],
+            "--remote-debugging-pipe",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    buf = b""
+    counter = 0
+
+    def call(method: str, params: dict[str, object] | None = None, session: str | None = None) -> dict:
+        nonlocal counter
+        counter += 1
+        msg: dict[str, object] = {"id": counter, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(msg).encode() + b"\0")
+        proc.stdin.flush()
+        want = counter
+        return wait(lambda m: m.get("id") == want)
+
+    def wait(pred) -> dict:
+        nonlocal buf
+        while True:
+            while b"\0" in buf:
+                raw, buf = buf.split(b"\0", 1)
+                m = json.loads(raw)
+                if "error" in m:
+                    raise RuntimeError(f"DevTools: {m['error']}")
+                if pred(m):
+                    return m
+            assert proc.stdout is not None
+            chunk = os.read(proc.stdout.fileno(), 1 << 20)
+            if not chunk:
+                raise RuntimeError("chromium closed the DevTools pipe")
+            buf += chunk
+
+    try:
+        targets = call("Target.getTargets")["result"]["targetInfos"]
+        target = next(t["targetId"] for t in targets if t["type"] == "page")
+        session = call("Target.attachToTarget", {"targetId": target, "flatten": True})["result"]["sessionId"]
+        call("Page.enable", session=session)
+        call("Page.navigate", {"url": _url(page, None)}, session)
+        wait(lambda m: m.get("method") == "Page.loadEventFired")
+        expr = f"document.getElementById({json.dumps(element_id)}).getBoundingClientRect().top + window.scrollY"
+        top = call("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session)["result"]["result"]
+        clip = {"x": 0, "y": max(0, float(top["value"]) - 8), "width": width, "height": height, "scale": 1}
+        shot = call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}, session)
+        out.write_bytes(base64.b64decode(shot["result"]["data"]))
+        call("Browser.close")
+        proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

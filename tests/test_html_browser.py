@@ -289,7 +289,8 @@ def test_fleet_report_in_the_browser(fleet13, tmp_path: Path) -> None:
             shutil.copy(png, DOCS / png.name)
     if UPDATE and fleet13["netns"]:
         png = tmp_path / "fleet-rules.png"
-        html_page.screenshot(fleet13["html"], png, *DESKTOP, tmp_path / "chromium", fragment="rules")
+        html_page.screenshot_of(fleet13["html"], png, *DESKTOP, "rules", tmp_path / "chromium")
+        assert html_page.png_size(png) == DESKTOP
         shutil.copy(png, DOCS / png.name)
 
 

@@ -377,6 +377,7 @@ BAR_H = 22.0
 BAR_GAP = 6.0
 PLOT_W = 560.0
 LABEL_W = 150.0
+TIMELINE_W = 1240.0  # the timeline spans the page
 
 
 def _bars(items: list[tuple[str, int, str, str]]) -> tuple[list[Bar], float, int]:
@@ -419,7 +420,7 @@ def _timeline(report: Report, fleet: dict[str, Any]) -> dict[str, Any] | None:
     end = max(s + sum(v or 0.0 for _, v in ph) for _, _, s, ph in entries) or 1.0
     n = len(entries)
     lane_h = max(1.0, min(16.0, 480.0 / n))
-    width = PLOT_W - LABEL_W - 20
+    width = TIMELINE_W - LABEL_W - 30
     scale = width / end
     lanes = []
     for k, (i, name, start, phases) in enumerate(entries):
@@ -639,7 +640,7 @@ def build_view(report: Report, metas: list[Any] | None = None) -> dict[str, Any]
         "timeline": _timeline(report, fleet) if fleet else None,
         "targets": targets_detail,
         "audited": audited,
-        "plot": {"w": PLOT_W, "label_w": LABEL_W, "bar_h": BAR_H},
+        "plot": {"w": PLOT_W, "tw": TIMELINE_W, "label_w": LABEL_W, "bar_h": BAR_H},
         "levels": list(reversed(_levels.ORDER)),
         "letters": _SEV_LETTER,
     }
