@@ -34,6 +34,8 @@ def test_wheel_contents(wheel: Path) -> None:
     assert any(n.startswith("tcpaudit/checks/TCP001") for n in names)
     assert any(n.startswith("tcpaudit/kernel_db/") and n.endswith(".toml") for n in names)
     assert not any(n.startswith("tests/") for n in names)
+    for asset in ("report.html.j2", "report.css", "report.js"):  # --format html
+        assert f"tcpaudit/reporters/templates/{asset}" in names
 
 
 def test_wheel_installs_into_a_fresh_venv_and_runs_anywhere(wheel: Path, tmp_path: Path) -> None:
@@ -69,6 +71,8 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_anywhere(wheel: Path, tmp_pat
     report = json.loads(host.stdout)
     assert report["targets"][0]["status"] == "ok"
     assert not [c for c in report["targets"][0]["checks"] if c["outcome"] == "error"]
+    html = run("host", "--format", "html")
+    assert html.returncode in (0, 1) and html.stdout.startswith("<!DOCTYPE html>"), html.stderr
     kernel = run("kernel", "4.9.0", "--format", "json")
     assert kernel.returncode == 0, kernel.stderr
     assert json.loads(kernel.stdout)["sysctls"]["net.ipv4.tcp_tw_recycle"]["present"] is True
