@@ -299,6 +299,8 @@ class HostResult:
     error: str | None = None
     snapshot: Snapshot | None = None
     elapsed_s: float = 0.0
+    connect_s: float = 0.0  # TCP connect, key exchange, host key and authentication (or until they failed)
+    collect_s: float = 0.0  # the collector command(s) and parsing the dump (0 when never connected)
 
 
 @dataclass
@@ -788,15 +790,22 @@ class SSHCollector:
         t0 = time.monotonic()
         transport: paramiko.Transport | None = None
         r: _Resolved | None = None
+        t_connected: float | None = None
 
         def result(status: TargetStatus, error: str | None = None, snap: Snapshot | None = None) -> HostResult:
-            return HostResult(dest, status, clean_text(error, 500) if error else None, snap, time.monotonic() - t0)
+            now = time.monotonic()
+            connect_s = (t_connected if t_connected is not None else now) - t0
+            collect_s = now - t_connected if t_connected is not None else 0.0
+            return HostResult(
+                dest, status, clean_text(error, 500) if error else None, snap, now - t0, connect_s, collect_s
+            )
 
         try:
             if self._stop.is_set():
                 raise _Interrupted()
             r = self.resolve(dest.host, dest.user, dest.port)
             transport = self._connect(r, time.monotonic() + r.connect_timeout)
+            t_connected = time.monotonic()
             first = None
             if sample_s > 0:
                 data, status, err = self._run(transport, r, time.monotonic() + self.settings.command_timeout)
