@@ -76,7 +76,12 @@ def collect_all(hosts, user, key_file, known_hosts, script, jobs):
             stdin, stdout, _ = c.exec_command("sh -s")
             stdin.write(script)
             stdin.channel.shutdown_write()
-            return len(stdout.read())
+            n = 0  # chunks as they come: ChannelFile.read() concatenates bytes, quadratic in the dump size
+            while True:
+                chunk = stdout.channel.recv(1 << 16)
+                if not chunk:
+                    return n
+                n += len(chunk)
         finally:
             c.close()
 
@@ -464,10 +469,36 @@ def _scale_tcpaudit(fleet, jobs: int | None, work: Path) -> dict[str, Any]:  # t
     m["hosts_reported"] = len(names)
     m["hosts_once"] = sorted(names) == sorted(fleet.aliases())
     m["failed"] = [f"{t['name']}: {t['status']}: {t['error']}" for t in report["targets"] if t["status"] != "ok"][:5]
-    m["timeline_entries"] = len(report.get("extra", {}).get("fleet", {}).get("timeline", {}))
+    timeline = report.get("extra", {}).get("fleet", {}).get("timeline", {})
+    m["timeline_entries"] = len(timeline)
+    m["phases"] = _phase_stats(timeline)
     m["report_bytes"] = out.stat().st_size
     out.unlink()
     return m
+
+
+def _phase_stats(timeline: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Median, 90th and 99th percentile and maximum of each phase's seconds over the hosts of one sweep."""
+    out = {}
+    for phase in ("connect_s", "collect_s", "audit_s"):
+        v = sorted(e[phase] for e in timeline.values())
+        if v:
+            out[phase] = {
+                "p50": v[len(v) // 2],
+                "p90": v[min(len(v) - 1, len(v) * 9 // 10)],
+                "p99": v[min(len(v) - 1, len(v) * 99 // 100)],
+                "max": v[-1],
+            }
+    return out
+
+
+def _sockets_now() -> int:
+    """Sockets in this namespace: every test host's collector reports this table (they share the machine)."""
+    try:
+        p = subprocess.run(["ss", "-tanH"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        return len(p.stdout.splitlines())
+    except (OSError, subprocess.SubprocessError):
+        return -1
 
 
 def _scale_paramiko(fleet, jobs: int, sshd, work: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -538,9 +569,11 @@ def run_scale_bench(
             for name in (*tools, *(f"tcpaudit_j{j}" for j in tcpaudit_jobs or [])):
                 h0 = _sshd_cpu(fleet)
                 log(f"scale: {n_hosts} hosts: {name}")
+                sockets = _sockets_now()
                 m = runners[name]()
                 m["hosts_cpu_s"] = round(_sshd_cpu(fleet) - h0, 2)
                 m["cpu_per_host_ms"] = 1000 * m["cpu_s"] / n_hosts
+                m["tcp_sockets_at_start"] = sockets
                 out[name] = m
         finally:
             fleet.stop()

@@ -361,9 +361,13 @@ def drift(
         hosts = by_group[group]
         if len(hosts) < 3:
             continue
-        keys = sorted({k for h in hosts for k in sysctls[h] if not _NO_DRIFT.match(k)})
+        maps = [sysctls[h] for h in hosts]
+        keys = sorted(k for k in set().union(*maps) if not _NO_DRIFT.match(k))
         for key in keys:
-            values = {h: sysctls[h][key] for h in hosts if key in sysctls[h]}
+            column = [m.get(key) for m in maps]
+            if len(set(column)) < 2:  # the same value (or absent) everywhere: the common case, decided at once
+                continue
+            values = {h: v for h, v in zip(hosts, column, strict=True) if v is not None}
             counts = Counter(values.values())
             if len(counts) < 2:
                 continue
