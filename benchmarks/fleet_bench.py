@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 MAX_JOBS = 32
 
 
-def _tests_sshd():  # type: ignore[no-untyped-def]
+def _tests_sshd():
     sys.path.insert(0, str(ROOT / "tests"))
     import sshd  # tests/sshd.py: real sshd helpers shared with the tests
 
@@ -97,14 +97,14 @@ if __name__ == "__main__":
 '''
 
 
-def _minimal_module():  # type: ignore[no-untyped-def]
+def _minimal_module():
     ns: dict[str, Any] = {"__name__": "minimal_paramiko"}
     exec(compile(MINIMAL, "minimal_paramiko", "exec"), ns)
     return ns["collect_all"]
 
 
 # ---- the runs -------------------------------------------------------------------------------------------
-def _run_tcpaudit(fleet, jobs: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _run_tcpaudit(fleet, jobs: int) -> dict[str, Any]:
     from tcpaudit.audit import AuditOptions
     from tcpaudit.collect.ssh import SSHCollector, SSHSettings, parse_destination
     from tcpaudit.fleet import fleet_report, sweep
@@ -123,7 +123,7 @@ def _run_tcpaudit(fleet, jobs: int) -> dict[str, Any]:  # type: ignore[no-untype
     return {"hosts_ok": report.summary.targets_ok}
 
 
-def _run_tcpaudit_cli(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _run_tcpaudit_cli(fleet, jobs: int, sshd) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("SSH_AUTH_SOCK", None)
     p = subprocess.run(
@@ -151,7 +151,7 @@ def _run_tcpaudit_cli(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore
     return {"hosts_ok": report["summary"]["targets_ok"]}
 
 
-def _spec(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _spec(fleet, jobs: int, sshd) -> dict[str, Any]:
     return {
         "hosts": fleet.endpoints(),
         "user": sshd.login_user(),
@@ -162,7 +162,7 @@ def _spec(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-
     }
 
 
-def _run_paramiko(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _run_paramiko(fleet, jobs: int, sshd) -> dict[str, Any]:
     spec = _spec(fleet, jobs, sshd)
     sizes = _minimal_module()(
         [tuple(h) for h in spec["hosts"]],
@@ -175,7 +175,7 @@ def _run_paramiko(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-
     return {"hosts_ok": sum(1 for n in sizes if n > 0)}
 
 
-def _run_paramiko_cli(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _run_paramiko_cli(fleet, jobs: int, sshd) -> dict[str, Any]:
     p = subprocess.run(
         [sys.executable, "-c", MINIMAL],
         input=json.dumps(_spec(fleet, jobs, sshd)).encode(),
@@ -187,7 +187,7 @@ def _run_paramiko_cli(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore
     return {"hosts_ok": sum(1 for n in json.loads(p.stdout) if n > 0)}
 
 
-def _run_xargs(fleet, jobs: int, sshd) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _run_xargs(fleet, jobs: int, sshd) -> dict[str, Any]:
     # one `ssh ALIAS sh -s < collector.sh` per input line (our own aliases and path), `jobs` at a time
     lines = "".join(f"{a} {sshd.COLLECTOR}\n" for a in fleet.aliases())
     p = subprocess.run(
@@ -373,7 +373,7 @@ class _Sampler:
         self._thread.join()
 
 
-def _sshd_cpu(fleet) -> float:  # type: ignore[no-untyped-def]
+def _sshd_cpu(fleet) -> float:
     """CPU seconds of the hosts' side so far: the sshd listeners and the per-connection sshd processes they
     reaped (with the shells and collector commands those reaped), from /proc/PID/stat."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -448,7 +448,7 @@ def _run_sampled(
     }
 
 
-def _scale_tcpaudit(fleet, jobs: int | None, work: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _scale_tcpaudit(fleet, jobs: int | None, work: Path) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("SSH_AUTH_SOCK", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -501,7 +501,7 @@ def _sockets_now() -> int:
         return -1
 
 
-def _scale_paramiko(fleet, jobs: int, sshd, work: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _scale_paramiko(fleet, jobs: int, sshd, work: Path) -> dict[str, Any]:
     out = work / "paramiko.json"
     spec = json.dumps(_spec(fleet, jobs, sshd)).encode()
     m = _run_sampled([sys.executable, "-c", MINIMAL], tree=False, stdin_bytes=spec, stdout_path=out)
@@ -515,7 +515,7 @@ def _scale_paramiko(fleet, jobs: int, sshd, work: Path) -> dict[str, Any]:  # ty
     return m
 
 
-def _scale_xargs(fleet, jobs: int, sshd, work: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _scale_xargs(fleet, jobs: int, sshd, work: Path) -> dict[str, Any]:
     outdir = work / "xargs-out"
     outdir.mkdir(exist_ok=True)
     lines = "".join(f"{a} {sshd.COLLECTOR} {outdir / a}\n" for a in fleet.aliases())

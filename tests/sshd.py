@@ -134,7 +134,7 @@ class SSHServer:
     authorized_keys: Path | None = None
     password_auth: bool = False
     extra: list[str] = field(default_factory=list)
-    proc: subprocess.Popen | None = None  # type: ignore[type-arg]
+    proc: subprocess.Popen | None = None
     name: str = "sshd"
     extra_ports: list[int] = field(default_factory=list)  # more ListenAddress ports of this sshd (0: pick one)
 
@@ -264,7 +264,7 @@ class SilentServer:
 
 
 @contextlib.contextmanager
-def _subnet_lock():  # type: ignore[no-untyped-def]
+def _subnet_lock():
     import fcntl
 
     with open("/tmp/tcpaudit-test-netns.lock", "a") as f:
@@ -377,7 +377,7 @@ def comparable_sysctls(a: dict[str, str], b: dict[str, str]) -> tuple[dict[str, 
     return {k: v for k, v in a.items() if keep(k)}, {k: v for k, v in b.items() if keep(k)}
 
 
-def comparable_gaps(gaps) -> set[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+def comparable_gaps(gaps) -> set[tuple[str, str, str]]:
     """Gaps as (item, reason, detail) with numbers masked (a count of interfaces can move too)."""
     out = set()
     for g in gaps:
@@ -424,7 +424,7 @@ def empty_config(keys: Keys) -> Path:
 
 def run_tcpaudit(
     args: list[str], timeout: float = 120, env: dict[str, str] | None = None, input: bytes | None = None
-) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+) -> subprocess.CompletedProcess:
     e = dict(os.environ)
     e.pop("SSH_AUTH_SOCK", None)  # tests use their own key, never an agent
     e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")

@@ -63,7 +63,7 @@ def test_progress_line_counts_and_fits_the_width():
     assert out.getvalue() == ""  # nothing was drawn, so nothing to erase
 
 
-def _read_pty(fd: int, proc: subprocess.Popen, timeout: float) -> bytes:  # type: ignore[type-arg]
+def _read_pty(fd: int, proc: subprocess.Popen, timeout: float) -> bytes:
     buf = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -96,7 +96,7 @@ def small_fleet(tmp_path_factory):
         fleet.stop()
 
 
-def _fleet_argv(fleet, hosts):  # type: ignore[no-untyped-def]
+def _fleet_argv(fleet, hosts):
     return [
         *sshd.tcpaudit_argv(),
         "fleet",
