@@ -13,6 +13,9 @@ Sections (each a comparison measured in this run, interleaved, median of N):
   fleet    tcpaudit's fleet sweep vs a minimal paramiko thread-pool collector and `xargs -P` OpenSSH on
            10/50/100 sshd hosts, in process and as CLI processes (benchmarks/fleet_bench.py, engineer A;
            --quick: 10 hosts, one round, in-process pair only)                    target <= 1.2x paramiko
+  scale    `tcpaudit fleet` on 100/500/1,000 sshd hosts as its own sampled process vs the minimal paramiko
+           pool script and `xargs -P` OpenSSH: controller CPU per host, peak RSS, peak open fds
+           (benchmarks/fleet_bench.py run_scale_bench; not in --quick: ~30 min)          target CPU <= 1.5x
   ansible  `tcpaudit fleet` vs `ansible all -m raw -f N` running the same collector on the same
            kind of hosts (benchmarks/ansible_bench.py; not in --quick)                  target >= 4x faster
   lint     `tcpaudit lint` files/s on 1,000 sysctl.d files + 1,000 Kubernetes manifests vs reading
@@ -53,7 +56,7 @@ from benchmarks._common import (  # noqa: E402  (after the sys.path fix above)
     unavailable,
 )
 
-SECTIONS = ("local", "sockets", "fleet", "ansible", "lint", "optimisations", "profile")
+SECTIONS = ("local", "sockets", "fleet", "scale", "ansible", "lint", "optimisations", "profile")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 FLEET_SIZES = [10, 50, 100]
 QUICK_FLEET_SIZES = [10]
@@ -345,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += run_section("sockets", lambda: run_socket_rows(quick))
     if "fleet" in only:
         rows += run_section("fleet", lambda: fleet_rows(sizes, quick))
+    if "scale" in only and not quick:
+        from benchmarks.fleet_bench import SCALE_SIZES, scale_rows
+
+        rows += run_section("scale", lambda: scale_rows(SCALE_SIZES))
     if "ansible" in only:
         if quick:
             rows.append(

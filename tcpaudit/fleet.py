@@ -200,6 +200,9 @@ class SweepResult:
     sysctls: dict[str, dict[str, str]] = field(default_factory=dict)  # audited hosts only
     interrupted: bool = False
     elapsed_s: float = 0.0
+    # target name -> {"start_s", "connect_s", "collect_s", "audit_s"}: when the host's work began (seconds after
+    # the sweep started) and how long each phase took; hosts never started (interrupted) have no entry.
+    timeline: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _warm_up() -> None:
@@ -219,33 +222,48 @@ def sweep(
     sample_s: float = 0.0,
     on_done: Callable[[Target], None] | None = None,
     save_dir: Path | None = None,
+    on_start: Callable[[Destination], None] | None = None,
 ) -> SweepResult:
     """Collect and audit every host, `jobs` at a time. Ctrl-C stops cleanly: the hosts done are kept and the
-    rest are listed as `interrupted`."""
+    rest are listed as `interrupted`. `on_start` is called in the worker thread as a host's collection begins,
+    `on_done` in the calling thread with each host's Target."""
     t0 = time.monotonic()
     n = len(dests)
     jobs = max(1, min(jobs or min(32, n), max(1, n)))
     results: list[Target | None] = [None] * n
     sysctls: dict[str, dict[str, str]] = {}
+    timeline: dict[str, dict[str, float]] = {}
+    shared_strings: dict[str, str] = {}
     lock = threading.Lock()
 
     warm = threading.Event()
 
     def work(i: int) -> Target:
         d = dests[i]
+        if on_start is not None:
+            on_start(d)
+        start = time.monotonic()
         res = collector.collect(d, sample_s=sample_s)
-        if res.status is TargetStatus.ok and res.snapshot is not None:
-            warm.wait()
-            try:
-                target = audit_snapshot(res.snapshot, opts, name=d.name)
-            except Exception as exc:  # noqa: BLE001 - one host's audit failure is that host's status
-                return failed_target(d.name, TargetStatus.error, f"audit failed: {type(exc).__name__}: {exc}")
+        times = {"start_s": start - t0, "connect_s": res.connect_s, "collect_s": res.collect_s, "audit_s": 0.0}
+        try:
+            if res.status is TargetStatus.ok and res.snapshot is not None:
+                warm.wait()
+                t_audit = time.monotonic()
+                try:
+                    target = audit_snapshot(res.snapshot, opts, name=d.name)
+                except Exception as exc:  # noqa: BLE001 - one host's audit failure is that host's status
+                    return failed_target(d.name, TargetStatus.error, f"audit failed: {type(exc).__name__}: {exc}")
+                finally:
+                    times["audit_s"] = time.monotonic() - t_audit
+                with lock:
+                    sysctls[target.name] = _drift_values(res.snapshot.sysctls, shared_strings)
+                if save_dir is not None:
+                    _save(res.snapshot, save_dir, d.name)
+                return target
+            return failed_target(d.name, res.status, res.error or res.status.value)
+        finally:
             with lock:
-                sysctls[target.name] = res.snapshot.sysctls
-            if save_dir is not None:
-                _save(res.snapshot, save_dir, d.name)
-            return target
-        return failed_target(d.name, res.status, res.error or res.status.value)
+                timeline[d.name] = {k: round(v, 4) for k, v in times.items()}
 
     interrupted = False
     pool = cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tcpaudit-ssh")
@@ -292,7 +310,16 @@ def sweep(
         sysctls=sysctls,
         interrupted=interrupted,
         elapsed_s=time.monotonic() - t0,
+        timeline={d.name: timeline[d.name] for d in dests if d.name in timeline},
     )
+
+
+def _drift_values(values: dict[str, str], shared: dict[str, str]) -> dict[str, str]:
+    """The sysctls drift compares (not those that differ by nature), with keys and values shared between the
+    hosts of one sweep through `shared`: a fleet's hosts mostly carry the same keys and values, so each host
+    costs little more than its dict."""
+    intern = shared.setdefault
+    return {intern(k, k): intern(v, v) for k, v in values.items() if not _NO_DRIFT.match(k)}
 
 
 def _result_of(f: cf.Future, d: Destination) -> Target:
@@ -334,9 +361,13 @@ def drift(
         hosts = by_group[group]
         if len(hosts) < 3:
             continue
-        keys = sorted({k for h in hosts for k in sysctls[h] if not _NO_DRIFT.match(k)})
+        maps = [sysctls[h] for h in hosts]
+        keys = sorted(k for k in set().union(*maps) if not _NO_DRIFT.match(k))
         for key in keys:
-            values = {h: sysctls[h][key] for h in hosts if key in sysctls[h]}
+            column = [m.get(key) for m in maps]
+            if len(set(column)) < 2:  # the same value (or absent) everywhere: the common case, decided at once
+                continue
+            values = {h: v for h, v in zip(hosts, column, strict=True) if v is not None}
             counts = Counter(values.values())
             if len(counts) < 2:
                 continue
@@ -390,4 +421,5 @@ def fleet_report(result: SweepResult, fail_on: Severity | str) -> Report:
     report = build_report(result.targets, fail_on, interrupted=result.interrupted)
     report.extra["fleet"] = fleet_view(result.targets, result.sysctls, result.groups)
     report.extra["fleet"]["elapsed_s"] = round(result.elapsed_s, 3)
+    report.extra["fleet"]["timeline"] = result.timeline
     return report

@@ -134,12 +134,16 @@ class SSHServer:
     authorized_keys: Path | None = None
     password_auth: bool = False
     extra: list[str] = field(default_factory=list)
-    proc: subprocess.Popen | None = None  # type: ignore[type-arg]
+    proc: subprocess.Popen | None = None
     name: str = "sshd"
+    extra_ports: list[int] = field(default_factory=list)  # more ListenAddress ports of this sshd (0: pick one)
+
+    def ports(self) -> list[int]:
+        return [self.port, *self.extra_ports]
 
     def config_text(self) -> str:
         lines = [
-            f"ListenAddress {self.address}:{self.port}",
+            *(f"ListenAddress {self.address}:{p}" for p in self.ports()),
             f"HostKey {self.host_key or self.keys.host_key}",
             f"AuthorizedKeysFile {self.authorized_keys or self.keys.authorized_keys}",
             "PermitRootLogin yes",
@@ -167,6 +171,7 @@ class SSHServer:
         _prepare_privsep()
         if not self.port:
             self.port = free_port() if self.netns is None else 22
+        self.extra_ports = [p or free_port() for p in self.extra_ports]
         d = self.workdir / f"{self.name}-{self.port}-{self.address}"
         d.mkdir(parents=True, exist_ok=True)
         cfg = d / "sshd_config"
@@ -192,18 +197,22 @@ class SSHServer:
                 if retries and self.netns is None and "Address already in use" in log:
                     self._logf.close()  # someone took the port between free_port() and sshd's bind: another
                     self.port = 0
+                    self.extra_ports = [0] * len(self.extra_ports)
                     self.start(wait=False)
                     return self.wait_ready(timeout, retries - 1)
                 raise RuntimeError(f"sshd exited with {self.proc.returncode}: {log[-2000:]}")
-            try:
-                with socket.create_connection((self.address, self.port), timeout=0.5) as s:
-                    s.settimeout(2)
-                    if s.recv(4) == b"SSH-":
-                        return
-            except OSError:
-                pass
+            if all(self._answers(p) for p in self.ports()):
+                return
             time.sleep(0.02)
         raise RuntimeError(f"sshd on {self.address}:{self.port} did not come up: {self.log.read_text()[-2000:]}")
+
+    def _answers(self, port: int) -> bool:
+        try:
+            with socket.create_connection((self.address, port), timeout=0.5) as s:
+                s.settimeout(2)
+                return s.recv(4) == b"SSH-"
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -255,7 +264,7 @@ class SilentServer:
 
 
 @contextlib.contextmanager
-def _subnet_lock():  # type: ignore[no-untyped-def]
+def _subnet_lock():
     import fcntl
 
     with open("/tmp/tcpaudit-test-netns.lock", "a") as f:
@@ -368,7 +377,7 @@ def comparable_sysctls(a: dict[str, str], b: dict[str, str]) -> tuple[dict[str, 
     return {k: v for k, v in a.items() if keep(k)}, {k: v for k, v in b.items() if keep(k)}
 
 
-def comparable_gaps(gaps) -> set[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+def comparable_gaps(gaps) -> set[tuple[str, str, str]]:
     """Gaps as (item, reason, detail) with numbers masked (a count of interfaces can move too)."""
     out = set()
     for g in gaps:
@@ -415,7 +424,7 @@ def empty_config(keys: Keys) -> Path:
 
 def run_tcpaudit(
     args: list[str], timeout: float = 120, env: dict[str, str] | None = None, input: bytes | None = None
-) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+) -> subprocess.CompletedProcess:
     e = dict(os.environ)
     e.pop("SSH_AUTH_SOCK", None)  # tests use their own key, never an agent
     e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
@@ -433,24 +442,42 @@ def run_tcpaudit(
 
 @dataclass
 class Fleet:
-    """n healthy sshd servers on loopback sharing one host key, with a known_hosts and an ssh config."""
+    """n healthy sshd hosts on loopback sharing one host key, with a known_hosts and an ssh config.
+
+    A host is one listening address:port; `servers` are the sshd processes behind them (one each, or with
+    `ports_per_server` > 1 several ports per sshd process, which a 1,000-host benchmark fleet needs on 2 cores)."""
 
     workdir: Path
     keys: Keys
     servers: list[SSHServer]
     ssh_config: Path
+    hosts: list[tuple[str, str, int]] = field(default_factory=list)  # (alias, address, port)
 
     def aliases(self) -> list[str]:
-        return [s.name for s in self.servers]
+        return [h[0] for h in self.hosts] if self.hosts else [s.name for s in self.servers]
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        return [(h[1], h[2]) for h in self.hosts] if self.hosts else [(s.address, s.port) for s in self.servers]
 
     def stop(self) -> None:
         for s in self.servers:
             s.stop()
 
 
-def start_fleet(workdir: Path, n: int, keys: Keys | None = None, prefix: str = "h") -> Fleet:
+# OpenSSH's sshd listens on at most 16 sockets (MAX_LISTEN_SOCKS in sshd.c)
+MAX_PORTS_PER_SSHD = 16
+
+
+def start_fleet(workdir: Path, n: int, keys: Keys | None = None, prefix: str = "h", ports_per_server: int = 1) -> Fleet:
     keys = keys or make_keys(workdir)
-    servers = [SSHServer(workdir, keys, name=f"{prefix}{i:02d}") for i in range(n)]
+    per = max(1, min(ports_per_server, MAX_PORTS_PER_SSHD))
+    if per == 1:
+        servers = [SSHServer(workdir, keys, name=f"{prefix}{i:02d}") for i in range(n)]
+    else:
+        servers = [
+            SSHServer(workdir, keys, name=f"{prefix}s{j:03d}", extra_ports=[0] * (min(per, n - j * per) - 1))
+            for j in range((n + per - 1) // per)
+        ]
     try:
         for s in servers:
             s.start(wait=False)
@@ -460,12 +487,21 @@ def start_fleet(workdir: Path, n: int, keys: Keys | None = None, prefix: str = "
         for s in servers:
             s.stop()
         raise
-    with open(keys.known_hosts, "a") as f:
+    hosts: list[tuple[str, str, int]] = []
+    if per > 1:
+        width = len(str(n - 1))
         for s in servers:
-            f.write(s.known_line())
+            for port in s.ports():
+                hosts.append((f"{prefix}{len(hosts):0{width}d}", s.address, port))
+    with open(keys.known_hosts, "a") as f:
+        if hosts:
+            f.writelines(keys.known_line(a, p) for _, a, p in hosts)
+        else:
+            f.writelines(s.known_line() for s in servers)
     cfg = workdir / f"ssh_config_{prefix}"
+    entries = hosts or [(s.name, s.address, s.port) for s in servers]
     cfg.write_text(
-        "".join(f"Host {s.name}\n  HostName {s.address}\n  Port {s.port}\n  User {login_user()}\n" for s in servers)
+        "".join(f"Host {a}\n  HostName {addr}\n  Port {p}\n  User {login_user()}\n" for a, addr, p in entries)
         + f"Host *\n  IdentityFile {keys.client_key}\n  UserKnownHostsFile {keys.known_hosts}\n"
     )
-    return Fleet(workdir, keys, servers, cfg)
+    return Fleet(workdir, keys, servers, cfg, hosts)

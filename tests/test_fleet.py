@@ -294,6 +294,20 @@ def test_twenty_host_sweep_reports_every_host_once_with_the_right_status(sweep20
                 "hosts": {"ns3": "600"},
             }
         ]
+    timeline = fleet["timeline"]  # one entry per host: when it started and how long each phase took
+    assert sorted(timeline) == sorted(names)
+    for name, status in got.items():
+        e = timeline[name]
+        assert set(e) == {"start_s", "connect_s", "collect_s", "audit_s"} and min(e.values()) >= 0, (name, e)
+        assert e["start_s"] + e["connect_s"] + e["collect_s"] + e["audit_s"] <= fleet["elapsed_s"] + 0.01
+        if status == "ok":
+            assert e["connect_s"] > 0 and e["collect_s"] > 0 and e["audit_s"] > 0, (name, e)
+        else:
+            assert e["audit_s"] == 0, (name, e)
+        if status in ("unreachable", "timeout", "host_key_rejected", "auth_failed"):
+            assert e["collect_s"] == 0, (name, e)  # never got as far as running the collector
+        if status == "timeout":
+            assert e["connect_s"] >= CONNECT_T - 0.05, (name, e)  # waited the whole connect timeout
     text = p.stdout.decode()
     assert "Fleet: 20 host(s)" in text and "timeout" in text
     assert "auditing" not in p.stderr.decode()  # no progress bar when stderr is not a terminal

@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import errno
 import getpass
-import glob
-import ipaddress
 import logging
 import os
-import re
 import select
 import socket
 import threading
@@ -39,6 +36,21 @@ from ..model import TargetStatus
 from ..sanitize import clean_text
 from ..snapshot import CounterSample, Snapshot, Source
 from .dump import MAX_DUMP_BYTES, DumpError, DumpReader, collector_script, snapshot_from_dump
+from .ssh_config import (  # noqa: F401  (re-exported: tcpaudit.collect.ssh is where callers find them)
+    ConfigIndex,
+    Destination,
+    DestinationError,
+    SSHSetupError,
+    _bad_chars,
+    _expand_path,
+    concrete_config_hosts,
+    display_name,
+    load_ssh_config,
+    parse_destination,
+    validate_host,
+    validate_port,
+    validate_user,
+)
 
 # paramiko logs transport failures (a host that closes before its banner, a socket closed under a timed-out
 # handshake) with tracebacks; with no handler Python's last-resort handler prints them on stderr in the middle
@@ -54,14 +66,6 @@ DEFAULT_COMMAND_TIMEOUT = 120.0
 MAX_STDERR = 16 << 10
 MAX_JUMP_DEPTH = 8
 DEFAULT_IDENTITIES = ("id_ed25519", "id_ecdsa", "id_rsa")
-
-
-class SSHSetupError(ValueError):
-    """A problem with the local SSH setup or a destination (usage error, exit 2)."""
-
-
-class DestinationError(SSHSetupError):
-    """Something that cannot be a host, user or port."""
 
 
 class HostKeyRefused(paramiko.SSHException):
@@ -94,187 +98,6 @@ class _Interrupted(Exception):
     pass
 
 
-# ---- destinations ------------------------------------------------------------------------------------
-_HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,252})")
-_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\$?")
-
-
-def _bad_chars(text: str) -> bool:
-    return any(c.isspace() or ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in text)
-
-
-def validate_host(host: str, what: str = "host") -> str:
-    if not host:
-        raise DestinationError(f"empty {what} name")
-    shown = clean_text(host, 80)
-    if host.startswith("-"):
-        raise DestinationError(f"{what} '{shown}' starts with '-': not a host name")
-    if _bad_chars(host):
-        raise DestinationError(f"{what} '{shown}' contains whitespace or control characters")
-    if ":" in host:
-        addr, pct, scope = host.partition("%")
-        try:
-            ipaddress.IPv6Address(addr)
-        except ValueError:
-            raise DestinationError(f"{what} '{shown}' is not a host name or an IPv6 address") from None
-        if pct and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", scope):
-            raise DestinationError(f"{what} '{shown}': the IPv6 scope is not an interface name or number")
-        return host
-    if not _HOST_RE.fullmatch(host):
-        raise DestinationError(f"{what} '{shown}' contains characters that cannot be in a host name")
-    return host
-
-
-def validate_user(user: str) -> str:
-    shown = clean_text(user, 80)
-    if not user:
-        raise DestinationError("empty user name")
-    if user.startswith("-"):
-        raise DestinationError(f"user '{shown}' starts with '-'")
-    if _bad_chars(user) or not _USER_RE.fullmatch(user):
-        raise DestinationError(f"user '{shown}' contains characters that cannot be in a user name")
-    return user
-
-
-def validate_port(port: int | str) -> int:
-    text = str(port)
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise DestinationError(f"port {clean_text(text, 20)!r} is not a number from 1 to 65535")
-    return int(text)
-
-
-@dataclass(frozen=True)
-class Destination:
-    """One host to audit. `name` is what reports show (and what a fleet dedupes on)."""
-
-    name: str
-    host: str  # looked up in the ssh config (an alias or a real name)
-    user: str | None = None
-    port: int | None = None
-    group: str | None = None
-
-
-def display_name(host: str, port: int | None) -> str:
-    name = host.lower().rstrip(".") if ":" not in host else host.lower()
-    if port and port != 22:
-        return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
-    return name
-
-
-def parse_destination(
-    text: str, *, user: str | None = None, port: int | None = None, group: str | None = None, name: str | None = None
-) -> Destination:
-    """`[user@]host[:port]`, `[user@][v6addr]:port`, `v6addr`, or `ssh://[user@]host[:port]`."""
-    if not isinstance(text, str) or not text:
-        raise DestinationError("empty destination")
-    if text.startswith("-"):
-        raise DestinationError(f"destination '{clean_text(text, 80)}' starts with '-': not a host name")
-    if _bad_chars(text):
-        raise DestinationError(f"destination '{clean_text(text, 80)}' contains whitespace or control characters")
-    rest = text[len("ssh://") :] if text.startswith("ssh://") else text
-    rest = rest.rstrip("/") if text.startswith("ssh://") else rest
-    d_user = None
-    if "@" in rest:
-        d_user, _, rest = rest.rpartition("@")
-        validate_user(d_user)
-    d_port: int | None = None
-    if rest.startswith("["):
-        host, sep, tail = rest[1:].partition("]")
-        if not sep:
-            raise DestinationError(f"destination '{clean_text(text, 80)}': missing ']'")
-        if tail:
-            if not tail.startswith(":"):
-                raise DestinationError(f"destination '{clean_text(text, 80)}': junk after ']'")
-            d_port = validate_port(tail[1:])
-    elif rest.count(":") == 1:
-        host, _, p = rest.partition(":")
-        d_port = validate_port(p)
-    else:
-        host = rest
-    validate_host(host)
-    if port is not None:
-        port = validate_port(port)
-    if user is not None:
-        validate_user(user)
-    final_port = d_port or port
-    return Destination(
-        name=name or display_name(host, final_port), host=host, user=d_user or user, port=final_port, group=group
-    )
-
-
-# ---- ssh config ----------------------------------------------------------------------------------------
-_INCLUDE_RE = re.compile(r"^\s*include(?:\s*=\s*|\s+)(.+?)\s*$", re.I)
-_BLOCK_RE = re.compile(r"^\s*(host|match)(?:\s*=\s*|\s+)(.*)$", re.I)
-
-
-def _expand_includes(path: Path, depth: int = 0) -> str:
-    """Inline `Include` files (globs, ~, relative to ~/.ssh), which paramiko does not handle itself."""
-    if depth > 16:
-        raise SSHSetupError(f"{path}: Include nested too deeply")
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise SSHSetupError(f"cannot read ssh config {path}: {exc.strerror or exc}") from None
-    out: list[str] = []
-    block_header: str | None = None
-    for line in text.splitlines():
-        b = _BLOCK_RE.match(line)
-        if b:
-            if b.group(1).lower() == "match" and re.search(r"(^|\s)!?exec(\s|$)", b.group(2), re.I):
-                raise SSHSetupError(f"{path}: 'Match exec' is not supported (tcpaudit runs no local commands)")
-            block_header = line
-        m = _INCLUDE_RE.match(line)
-        if not m:
-            out.append(line)
-            continue
-        inner_has_blocks = False
-        for pattern in m.group(1).split():
-            pattern = os.path.expanduser(pattern.strip('"'))
-            if not os.path.isabs(pattern):
-                pattern = os.path.join(os.path.expanduser("~/.ssh"), pattern)
-            for inc in sorted(glob.glob(pattern)):
-                inner = _expand_includes(Path(inc), depth + 1)
-                inner_has_blocks = inner_has_blocks or any(_BLOCK_RE.match(x) for x in inner.splitlines())
-                out.append(inner)
-        if inner_has_blocks and block_header is not None:
-            out.append(block_header)  # lines after the Include still belong to the including block
-    return "\n".join(out) + "\n"
-
-
-def load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
-    if path is None:
-        default = Path(os.path.expanduser("~/.ssh/config"))
-        if not default.is_file():
-            return paramiko.SSHConfig.from_text("")
-        path = default
-    elif str(path) == os.devnull:  # `ssh -F /dev/null`: no configuration at all
-        return paramiko.SSHConfig.from_text("")
-    elif not Path(path).is_file():
-        raise SSHSetupError(f"ssh config {path} does not exist or is not a file")
-    try:
-        return paramiko.SSHConfig.from_text(_expand_includes(Path(path)))
-    except paramiko.ConfigParseError as exc:
-        raise SSHSetupError(f"ssh config {path}: {exc}") from None
-
-
-def concrete_config_hosts(config: paramiko.SSHConfig) -> list[str]:
-    """Host patterns without wildcards or negation, in file order (for --ssh-config-hosts)."""
-    out: list[str] = []
-    for entry in config._config:  # type: ignore[attr-defined]  # noqa: SLF001 - paramiko keeps no public ordered list
-        for h in entry.get("host", []):
-            if any(c in h for c in "*?!") or h in out:
-                continue
-            out.append(h)
-    return out
-
-
-def _expand_path(value: str, cfg_host: str = "") -> str:
-    home = os.path.expanduser("~")
-    value = value.replace("%%", "\0").replace("%d", home).replace("%u", getpass.getuser())
-    value = value.replace("%h", cfg_host).replace("\0", "%")
-    return os.path.expanduser(value)
-
-
 # ---- settings and results ---------------------------------------------------------------------------------
 @dataclass
 class SSHSettings:
@@ -299,6 +122,8 @@ class HostResult:
     error: str | None = None
     snapshot: Snapshot | None = None
     elapsed_s: float = 0.0
+    connect_s: float = 0.0  # TCP connect, key exchange, host key and authentication (or until they failed)
+    collect_s: float = 0.0  # the collector command(s) and parsing the dump (0 when never connected)
 
 
 @dataclass
@@ -427,6 +252,7 @@ class SSHCollector:
     def __init__(self, settings: SSHSettings):
         self.settings = settings
         self.config = load_ssh_config(settings.ssh_config)
+        self._config_index = ConfigIndex(self.config)
         self.script = collector_script().encode()
         self._lock = threading.Lock()
         self._lookups: dict[str, paramiko.config.SSHConfigDict] = {}
@@ -448,7 +274,7 @@ class SSHCollector:
         with self._lock:
             cfg = self._lookups.get(alias)
         if cfg is None:
-            cfg = self.config.lookup(alias)
+            cfg = self._config_index.lookup(alias)
             with self._lock:
                 self._lookups[alias] = cfg
         return cfg
@@ -788,15 +614,22 @@ class SSHCollector:
         t0 = time.monotonic()
         transport: paramiko.Transport | None = None
         r: _Resolved | None = None
+        t_connected: float | None = None
 
         def result(status: TargetStatus, error: str | None = None, snap: Snapshot | None = None) -> HostResult:
-            return HostResult(dest, status, clean_text(error, 500) if error else None, snap, time.monotonic() - t0)
+            now = time.monotonic()
+            connect_s = (t_connected if t_connected is not None else now) - t0
+            collect_s = now - t_connected if t_connected is not None else 0.0
+            return HostResult(
+                dest, status, clean_text(error, 500) if error else None, snap, now - t0, connect_s, collect_s
+            )
 
         try:
             if self._stop.is_set():
                 raise _Interrupted()
             r = self.resolve(dest.host, dest.user, dest.port)
             transport = self._connect(r, time.monotonic() + r.connect_timeout)
+            t_connected = time.monotonic()
             first = None
             if sample_s > 0:
                 data, status, err = self._run(transport, r, time.monotonic() + self.settings.command_timeout)
