@@ -62,6 +62,14 @@ def host(
     ] = None,
     verbose: VerboseOpt = False,
     baseline: BaselineOpt = None,
+    all_netns: Annotated[
+        bool,
+        typer.Option(
+            "--all-netns",
+            help="Audit every network namespace of this machine (pods, containers, `ip netns`), each as a "
+            "target; needs root (CAP_SYS_ADMIN and CAP_SYS_PTRACE).",
+        ),
+    ] = False,
     port: _r.PortOpt = None,
     user: _r.UserOpt = None,
     ssh_config: _r.SSHConfigOpt = None,
@@ -81,6 +89,12 @@ def host(
     formats = parse_formats(format)
     if save_snapshot:
         check_output_path(save_snapshot)
+    if all_netns:
+        if destination:
+            raise UsageError("--all-netns over SSH is not supported yet: run `tcpaudit host --all-netns` on the host")
+        for flag, given in (("--sample", sample > 0), ("--save-snapshot", bool(save_snapshot))):
+            if given:
+                raise UsageError(f"{flag} is not supported with --all-netns yet")
     if destination:
         from ._remote import audit_remote_host
 
@@ -94,6 +108,8 @@ def host(
         raise UsageError(
             f"{', '.join(_r.ssh_options_given(ssh))}: SSH options need a remote host: tcpaudit host [user@]HOST ..."
         )
+    if all_netns:
+        raise typer.Exit(_all_netns(opts, formats, verbose))
     from ..audit import audit_snapshot, build_report
     from ..collect.local import collect_local
 
@@ -107,6 +123,33 @@ def host(
         write_snapshot(snap, save_snapshot)
     report = build_report([audit_snapshot(snap, opts)], opts.fail_on)
     raise typer.Exit(emit(report, formats, verbose))
+
+
+def _all_netns(opts, formats: list[tuple[str, str | None]], verbose: bool) -> int:  # type: ignore[no-untyped-def]
+    import socket
+
+    from ..audit import audit_netns, build_report
+    from ..collect.netns import NetnsUnavailable, collect_all_netns, enumerate_netns
+    from ..exitcodes import ExitCode
+    from ._common import die
+
+    try:
+        enum = enumerate_netns()
+    except NetnsUnavailable as exc:
+        raise die(
+            f"--all-netns: cannot enumerate network namespaces ({exc}); run as root on Linux", ExitCode.COLLECTION
+        ) from None
+    targets = []
+    try:
+        targets = audit_netns(collect_all_netns(enum), opts)
+    except NetnsUnavailable as exc:
+        raise die(f"--all-netns: cannot enter network namespaces ({exc})", ExitCode.COLLECTION) from None
+    except KeyboardInterrupt:
+        done = {t.name for t in targets}
+        return emit_interrupted(targets, [n for n in [socket.gethostname()] if n not in done], opts, formats, verbose)
+    report = build_report(targets, opts.fail_on)
+    report.extra["netns"] = enum.summary()
+    return emit(report, formats, verbose)
 
 
 def _destination_name(destination: str, ssh: dict) -> str:
