@@ -135,11 +135,16 @@ def failed_target(name: str, status: TargetStatus, error: str, kind: str = "host
 GONE = "gone"
 
 
-def audit_netns(captures: Iterable, opts: AuditOptions | None = None) -> list[Target]:  # type: ignore[type-arg]
+def audit_netns(
+    captures: Iterable,  # type: ignore[type-arg]
+    opts: AuditOptions | None = None,
+    into: list[Target] | None = None,
+) -> list[Target]:
     """`tcpaudit host --all-netns`: one Target per collect.netns.NetnsCapture, in order; the host namespace
     is the host target (kind host, named by its hostname), every other namespace a netns target named
-    `netns:<name>` (collect.netns.target_names). Each snapshot is dropped once audited."""
-    targets: list[Target] = []
+    `netns:<name>` (collect.netns.target_names). Each snapshot is dropped once audited. `into` receives the
+    targets as they are made (what was done survives a Ctrl-C)."""
+    targets: list[Target] = [] if into is None else into
     for cap in captures:
         entry = cap.entry
         kind = "host" if entry.info is not None and entry.info.is_host else "netns"

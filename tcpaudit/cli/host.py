@@ -126,28 +126,35 @@ def host(
 
 
 def _all_netns(opts, formats: list[tuple[str, str | None]], verbose: bool) -> int:  # type: ignore[no-untyped-def]
+    """`--all-netns`: every namespace one target, in one report (tcpaudit.collect.netns)."""
     import socket
 
-    from ..audit import audit_netns, build_report
-    from ..collect.netns import NetnsUnavailable, collect_all_netns, enumerate_netns
+    from ..audit import audit_netns, build_report, failed_target
+    from ..collect.netns import NetnsUnavailable, collect_all_netns, enumerate_netns, name_entries, target_names
     from ..exitcodes import ExitCode
+    from ..model import TargetStatus
     from ._common import die
 
     try:
         enum = enumerate_netns()
     except NetnsUnavailable as exc:
-        raise die(
-            f"--all-netns: cannot enumerate network namespaces ({exc}); run as root on Linux", ExitCode.COLLECTION
-        ) from None
-    targets = []
+        raise die(f"--all-netns: cannot enumerate network namespaces: {exc}", ExitCode.COLLECTION) from None
+    name_entries(enum)
+    targets: list = []  # type: ignore[type-arg]
+    interrupted = False
     try:
-        targets = audit_netns(collect_all_netns(enum), opts)
+        audit_netns(collect_all_netns(enum), opts, into=targets)
     except NetnsUnavailable as exc:
-        raise die(f"--all-netns: cannot enter network namespaces ({exc})", ExitCode.COLLECTION) from None
+        raise die(f"--all-netns: cannot enter network namespaces: {exc}", ExitCode.COLLECTION) from None
     except KeyboardInterrupt:
-        done = {t.name for t in targets}
-        return emit_interrupted(targets, [n for n in [socket.gethostname()] if n not in done], opts, formats, verbose)
-    report = build_report(targets, opts.fail_on)
+        interrupted = True
+        typer.echo("tcpaudit: interrupted; the report covers the namespaces done", err=True)
+        names = target_names(enum, targets[0].name if targets else socket.gethostname())
+        for e in enum.entries[len(targets) :]:
+            kind = "host" if e.info is not None and e.info.is_host else "netns"
+            why = "interrupted before this namespace was done"
+            targets.append(failed_target(names[e.inode], TargetStatus.interrupted, why, kind, e.info))
+    report = build_report(targets, opts.fail_on, interrupted=interrupted)
     report.extra["netns"] = enum.summary()
     return emit(report, formats, verbose)
 

@@ -277,6 +277,21 @@ def _host_inode(proc: str) -> tuple[int, str] | None:
     return None
 
 
+CAP_SYS_PTRACE = 19
+CAP_SYS_ADMIN = 21
+
+
+def _capable(cap: int, proc: str = "/proc") -> bool:
+    """Whether this process has capability `cap` in its effective set (CapEff in /proc/self/status)."""
+    for line in (_read_text(f"{proc}/self/status", 65536) or "").splitlines():
+        if line.startswith("CapEff:"):
+            try:
+                return bool(int(line.split()[1], 16) >> cap & 1)
+            except (IndexError, ValueError):
+                return False
+    return False
+
+
 def enumerate_netns(proc: str = "/proc", mountinfo: tuple[str, ...] = MOUNTINFO) -> Enumeration:
     """Every network namespace this process can see, each once. Raises NetnsUnavailable when none can be
     seen at all (no /proc, or not even our own namespace)."""
@@ -284,9 +299,11 @@ def enumerate_netns(proc: str = "/proc", mountinfo: tuple[str, ...] = MOUNTINFO)
         own = os.stat(f"{proc}/self/ns/net").st_ino
         pid_dirs = [int(d) for d in os.listdir(proc) if d.isdigit()]
     except OSError as exc:
-        raise NetnsUnavailable(f"{proc}: {exc.strerror or exc}") from None
+        raise NetnsUnavailable(f"{proc}: {exc.strerror or exc} (Linux with /proc mounted is needed)") from None
     host = _host_inode(proc)
     host_inode, host_from = host if host is not None else (own, "self")
+    if host is None and not _capable(CAP_SYS_PTRACE, proc):
+        raise NetnsUnavailable("other processes' namespaces cannot be looked at without CAP_SYS_PTRACE: run as root")
     by_inode: dict[int, NetnsEntry] = {}
     scanned = unreadable = 0
     for pid in sorted(pid_dirs):
@@ -431,7 +448,7 @@ def _open_entry(entry: NetnsEntry, proc: str) -> int:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EPERM):
+            if exc.errno in (errno.EACCES, errno.EPERM) and _still_there(path, entry.inode):
                 denied = exc
             continue
         if os.fstat(fd).st_ino == entry.inode:
@@ -440,6 +457,15 @@ def _open_entry(entry: NetnsEntry, proc: str) -> int:
     if denied is not None:
         raise PermissionError(denied.errno, f"opening the namespace: {denied.strerror}")
     raise _Gone()
+
+
+def _still_there(path: str, inode: int) -> bool:
+    """Whether `path` still leads to the namespace: `ip netns del` unmounts before it unlinks, leaving for a
+    moment the bare mode-0 file `ip netns add` made (EACCES, and another inode): that namespace is gone."""
+    try:
+        return os.stat(path).st_ino == inode
+    except OSError as exc:
+        return exc.errno in (errno.EACCES, errno.EPERM)  # /proc/PID/ns/net of a process we may not look at
 
 
 def _counters_pid(entry: NetnsEntry, proc: str) -> str | None:
