@@ -126,7 +126,7 @@ def audit_snapshot(
     return apply_suppressions(target, waivers=opts.waivers, baseline=opts.baseline)
 
 
-def failed_target(name: str, status: TargetStatus, error: str, kind: str = "host", netns=None) -> Target:  # type: ignore[no-untyped-def]
+def failed_target(name: str, status: TargetStatus, error: str, kind: str = "host", netns=None) -> Target:
     return Target(name=clean_text(name, 253), kind=kind, status=status, error=clean_text(error, 500), netns=netns)
 
 
@@ -136,7 +136,7 @@ GONE = "gone"
 
 
 def audit_netns(
-    captures: Iterable,  # type: ignore[type-arg]
+    captures: Iterable,
     opts: AuditOptions | None = None,
     into: list[Target] | None = None,
 ) -> list[Target]:

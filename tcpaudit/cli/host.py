@@ -125,7 +125,7 @@ def host(
     raise typer.Exit(emit(report, formats, verbose))
 
 
-def _all_netns(opts, formats: list[tuple[str, str | None]], verbose: bool) -> int:  # type: ignore[no-untyped-def]
+def _all_netns(opts, formats: list[tuple[str, str | None]], verbose: bool) -> int:
     """`--all-netns`: every namespace one target, in one report (tcpaudit.collect.netns)."""
     import socket
 
@@ -140,7 +140,7 @@ def _all_netns(opts, formats: list[tuple[str, str | None]], verbose: bool) -> in
     except NetnsUnavailable as exc:
         raise die(f"--all-netns: cannot enumerate network namespaces: {exc}", ExitCode.COLLECTION) from None
     name_entries(enum)
-    targets: list = []  # type: ignore[type-arg]
+    targets: list = []
     interrupted = False
     try:
         audit_netns(collect_all_netns(enum), opts, into=targets)
