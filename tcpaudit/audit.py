@@ -95,7 +95,16 @@ def kernel_notes(snapshot: Snapshot, facts: Facts) -> list[str]:
     return notes
 
 
-def audit_snapshot(snapshot: Snapshot, opts: AuditOptions | None = None, name: str | None = None) -> Target:
+def audit_snapshot(
+    snapshot: Snapshot,
+    opts: AuditOptions | None = None,
+    name: str | None = None,
+    kind: str = "host",
+    status: TargetStatus = TargetStatus.ok,
+) -> Target:
+    """One host snapshot through the rules. kind "netns": a network namespace of a host (`--all-netns`),
+    audited like a host (the same rules, its own sysctls, sockets and counters); `snapshot.netns` says
+    which. status: ok, or partial for a namespace read from its counters only."""
     opts = opts or AuditOptions()
     ctx = resolve_context(opts.context, snapshot)
     target_name = clean_text(name or snapshot.hostname, 253)
@@ -103,8 +112,9 @@ def audit_snapshot(snapshot: Snapshot, opts: AuditOptions | None = None, name: s
     findings, results = run_rules(facts, target_name, disabled=opts.disabled_rules)
     target = Target(
         name=target_name,
-        kind="host",
-        status=TargetStatus.ok,
+        kind=kind,
+        status=status,
+        netns=snapshot.netns,
         kernel={"release": snapshot.kernel.release, "version": snapshot.kernel.version},
         findings=findings,
         checks=results,
@@ -116,8 +126,35 @@ def audit_snapshot(snapshot: Snapshot, opts: AuditOptions | None = None, name: s
     return apply_suppressions(target, waivers=opts.waivers, baseline=opts.baseline)
 
 
-def failed_target(name: str, status: TargetStatus, error: str, kind: str = "host") -> Target:
-    return Target(name=clean_text(name, 253), kind=kind, status=status, error=clean_text(error, 500))
+def failed_target(name: str, status: TargetStatus, error: str, kind: str = "host", netns=None) -> Target:
+    return Target(name=clean_text(name, 253), kind=kind, status=status, error=clean_text(error, 500), netns=netns)
+
+
+# A namespace that ended between enumeration and entry is reported (skipped, "gone") but is no failure of
+# the audit: there is nothing left to audit. Every other skip, and a partial read, is a collection failure.
+GONE = "gone"
+
+
+def audit_netns(
+    captures: Iterable,
+    opts: AuditOptions | None = None,
+    into: list[Target] | None = None,
+) -> list[Target]:
+    """`tcpaudit host --all-netns`: one Target per collect.netns.NetnsCapture, in order; the host namespace
+    is the host target (kind host, named by its hostname), every other namespace a netns target named
+    `netns:<name>` (collect.netns.target_names). Each snapshot is dropped once audited. `into` receives the
+    targets as they are made (what was done survives a Ctrl-C)."""
+    targets: list[Target] = [] if into is None else into
+    for cap in captures:
+        entry = cap.entry
+        kind = "host" if entry.info is not None and entry.info.is_host else "netns"
+        name = cap.name
+        if cap.snapshot is None:
+            targets.append(failed_target(name, TargetStatus.skipped, cap.error or "not read", kind, entry.info))
+            continue
+        status = TargetStatus.partial if cap.status == "partial" else TargetStatus.ok
+        targets.append(audit_snapshot(cap.snapshot, opts, name=name, kind=kind, status=status))
+    return targets
 
 
 def build_report(
@@ -128,7 +165,7 @@ def build_report(
     s = Summary(fail_on=fail_on.value)
     s.targets = len(targets)
     for t in targets:
-        if t.status is TargetStatus.ok:
+        if t.status is TargetStatus.ok or (t.status is TargetStatus.skipped and t.error == GONE):
             s.targets_ok += 1
         else:
             s.targets_failed += 1

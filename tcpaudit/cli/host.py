@@ -62,6 +62,14 @@ def host(
     ] = None,
     verbose: VerboseOpt = False,
     baseline: BaselineOpt = None,
+    all_netns: Annotated[
+        bool,
+        typer.Option(
+            "--all-netns",
+            help="Audit every network namespace of this machine (pods, containers, `ip netns`), each as a "
+            "target; needs root (CAP_SYS_ADMIN and CAP_SYS_PTRACE).",
+        ),
+    ] = False,
     port: _r.PortOpt = None,
     user: _r.UserOpt = None,
     ssh_config: _r.SSHConfigOpt = None,
@@ -81,6 +89,12 @@ def host(
     formats = parse_formats(format)
     if save_snapshot:
         check_output_path(save_snapshot)
+    if all_netns:
+        if destination:
+            raise UsageError("--all-netns over SSH is not supported yet: run `tcpaudit host --all-netns` on the host")
+        for flag, given in (("--sample", sample > 0), ("--save-snapshot", bool(save_snapshot))):
+            if given:
+                raise UsageError(f"{flag} is not supported with --all-netns yet")
     if destination:
         from ._remote import audit_remote_host
 
@@ -94,6 +108,8 @@ def host(
         raise UsageError(
             f"{', '.join(_r.ssh_options_given(ssh))}: SSH options need a remote host: tcpaudit host [user@]HOST ..."
         )
+    if all_netns:
+        raise typer.Exit(_all_netns(opts, formats, verbose))
     from ..audit import audit_snapshot, build_report
     from ..collect.local import collect_local
 
@@ -107,6 +123,40 @@ def host(
         write_snapshot(snap, save_snapshot)
     report = build_report([audit_snapshot(snap, opts)], opts.fail_on)
     raise typer.Exit(emit(report, formats, verbose))
+
+
+def _all_netns(opts, formats: list[tuple[str, str | None]], verbose: bool) -> int:
+    """`--all-netns`: every namespace one target, in one report (tcpaudit.collect.netns)."""
+    import socket
+
+    from ..audit import audit_netns, build_report, failed_target
+    from ..collect.netns import NetnsUnavailable, collect_all_netns, enumerate_netns, name_entries, target_names
+    from ..exitcodes import ExitCode
+    from ..model import TargetStatus
+    from ._common import die
+
+    try:
+        enum = enumerate_netns()
+    except NetnsUnavailable as exc:
+        raise die(f"--all-netns: cannot enumerate network namespaces: {exc}", ExitCode.COLLECTION) from None
+    name_entries(enum)
+    targets: list = []
+    interrupted = False
+    try:
+        audit_netns(collect_all_netns(enum), opts, into=targets)
+    except NetnsUnavailable as exc:
+        raise die(f"--all-netns: cannot enter network namespaces: {exc}", ExitCode.COLLECTION) from None
+    except KeyboardInterrupt:
+        interrupted = True
+        typer.echo("tcpaudit: interrupted; the report covers the namespaces done", err=True)
+        names = target_names(enum, targets[0].name if targets else socket.gethostname())
+        for e in enum.entries[len(targets) :]:
+            kind = "host" if e.info is not None and e.info.is_host else "netns"
+            why = "interrupted before this namespace was done"
+            targets.append(failed_target(names[e.inode], TargetStatus.interrupted, why, kind, e.info))
+    report = build_report(targets, opts.fail_on, interrupted=interrupted)
+    report.extra["netns"] = enum.summary()
+    return emit(report, formats, verbose)
 
 
 def _destination_name(destination: str, ssh: dict) -> str:

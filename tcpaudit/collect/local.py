@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import functools
 import os
 import selectors
 import shutil
@@ -50,6 +51,10 @@ FILES = {
     "dmi.board_vendor": "/sys/class/dmi/id/board_vendor",
     "cgroup": "/proc/1/cgroup",
 }
+# The files of the network namespace being read, relative to its /proc/net: read under /proc/thread-self/net by
+# a thread that entered another namespace (/proc/net is a link to self/net, the main thread's namespace), or
+# under /proc/PID/net in the counters-only mode. The other FILES are the host's, whichever namespace reads them.
+PER_NETNS_FILES = {k: v[len("/proc/net/") :] for k, v in FILES.items() if v.startswith("/proc/net/")}
 MARKERS = {
     "marker.dockerenv": "/.dockerenv",
     "marker.containerenv": "/run/.containerenv",
@@ -85,8 +90,45 @@ def _read(path: str, limit: int = 16 << 20) -> str:
 
 
 def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
-    """Every sysctl under net.ipv4, net.ipv6, net.core and net.netfilter."""
+    """Every sysctl under net.ipv4, net.ipv6, net.core and net.netfilter.
+
+    One open and one read per file, nothing else (a namespace sweep reads this tree hundreds of times): the
+    mode is looked at only when an open fails, to tell a write-only trigger such as route.flush (no setting
+    to read) from a file that could not be read."""
     unset_secrets = 0
+    sysctls = raw.sysctls
+
+    def walk(path: str, prefix: str) -> None:
+        nonlocal unset_secrets
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            raw.gap(f"sysctl:{prefix}", _reason(exc), exc.strerror or str(exc))
+            return
+        subdirs = []
+        for entry in entries:
+            fn = entry.name
+            name = f"{prefix}.{fn.replace('.', '/')}"
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append((entry.path, name))
+                continue
+            try:
+                with open(entry.path, "rb", buffering=0) as f:
+                    sysctls[name] = fold_value(f.read(65536).decode("utf-8", "replace"))
+            except OSError as exc:
+                if fn == "stable_secret" and exc.errno == errno.EIO:
+                    unset_secrets += 1  # reading an unset IPv6 stable_secret fails with EIO by design
+                    continue
+                try:
+                    if exc.errno in (errno.EACCES, errno.EPERM) and not os.stat(entry.path).st_mode & 0o444:
+                        continue  # write-only triggers such as route.flush hold no setting
+                except OSError:
+                    pass
+                raw.gap(f"sysctl:{name}", _reason(exc), exc.strerror or str(exc))
+        for sub, name in subdirs:
+            walk(sub, name)
+
     for root in SYSCTL_ROOTS:
         top = os.path.join(proc_sys, *root.split("."))
         if not os.path.isdir(top):
@@ -94,26 +136,7 @@ def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
                 raw.gap(f"sysctl:{root}", GapReason.missing, f"{top} does not exist")
             continue
         raw.sysctl_roots.append(root)
-        for dirpath, dirnames, filenames in os.walk(top):
-            dirnames.sort()
-            rel = os.path.relpath(dirpath, proc_sys)
-            prefix = ".".join(p.replace(".", "/") for p in rel.split(os.sep))
-            for fn in sorted(filenames):
-                name = f"{prefix}.{fn.replace('.', '/')}"
-                path = os.path.join(dirpath, fn)
-                try:
-                    if not os.stat(path).st_mode & 0o444:
-                        continue  # write-only triggers such as route.flush hold no setting
-                except OSError:
-                    pass
-                try:
-                    with open(path, "rb") as f:
-                        raw.sysctls[name] = fold_value(f.read(65536).decode("utf-8", "replace"))
-                except OSError as exc:
-                    if fn == "stable_secret" and exc.errno == errno.EIO:
-                        unset_secrets += 1  # reading an unset IPv6 stable_secret fails with EIO by design
-                        continue
-                    raw.gap(f"sysctl:{name}", _reason(exc), exc.strerror or str(exc))
+        walk(top, root)
     if unset_secrets:
         raw.gap(
             "sysctl:net.ipv6.conf.*.stable_secret",
@@ -122,8 +145,14 @@ def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
         )
 
 
+@functools.cache
+def _which(name: str) -> str | None:
+    """shutil.which, once per process: a namespace sweep would otherwise search PATH per namespace."""
+    return shutil.which(name)
+
+
 def _run(argv: list[str], raw: RawCapture, item: str, limit_lines: int | None = None) -> str | None:
-    exe = shutil.which(argv[0])
+    exe = _which(argv[0])
     if exe is None:
         raw.gap(item, GapReason.missing, f"{argv[0]} not installed")
         return None
@@ -359,7 +388,7 @@ def _socket_source(sockets: str | None) -> str:
     return mode if mode in SOCKET_SOURCES else "auto"
 
 
-def _capture_sock_diag(raw: RawCapture, table_cap: int) -> bool | None:
+def _capture_sock_diag(raw: RawCapture, table_cap: int, proc_net: str = "/proc/net") -> bool | None:
     """The socket table over NETLINK_SOCK_DIAG into raw.parsed["sock_diag"].
 
     True: captured; False: the dump timed out (a gap; the caller falls back to /proc); None: the kernel or a
@@ -368,7 +397,7 @@ def _capture_sock_diag(raw: RawCapture, table_cap: int) -> bool | None:
     from .sockdiag import SockDiagTimeout, SockDiagUnavailable, dump_tcp
 
     try:
-        cols, truncated = dump_tcp(timeout_s=COMMAND_TIMEOUT_S, limit=table_cap)
+        cols, truncated = dump_tcp(timeout_s=COMMAND_TIMEOUT_S, limit=table_cap, proc_net=proc_net)
     except SockDiagUnavailable:  # the table's source ("ss" or "proc") then says what was used instead
         return None
     except SockDiagTimeout:
@@ -385,18 +414,34 @@ def capture_local(
     proc_sys: str = "/proc/sys",
     table_cap: int = DEFAULT_TABLE_CAP,
     sockets: str | None = None,
+    proc_net: str = "/proc/net",
+    scope: str = "host",
 ) -> RawCapture:
     """Everything the local collector reads. `sockets`: one of SOCKET_SOURCES (default: the environment's
-    TCPAUDIT_SOCKET_SOURCE, else auto = netlink, then ss when sock_diag is refused)."""
+    TCPAUDIT_SOCKET_SOURCE, else auto = netlink, then ss when sock_diag is refused).
+
+    `scope` "host" reads everything; "netns" only what belongs to the calling thread's network namespace
+    (the /proc/net files under `proc_net`, /proc/sys/net, the socket table, the NAT rules): the host-wide
+    items (kernel, hostname, DMI, os-release) come from the host's capture (collect/netns.py). "counters"
+    reads only the files under `proc_net` (/proc/PID/net without entering the namespace): counters and the
+    /proc socket table, no sysctls.
+    """
     raw = RawCapture(source=Source.local, collected_at=_dt.datetime.now(_dt.timezone.utc), detail_cap=detail_cap)
+    if scope == "counters":
+        _capture_netns_files(raw, proc_net)
+        _capture_proc_tcp(raw, proc_net)
+        return raw
     tables = _SocketTables(detail_cap, table_cap) if _socket_source(sockets) == "ss" else None
     captured = False
     try:
         if tables is not None:
             tables.start(raw)  # ss runs while the files below are read
-        _capture_files(raw, proc_sys)
+        if scope == "host":
+            _capture_host_files(raw)
+        _capture_netns_files(raw, proc_net)
+        read_sysctls(raw, proc_sys)
         if tables is None:
-            got = _capture_sock_diag(raw, table_cap)
+            got = _capture_sock_diag(raw, table_cap, proc_net)
             if got is None:
                 tables = _SocketTables(detail_cap, table_cap)
                 tables.start(raw)
@@ -408,14 +453,9 @@ def capture_local(
         for s in tables.started if tables is not None else ():
             s.stop()
     if not captured:
-        for item, path in (("proc-net-tcp", "/proc/net/tcp"), ("proc-net-tcp6", "/proc/net/tcp6")):
-            try:
-                raw.items[item] = _read(path, limit=1 << 30)
-            except OSError as exc:
-                if not (item == "proc-net-tcp6" and _reason(exc) is GapReason.missing):
-                    raw.gap(item, _reason(exc), f"{path}: {exc.strerror or exc}")
+        _capture_proc_tcp(raw, proc_net)
 
-    if shutil.which("iptables-save"):
+    if _which("iptables-save"):
         if os.geteuid() == 0:
             nat = _run(["iptables-save", "-t", "nat"], raw, "iptables-nat")
             if nat is not None:
@@ -425,8 +465,31 @@ def capture_local(
     return raw
 
 
-def _capture_files(raw: RawCapture, proc_sys: str) -> None:
+def _capture_proc_tcp(raw: RawCapture, proc_net: str) -> None:
+    for item, name in (("proc-net-tcp", "tcp"), ("proc-net-tcp6", "tcp6")):
+        path = f"{proc_net}/{name}"
+        try:
+            raw.items[item] = _read(path, limit=1 << 30)
+        except OSError as exc:
+            if not (item == "proc-net-tcp6" and _reason(exc) is GapReason.missing):
+                raw.gap(item, _reason(exc), f"{path}: {exc.strerror or exc}")
+
+
+def _capture_netns_files(raw: RawCapture, proc_net: str) -> None:
+    for item, name in PER_NETNS_FILES.items():
+        path = f"{proc_net}/{name}"
+        try:
+            raw.items[item] = _read(path)
+        except OSError as exc:
+            if item in OPTIONAL and _reason(exc) is GapReason.missing:
+                continue
+            raw.gap(item, _reason(exc), f"{path}: {exc.strerror or exc}")
+
+
+def _capture_host_files(raw: RawCapture) -> None:
     for item, path in FILES.items():
+        if item in PER_NETNS_FILES:
+            continue
         try:
             raw.items[item] = _read(path)
         except OSError as exc:
@@ -448,25 +511,24 @@ def _capture_files(raw: RawCapture, proc_sys: str) -> None:
             raw.items[item] = ""
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         raw.items["env.kubernetes"] = ""
-    read_sysctls(raw, proc_sys)
 
 
-def sample_counters() -> CounterSample | None:
+def sample_counters(proc_net: str = "/proc/net") -> CounterSample | None:
     """The counters alone, for the first of two samples."""
     try:
         counters = Counters(
-            netstat=parse_counter_pairs(_read("/proc/net/netstat"), "/proc/net/netstat"),
-            snmp=parse_counter_pairs(_read("/proc/net/snmp"), "/proc/net/snmp"),
-            sockstat=parse_sockstat(_read("/proc/net/sockstat"), "/proc/net/sockstat"),
+            netstat=parse_counter_pairs(_read(f"{proc_net}/netstat"), f"{proc_net}/netstat"),
+            snmp=parse_counter_pairs(_read(f"{proc_net}/snmp"), f"{proc_net}/snmp"),
+            sockstat=parse_sockstat(_read(f"{proc_net}/sockstat"), f"{proc_net}/sockstat"),
         )
     except (OSError, ParseError):
         return None
     try:  # merged into sockstat, as build_snapshot does
-        counters.sockstat.update(parse_sockstat(_read("/proc/net/sockstat6"), "/proc/net/sockstat6"))
+        counters.sockstat.update(parse_sockstat(_read(f"{proc_net}/sockstat6"), f"{proc_net}/sockstat6"))
     except (OSError, ParseError):
         pass
     try:
-        ct = parse_conntrack_stat(_read("/proc/net/stat/nf_conntrack"), "/proc/net/stat/nf_conntrack")
+        ct = parse_conntrack_stat(_read(f"{proc_net}/stat/nf_conntrack"), f"{proc_net}/stat/nf_conntrack")
     except (OSError, ParseError):
         ct = []
     return CounterSample(interval_s=0.0, counters=counters, conntrack_stats_per_cpu=ct)

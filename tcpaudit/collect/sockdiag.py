@@ -252,9 +252,13 @@ def _dump_family(family: int, deadline: float, parser: DumpParser) -> None:
 
 
 def dump_tcp(
-    timeout_s: float = 20.0, limit: int = 1_000_000, want_info: bool = True
+    timeout_s: float = 20.0, limit: int = 1_000_000, want_info: bool = True, proc_net: str = "/proc/net"
 ) -> tuple[dict[str, list[Any]], bool]:
     """Every TCP socket of this network namespace, IPv4 then IPv6, as columns (SOCK_DIAG_COLUMNS).
+
+    "This" namespace is the calling thread's: a socket belongs to the namespace it was created in, and the
+    netlink socket is created here, in the caller's thread. `proc_net` is where that namespace's /proc/net
+    files are seen (/proc/thread-self/net in a thread that entered another namespace).
 
     Returns (columns, truncated): truncated when more than `limit` sockets were there (the first `limit`
     are kept). Raises SockDiagUnavailable or SockDiagTimeout.
@@ -266,7 +270,7 @@ def dump_tcp(
         try:
             _dump_family(socket.AF_INET6, deadline, parser)
         except SockDiagUnavailable:
-            if os.path.exists("/proc/net/if_inet6"):
+            if os.path.exists(f"{proc_net}/if_inet6"):
                 raise
             # a kernel without IPv6 answers the AF_INET6 dump with an error: there are no IPv6 sockets
     return parser.columns(), parser.truncated
