@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +26,7 @@ class AuditOptions(BaseModel):
     fail_on: Severity = Severity.high
     waivers: list[Waiver] = Field(default_factory=list, description="from .tcpaudit.toml; see tcpaudit.suppress")
     baseline: Baseline | None = Field(None, description="--baseline FILE: findings recorded there are suppressed")
+    policy: Any = Field(None, description="tcpaudit.policy.Policy from --policy FILE or [policy] (POL001)")
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,6 +53,8 @@ def facts_for(
     *,
     kind: str = "host",
     configured: dict[str, tuple[str, Location]] | None = None,
+    policy: Any = None,
+    group: str | None = None,
 ) -> Facts:
     return Facts(
         snapshot=snapshot,
@@ -59,6 +63,8 @@ def facts_for(
         kdb=kernel_db(),
         release=parse_release_or_none(snapshot.kernel.release),
         configured=configured or {},
+        policy=policy,
+        group=group,
     )
 
 
@@ -95,11 +101,13 @@ def kernel_notes(snapshot: Snapshot, facts: Facts) -> list[str]:
     return notes
 
 
-def audit_snapshot(snapshot: Snapshot, opts: AuditOptions | None = None, name: str | None = None) -> Target:
+def audit_snapshot(
+    snapshot: Snapshot, opts: AuditOptions | None = None, name: str | None = None, group: str | None = None
+) -> Target:
     opts = opts or AuditOptions()
     ctx = resolve_context(opts.context, snapshot)
     target_name = clean_text(name or snapshot.hostname, 253)
-    facts = facts_for(snapshot, ctx)
+    facts = facts_for(snapshot, ctx, policy=opts.policy, group=group)
     findings, results = run_rules(facts, target_name, disabled=opts.disabled_rules)
     target = Target(
         name=target_name,
