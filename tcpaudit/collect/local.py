@@ -17,6 +17,7 @@ import time
 
 from ..snapshot import Counters, CounterSample, GapReason, Snapshot, Source
 from .build import build_snapshot
+from .persisted import read_local as read_persisted
 from .parsers import (
     ParseError,
     SsDetailParser,
@@ -449,6 +450,7 @@ def _capture_files(raw: RawCapture, proc_sys: str) -> None:
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         raw.items["env.kubernetes"] = ""
     read_sysctls(raw, proc_sys)
+    read_persisted(raw)
 
 
 def sample_counters() -> CounterSample | None:
