@@ -108,18 +108,18 @@ class RunningVsPersisted(Rule):
 
     # ---- the four kinds -------------------------------------------------------------------------------
     def _absent_why(self, f: Facts, key: str) -> str:
-        if f.hidden_by_netns(key):
-            return f"{key} is not visible in this network namespace"
         life = lifetime(f.kdb, f.release, key) if f.kdb is not None else ""
         if life:
             return f"{key} does not exist on this kernel ({life})"
-        if key.startswith(("net.netfilter.", "net.nf_conntrack")):
+        if key.startswith(("net.netfilter.", "net.nf_conntrack")) and not f.snapshot.conntrack.present:
             return (
                 f"{key} does not exist now: the nf_conntrack module is not loaded (at boot the files are often "
                 "applied before the module loads, so the value is lost even when it is loaded later)"
             )
         if key.startswith(("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")):
             return f"{key} does not exist now: the interface it names is not present"
+        if f.hidden_by_netns(key):
+            return f"{key} is not visible in this network namespace (a global sysctl): audit the host itself"
         if key.startswith("net.bridge."):
             return f"{key} does not exist now: the br_netfilter module is not loaded"
         return f"{key} does not exist on this kernel (or its module is not loaded)"
