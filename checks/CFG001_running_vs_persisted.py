@@ -2,10 +2,11 @@
 
 from tcpaudit.kernel.runtime_set import host_kinds, runtime_reason
 from tcpaudit.lint.values import lifetime
-from tcpaudit.model import Severity
+from tcpaudit.model import Finding, Severity
 from tcpaudit.policy import same_value
 from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
 from tcpaudit.rules.whatif import affected_rules, describe
+from tcpaudit.snapshot import PersistedConfig
 
 _GLOB = set("*?[")
 
@@ -182,7 +183,7 @@ class RunningVsPersisted(Rule):
             ),
         )
 
-    def _live_only(self, f: Facts, p, kinds: dict[str, str], exempt: dict[str, str]):  # type: ignore[no-untyped-def]
+    def _live_only(self, f: Facts, p: PersistedConfig, kinds: dict[str, str], exempt: dict[str, str]) -> list[Finding]:
         """Keys no file sets whose running value is not the kernel's default: they revert at reboot. Only keys
         whose default the knowledge base states as a constant for this kernel (not one computed from memory)."""
         if f.kdb is None or f.release is None:

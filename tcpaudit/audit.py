@@ -26,7 +26,7 @@ class AuditOptions(BaseModel):
     fail_on: Severity = Severity.high
     waivers: list[Waiver] = Field(default_factory=list, description="from .tcpaudit.toml; see tcpaudit.suppress")
     baseline: Baseline | None = Field(None, description="--baseline FILE: findings recorded there are suppressed")
-    policy: Any = Field(None, description="tcpaudit.policy.Policy from --policy FILE or [policy] (POL001)")
+    policy: Any = Field(default=None, description="tcpaudit.policy.Policy from --policy FILE or [policy] (POL001)")
 
 
 @functools.lru_cache(maxsize=1)

@@ -90,7 +90,7 @@ class Config(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     rules: RulesSection = Field(default_factory=RulesSection)
     waivers: list[Waiver] = Field(default_factory=list, alias="waiver")
-    policy: dict[str, Any] | None = Field(None, description="[policy], parsed by tcpaudit.policy.parse_policy")
+    policy: dict[str, Any] | None = Field(default=None, description="[policy], parsed by tcpaudit.policy.parse_policy")
     path: str | None = None
 
     @field_validator("context", mode="before")

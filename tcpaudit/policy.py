@@ -274,8 +274,8 @@ class Policy(BaseModel):
 
 # ---- loading ------------------------------------------------------------------------------------------
 def _entries_of(table: dict[str, Any], where: str, group: str | None, defaults: dict[str, Any]) -> list[PolicyEntry]:
-    own = {k: table[k] for k in ("reason", "severity", "scope") if k in table}
-    d = {**defaults, **own}
+    own: dict[str, Any] = {k: table[k] for k in ("reason", "severity", "scope") if k in table}
+    d: dict[str, Any] = {**defaults, **own}
     out = []
     for key, body in table.items():
         if key in _RESERVED:

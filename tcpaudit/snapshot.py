@@ -287,7 +287,7 @@ class PersistedSetting(BaseModel):
     value: str
     file: str
     line: int | None = None
-    ignore_errors: bool = Field(False, description="written with a leading '-': a failure to set it is ignored")
+    ignore_errors: bool = Field(default=False, description="written with a leading '-': a failure to set it is ignored")
     shadowed: list[PersistedAssignment] = Field(
         default_factory=list, description="earlier assignments of the same key that this one overrides"
     )
@@ -299,7 +299,9 @@ class PersistedConfig(BaseModel):
     files: list[str] = Field(default_factory=list, description="the files applied, in order")
     settings: dict[str, PersistedSetting] = Field(default_factory=dict, description="key -> effective setting")
     notes: list[str] = Field(default_factory=list, description="files hidden by a same-named file, masked, dangling")
-    complete: bool = Field(True, description="false when a file could not be read or was cut at the cap (see gaps)")
+    complete: bool = Field(
+        default=True, description="false when a file could not be read or was cut at the cap (see gaps)"
+    )
 
 
 class Snapshot(BaseModel):
@@ -333,7 +335,7 @@ class Snapshot(BaseModel):
         "per-namespace keys read here, so rules can tell host tuning that does not reach the namespace",
     )
     persisted: PersistedConfig | None = Field(
-        None, description="the sysctl configuration files in `sysctl --system` order; null: not read"
+        default=None, description="the sysctl configuration files in `sysctl --system` order; null: not read"
     )
 
     @model_validator(mode="after")

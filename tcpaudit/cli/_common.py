@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -152,7 +152,7 @@ def audit_options(
     ), cfg
 
 
-def load_policy(path: Path | None, cfg, kernel: str | None = None):  # type: ignore[no-untyped-def]
+def load_policy(path: Path | None, cfg: Any, kernel: str | None = None) -> Any:
     """--policy FILE, else [policy] of the config file, else None; checked against the knowledge base (and, for
     `lint --kernel`, against that kernel). A policy error is a usage error: one line, exit 2."""
     if path is None and cfg.policy is None:

@@ -17,7 +17,6 @@ import time
 
 from ..snapshot import Counters, CounterSample, GapReason, Snapshot, Source
 from .build import build_snapshot
-from .persisted import read_local as read_persisted
 from .parsers import (
     ParseError,
     SsDetailParser,
@@ -27,6 +26,7 @@ from .parsers import (
     parse_counter_pairs,
     parse_sockstat,
 )
+from .persisted import read_local as read_persisted
 from .raw import SYSCTL_ROOTS, RawCapture
 
 DEFAULT_DETAIL_CAP = 50_000

@@ -47,8 +47,9 @@ def item_name(n: int) -> str:
 def _on_disk(root: str, path: str) -> str:
     if root in ("", "/"):
         return path
-    from ..lint.files import resolve_in_root  # only tests read a tree under a prefix
     from pathlib import Path
+
+    from ..lint.files import resolve_in_root  # only tests read a tree under a prefix
 
     res = resolve_in_root(Path(root), path.lstrip("/"))
     return str(res.path) if res.path is not None else os.path.join(root, path.lstrip("/"))
