@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +26,7 @@ class AuditOptions(BaseModel):
     fail_on: Severity = Severity.high
     waivers: list[Waiver] = Field(default_factory=list, description="from .tcpaudit.toml; see tcpaudit.suppress")
     baseline: Baseline | None = Field(None, description="--baseline FILE: findings recorded there are suppressed")
+    policy: Any = Field(default=None, description="tcpaudit.policy.Policy from --policy FILE or [policy] (POL001)")
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,6 +53,8 @@ def facts_for(
     *,
     kind: str = "host",
     configured: dict[str, tuple[str, Location]] | None = None,
+    policy: Any = None,
+    group: str | None = None,
 ) -> Facts:
     return Facts(
         snapshot=snapshot,
@@ -59,6 +63,8 @@ def facts_for(
         kdb=kernel_db(),
         release=parse_release_or_none(snapshot.kernel.release),
         configured=configured or {},
+        policy=policy,
+        group=group,
     )
 
 
@@ -101,6 +107,7 @@ def audit_snapshot(
     name: str | None = None,
     kind: str = "host",
     status: TargetStatus = TargetStatus.ok,
+    group: str | None = None,
 ) -> Target:
     """One host snapshot through the rules. kind "netns": a network namespace of a host (`--all-netns`),
     audited like a host (the same rules, its own sysctls, sockets and counters); `snapshot.netns` says
@@ -108,7 +115,7 @@ def audit_snapshot(
     opts = opts or AuditOptions()
     ctx = resolve_context(opts.context, snapshot)
     target_name = clean_text(name or snapshot.hostname, 253)
-    facts = facts_for(snapshot, ctx)
+    facts = facts_for(snapshot, ctx, policy=opts.policy, group=group)
     findings, results = run_rules(facts, target_name, disabled=opts.disabled_rules)
     target = Target(
         name=target_name,

@@ -15,6 +15,10 @@ min_ephemeral_ports = 10000
 [rules]
 disable = ["TCP004"]
 
+[policy]                        # declared values per sysctl (POL001); see tcpaudit/policy.py
+reason = "fleet standard"
+"net.ipv4.tcp_keepalive_time" = 120
+
 [[waiver]]
 rule = "TCP003"
 target = "web-*"               # glob on the target name (host name or config path)
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -85,6 +90,7 @@ class Config(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     rules: RulesSection = Field(default_factory=RulesSection)
     waivers: list[Waiver] = Field(default_factory=list, alias="waiver")
+    policy: dict[str, Any] | None = Field(default=None, description="[policy], parsed by tcpaudit.policy.parse_policy")
     path: str | None = None
 
     @field_validator("context", mode="before")

@@ -250,7 +250,7 @@ def sweep(
                 warm.wait()
                 t_audit = time.monotonic()
                 try:
-                    target = audit_snapshot(res.snapshot, opts, name=d.name)
+                    target = audit_snapshot(res.snapshot, opts, name=d.name, group=d.group or DEFAULT_GROUP)
                 except Exception as exc:  # noqa: BLE001 - one host's audit failure is that host's status
                     return failed_target(d.name, TargetStatus.error, f"audit failed: {type(exc).__name__}: {exc}")
                 finally:
@@ -417,9 +417,13 @@ def fleet_view(targets: list[Target], sysctls: dict[str, dict[str, str]], groups
     }
 
 
-def fleet_report(result: SweepResult, fail_on: Severity | str) -> Report:
+def fleet_report(result: SweepResult, fail_on: Severity | str, policy: Any = None) -> Report:
     report = build_report(result.targets, fail_on, interrupted=result.interrupted)
     report.extra["fleet"] = fleet_view(result.targets, result.sysctls, result.groups)
     report.extra["fleet"]["elapsed_s"] = round(result.elapsed_s, 3)
     report.extra["fleet"]["timeline"] = result.timeline
+    if policy is not None:
+        from .policy import policy_summary
+
+        report.extra["fleet"]["policy"] = policy_summary(result.targets, result.groups)
     return report

@@ -275,6 +275,35 @@ class SocketTable(BaseModel):
         return cls.model_construct(**{c: cols[c] for c in _COLUMNS}, **kw)  # type: ignore[arg-type]  # checked above
 
 
+class PersistedAssignment(BaseModel):
+    value: str
+    file: str
+    line: int | None = None
+
+
+class PersistedSetting(BaseModel):
+    """The value a key gets from the sysctl configuration at boot, where, and the earlier lines it overrides."""
+
+    value: str
+    file: str
+    line: int | None = None
+    ignore_errors: bool = Field(default=False, description="written with a leading '-': a failure to set it is ignored")
+    shadowed: list[PersistedAssignment] = Field(
+        default_factory=list, description="earlier assignments of the same key that this one overrides"
+    )
+
+
+class PersistedConfig(BaseModel):
+    """The host's sysctl configuration as `sysctl --system` applies it (tcpaudit.collect.persisted)."""
+
+    files: list[str] = Field(default_factory=list, description="the files applied, in order")
+    settings: dict[str, PersistedSetting] = Field(default_factory=dict, description="key -> effective setting")
+    notes: list[str] = Field(default_factory=list, description="files hidden by a same-named file, masked, dangling")
+    complete: bool = Field(
+        default=True, description="false when a file could not be read or was cut at the cap (see gaps)"
+    )
+
+
 class Snapshot(BaseModel):
     # strict: the published schema says integer, so "1" (a string) is not a version
     schema_version: int = Field(SCHEMA_VERSION, strict=True, ge=1, le=U64_MAX)
@@ -304,6 +333,9 @@ class Snapshot(BaseModel):
         None,
         description="--all-netns, for a namespace other than the host's: the initial namespace's values of the "
         "per-namespace keys read here, so rules can tell host tuning that does not reach the namespace",
+    )
+    persisted: PersistedConfig | None = Field(
+        default=None, description="the sysctl configuration files in `sysctl --system` order; null: not read"
     )
 
     @model_validator(mode="after")

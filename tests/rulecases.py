@@ -8,6 +8,8 @@ environment, previous, uptime_s, ...); the rest takes defaults. Sugar:
   kind: config + configured: {key: value}   -> a config target (lint), each key at line n of "case.conf"
   lint: TEXT or {file: NAME, text: TEXT}    -> a config target exactly as `tcpaudit lint` parses that file
   context: {nat_idle_timeout, profiles, clients_behind_nat, auto_detect, thresholds}
+  policy: {...}  (the [policy] table of .tcpaudit.toml) and group: NAME -> a policy (POL001) and inventory group
+  persisted: {files, settings: {key: {value, file, line, shadowed}}, ...} -> Snapshot.persisted (CFG001)
 Expectation: expect: fail | pass | not_applicable; severity; evidence (subset); explanation_contains;
 reason_contains (not_applicable).
 """
@@ -72,7 +74,7 @@ def _lint_case(case: dict[str, Any]):  # type: ignore[no-untyped-def]
 
     spec = case["lint"] if isinstance(case["lint"], dict) else {"file": "case.conf", "text": case["lint"]}
     (unit,) = parse_text(spec["text"], spec["file"])
-    opts = AuditOptions(context=ContextOptions(**(case.get("context") or {})))
+    opts = AuditOptions(context=ContextOptions(**(case.get("context") or {})), policy=_policy(case))
     return config_facts(unit, opts, case.get("kernel", "6.1.0-18-amd64"))[0]
 
 
@@ -98,6 +100,8 @@ def build_case(case: dict[str, Any]):  # type: ignore[no-untyped-def]
             "reason_contains",
             "note",
             "socket_detail",
+            "policy",
+            "group",
         }
     }
     kind = case.get("kind", "host")
@@ -124,7 +128,16 @@ def build_case(case: dict[str, Any]):  # type: ignore[no-untyped-def]
             configured[k] = (str(v), Location(file="case.conf", line=n))
             snap.sysctls[k] = str(v)
     ctx = resolve_context(ContextOptions(**(case.get("context") or {})), snap)
-    return facts_for(snap, ctx, kind=kind, configured=configured)
+    return facts_for(snap, ctx, kind=kind, configured=configured, policy=_policy(case), group=case.get("group"))
+
+
+def _policy(case: dict[str, Any]):  # type: ignore[no-untyped-def]
+    if "policy" not in case:
+        return None
+    from tcpaudit.audit import kernel_db
+    from tcpaudit.policy import parse_policy
+
+    return parse_policy(case["policy"], "case.toml", kernel_db())
 
 
 def load_cases() -> list[tuple[str, str, dict[str, Any]]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -86,6 +86,15 @@ BaselineOpt = Annotated[
         help="Baseline from `tcpaudit baseline`: findings recorded there show as suppressed and do not fail the run.",
     ),
 ]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        metavar="FILE",
+        readable=False,
+        help="Policy file (declared values per sysctl, POL001); default: [policy] of the config file.",
+    ),
+]
 TableJsonOpt = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table or json.")]
 
 
@@ -98,6 +107,8 @@ def audit_options(
     disable: list[str] | None,
     no_auto_context: bool,
     baseline: Path | None = None,
+    policy: Path | None = None,
+    kernel: str | None = None,
 ):
     from ..audit import AuditOptions
     from ..config import load_config
@@ -137,7 +148,27 @@ def audit_options(
         fail_on=sev_v,
         waivers=list(cfg.waivers),
         baseline=base,
+        policy=load_policy(policy, cfg, kernel),
     ), cfg
+
+
+def load_policy(path: Path | None, cfg: Any, kernel: str | None = None) -> Any:
+    """--policy FILE, else [policy] of the config file, else None; checked against the knowledge base (and, for
+    `lint --kernel`, against that kernel). A policy error is a usage error: one line, exit 2."""
+    if path is None and cfg.policy is None:
+        return None
+    from ..audit import kernel_db, parse_release_or_none
+    from ..policy import PolicyError, check_against_kb, load_policy_file, parse_policy
+
+    try:
+        kdb = kernel_db()
+        pol = load_policy_file(path, kdb) if path is not None else parse_policy(cfg.policy, cfg.path or "config", kdb)
+        release = parse_release_or_none(kernel)
+        if release is not None:
+            check_against_kb(pol, kdb, release)
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from None
+    return pol
 
 
 def parse_formats(formats: list[str] | None) -> list[tuple[str, str | None]]:

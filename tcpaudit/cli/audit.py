@@ -15,6 +15,7 @@ from ._common import (
     FormatOpt,
     NatIdleOpt,
     NoAutoOpt,
+    PolicyOpt,
     ProfileOpt,
     VerboseOpt,
     audit_options,
@@ -38,12 +39,13 @@ def audit(
     no_auto_context: NoAutoOpt = False,
     verbose: VerboseOpt = False,
     baseline: BaselineOpt = None,
+    policy: PolicyOpt = None,
 ) -> None:
     """Audit saved snapshots (`tcpaudit snapshot`) or collector dumps offline."""
     from ..audit import audit_snapshot, build_report
 
     opts, _cfg = audit_options(
-        config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline
+        config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline, policy
     )
     formats = parse_formats(format)
     snaps = load_snapshots(files)

@@ -23,6 +23,7 @@ from ._common import (
     FormatOpt,
     NatIdleOpt,
     NoAutoOpt,
+    PolicyOpt,
     ProfileOpt,
     UsageError,
     VerboseOpt,
@@ -88,6 +89,7 @@ def fleet(
     disable: DisableOpt = None,
     no_auto_context: NoAutoOpt = False,
     baseline: BaselineOpt = None,
+    policy: PolicyOpt = None,
     verbose: VerboseOpt = False,
     port: _r.PortOpt = None,
     user: _r.UserOpt = None,
@@ -113,7 +115,7 @@ def fleet(
     """
     ssh = {k: v for k, v in locals().items() if k in _r.SSH_OPTION_NAMES}
     opts, _cfg = audit_options(
-        config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline
+        config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline, policy
     )
     formats = parse_formats(format)
 
@@ -138,6 +140,14 @@ def fleet(
         typer.echo(f"tcpaudit: {line}", err=True)
     if not dests:
         raise UsageError("no hosts: give hosts, --inventory FILE, or --ssh-config-hosts")
+    if opts.policy is not None:
+        from ..fleet import DEFAULT_GROUP
+        from ..policy import PolicyError, check_groups
+
+        try:
+            check_groups(opts.policy, {d.group or DEFAULT_GROUP for d in dests})
+        except PolicyError as exc:
+            raise UsageError(str(exc)) from None
     try:
         settings = _r.make_settings(ssh, prompt_for="the fleet")
         collector = SSHCollector(settings)
@@ -162,7 +172,7 @@ def fleet(
         collector.close()
     if result.interrupted:
         typer.echo("tcpaudit: interrupted; the report covers the hosts done", err=True)
-    report = fleet_report(result, opts.fail_on)
+    report = fleet_report(result, opts.fail_on, opts.policy)
     raise typer.Exit(_emit(report, formats, verbose, detail))
 
 

@@ -18,6 +18,7 @@ from ._common import (
     FormatOpt,
     NatIdleOpt,
     NoAutoOpt,
+    PolicyOpt,
     ProfileOpt,
     UsageError,
     VerboseOpt,
@@ -70,6 +71,7 @@ def host(
             "target; needs root (CAP_SYS_ADMIN and CAP_SYS_PTRACE).",
         ),
     ] = False,
+    policy: PolicyOpt = None,
     port: _r.PortOpt = None,
     user: _r.UserOpt = None,
     ssh_config: _r.SSHConfigOpt = None,
@@ -84,7 +86,7 @@ def host(
     """Audit this machine (or one remote host over SSH) and report risks with evidence and fixes."""
     ssh = {k: v for k, v in locals().items() if k in _r.SSH_OPTION_NAMES}
     opts, _cfg = audit_options(
-        config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline
+        config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline, policy
     )
     formats = parse_formats(format)
     if save_snapshot:

@@ -17,6 +17,7 @@ from ._common import (
     FailOnOpt,
     FormatOpt,
     NatIdleOpt,
+    PolicyOpt,
     ProfileOpt,
     UsageError,
     VerboseOpt,
@@ -120,12 +121,15 @@ def lint(
     config: ConfigOpt = None,
     disable: DisableOpt = None,
     baseline: BaselineOpt = None,
+    policy: PolicyOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Lint sysctl configuration with the same rules as hosts, for a target kernel, before it ships."""
     from ..audit import build_report
 
-    opts, _cfg = audit_options(config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, False, baseline)
+    opts, _cfg = audit_options(
+        config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, False, baseline, policy, kernel
+    )
     _set_k8s_version(opts, k8s_version)
     formats = parse_formats(format)
     targets = _lint_targets(paths, root, kernel, merge, opts)

@@ -29,6 +29,7 @@ from .parsers import (
     parse_ss_detail_fast,
     parse_uptime,
 )
+from .persisted import persisted_from_items
 from .raw import RawCapture
 
 # DMI strings that name a cloud (sys_vendor / product_name / bios_vendor / chassis_asset_tag / board_vendor).
@@ -104,6 +105,7 @@ def _environment(raw: RawCapture) -> Environment:
 
 
 def build_snapshot(raw: RawCapture) -> Snapshot:
+    persisted = persisted_from_items(raw)
     items = raw.items
 
     def parse(name: str, fn, *args):
@@ -193,4 +195,5 @@ def build_snapshot(raw: RawCapture) -> Snapshot:
         sockets=sockets,
         environment=_environment(raw),
         gaps=raw.gaps,
+        persisted=persisted,
     )

@@ -15,6 +15,8 @@
 #   @@tcpaudit-end ITEM rc=N
 #   @@tcpaudit-gap ITEM REASON DETAIL (something that could not be read, and why)
 #   @@tcpaudit-done
+# Persisted sysctl configuration (tcpaudit/collect/persisted.py): sysctl-conf-index lists the candidate files
+# ("N PATH", at most 256), then sysctl-conf.N holds each one's first 10001 lines, cut at 8192 characters.
 # Caps (must match tcpaudit/collect/dump.py): ss 200000 lines, ss-detail 100002 lines, /proc/net/tcp*
 # 200001 lines (header + 200000); one line more is printed so the reader can tell a capped table from a complete one.
 set -f
@@ -72,6 +74,74 @@ _tca_marker() {
     if [ -e "$2" ]; then
         printf '@@tcpaudit-begin %s\n@@tcpaudit-end %s rc=0\n' "$1" "$1"
     fi
+}
+
+# _tca_conf_list: the *.conf files of the sysctl.d directories in `sysctl --system` directory order, then
+# /etc/sysctl.conf, one per line (names with a newline cannot be framed and are skipped). Globbing is off
+# everywhere else (set -f); it is switched on only for these fixed patterns.
+_tca_conf_list() {
+    for _tca_d in /etc/sysctl.d /run/sysctl.d /usr/local/lib/sysctl.d /usr/lib/sysctl.d /lib/sysctl.d; do
+        [ -d "$_tca_d" ] || continue
+        set +f
+        for _tca_f in "$_tca_d"/*.conf; do
+            set -f
+            case $_tca_f in
+            *"
+"*) continue ;;
+            esac
+            if [ -e "$_tca_f" ] || [ -L "$_tca_f" ]; then
+                printf '%s\n' "$_tca_f"
+            fi
+        done
+        set -f
+    done
+    if [ -e /etc/sysctl.conf ] || [ -L /etc/sysctl.conf ]; then
+        printf '%s\n' /etc/sysctl.conf
+    fi
+}
+
+_tca_conf_cat() {
+    if _tca_have cut; then
+        cat "$1" | cut -c 1-8192
+    else
+        cat "$1"
+    fi
+}
+
+# Both passes read the list from a pipe (no here-document: some shells back those with a temporary file).
+_tca_persisted() {
+    _tca_list=$(_tca_conf_list)
+    printf '@@tcpaudit-begin sysctl-conf-index\n'
+    printf '%s\n' "$_tca_list" | {
+        _tca_n=0
+        while IFS= read -r _tca_f; do
+            [ -n "$_tca_f" ] || continue
+            _tca_n=$((_tca_n + 1))
+            [ "$_tca_n" -le 256 ] || break
+            printf '|%s %s\n' "$_tca_n" "$_tca_f"
+        done
+        printf '\n@@tcpaudit-end sysctl-conf-index rc=0\n'
+        if [ "$_tca_n" -gt 256 ]; then
+            _tca_gap sysctl-conf truncated "more than 256 files; the first 256 were read"
+        fi
+    }
+    printf '%s\n' "$_tca_list" | {
+        _tca_n=0
+        while IFS= read -r _tca_f; do
+            [ -n "$_tca_f" ] || continue
+            _tca_n=$((_tca_n + 1))
+            [ "$_tca_n" -le 256 ] || break
+            if [ ! -e "$_tca_f" ]; then
+                _tca_gap "sysctl-conf.$_tca_n" missing "dangling link"
+            elif [ -d "$_tca_f" ]; then
+                _tca_gap "sysctl-conf.$_tca_n" error "$_tca_f: Is a directory"
+            elif [ ! -r "$_tca_f" ]; then
+                _tca_gap "sysctl-conf.$_tca_n" permission_denied "$_tca_f: Permission denied"
+            else
+                _tca_run "sysctl-conf.$_tca_n" 10001 _tca_conf_cat "$_tca_f" </dev/null
+            fi
+        done
+    }
 }
 
 _tca_euid() {
@@ -143,6 +213,8 @@ _tca_main() {
         # word splitting of $_tca_dirs is intended; set -f rules out globbing
         _tca_run sysctls 0 grep -r '' $_tca_dirs
     fi
+
+    _tca_persisted
 
     # The socket table from ss; from /proc/net/tcp{,6} when ss is missing or fails (141: cut by the cap).
     _tca_ss=missing

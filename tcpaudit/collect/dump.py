@@ -31,6 +31,7 @@ from ..snapshot import GapReason, Snapshot, Source
 from .build import build_snapshot
 from .local import DEFAULT_DETAIL_CAP, FILES, MARKERS, OPTIONAL
 from .parsers import sysctl_path_to_name
+from .persisted import INDEX_ITEM, ITEM_RE, MAX_FILES, MAX_LINES
 from .raw import SYSCTL_ROOTS, RawCapture
 
 FORMAT_VERSION = "1"
@@ -66,6 +67,7 @@ ITEMS = frozenset(
         "proc-net-tcp6",
         "iptables-nat",
         "sysctls",
+        INDEX_ITEM,
     }
 )
 # Items whose absence is normal on some hosts: the local collector records no gap for them either.
@@ -80,6 +82,12 @@ _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
 _END_RE = re.compile(r"([a-z0-9][a-z0-9._:-]{0,63}) rc=(\d{1,3})")
 _CAT_ERR_RE = re.compile(r"^cat: (?:can't open '(.*)'|(.*?)): ([^:]*)$")
 _GREP_ERR_RE = re.compile(r"^grep: (/proc/sys/[^:]*): (.*)$")
+
+
+def _persisted_item(name: str) -> bool:
+    """sysctl-conf.N: the content of persisted-config candidate N (1..MAX_FILES), see tcpaudit/collect/persisted.py."""
+    m = ITEM_RE.fullmatch(name)
+    return m is not None and int(m.group(1)) <= MAX_FILES
 
 
 class DumpError(ValueError):
@@ -238,7 +246,7 @@ def parse_frames(data: bytes) -> tuple[list[_Frame], list[tuple[str, str, str]]]
         if kind == "begin":
             if cur is not None:
                 raise DumpError(f"{where()}: item {cur.name!r} is not closed before the next one")
-            if not _NAME_RE.fullmatch(arg) or arg not in ITEMS:
+            if not _NAME_RE.fullmatch(arg) or (arg not in ITEMS and not _persisted_item(arg)):
                 raise DumpError(f"{where()}: unknown item {_snippet(arg)}")
             if arg in seen:
                 raise DumpError(f"{where()}: item {arg!r} appears twice")
@@ -261,7 +269,10 @@ def parse_frames(data: bytes) -> tuple[list[_Frame], list[tuple[str, str, str]]]
                 raise DumpError(f"{where()}: gap marker inside item {cur.name!r}")
             item, _, rest = arg.partition(" ")
             reason, _, detail = rest.partition(" ")
-            if not (_NAME_RE.fullmatch(item) and (item in ITEMS or item.startswith("sysctl:net."))):
+            if not (
+                _NAME_RE.fullmatch(item)
+                and (item in ITEMS or item.startswith("sysctl:net.") or item == "sysctl-conf" or _persisted_item(item))
+            ):
                 raise DumpError(f"{where()}: gap for an unknown item {_snippet(item)}")
             if reason not in GapReason.__members__:
                 raise DumpError(f"{where()}: unknown gap reason {_snippet(reason)}")
@@ -319,7 +330,7 @@ def raw_from_dump(data: bytes, source: Source = Source.file) -> RawCapture:
         if f.name == "sysctls":
             _sysctls(raw, f, missing_roots)
             continue
-        cap = CAPS.get(f.name)
+        cap = CAPS.get(f.name, MAX_LINES if _persisted_item(f.name) else None)
         content = f.content
         if cap is not None and len(content) > cap:
             content = content[:cap]

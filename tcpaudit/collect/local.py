@@ -27,6 +27,7 @@ from .parsers import (
     parse_counter_pairs,
     parse_sockstat,
 )
+from .persisted import read_local as read_persisted
 from .raw import SYSCTL_ROOTS, RawCapture
 
 DEFAULT_DETAIL_CAP = 50_000
@@ -511,6 +512,7 @@ def _capture_host_files(raw: RawCapture) -> None:
             raw.items[item] = ""
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         raw.items["env.kubernetes"] = ""
+    read_persisted(raw)  # the sysctl configuration files: the host's, not a namespace's
 
 
 def sample_counters(proc_net: str = "/proc/net") -> CounterSample | None:

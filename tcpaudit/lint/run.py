@@ -160,6 +160,7 @@ def config_facts(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None
         kdb=kdb,
         release=release,
         configured=configured,
+        policy=opts.policy,
         assignments=list(unit.assignments),
         problems=list(unit.problems) + typos,
     )

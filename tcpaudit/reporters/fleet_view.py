@@ -67,6 +67,12 @@ def render_fleet(report: Report) -> str:
                 tablefmt="simple",
             )
         )
+    policy = fleet.get("policy")
+    if policy:
+        from ..policy import summary_line
+
+        out.append("")
+        out.append(summary_line(policy))
     drift = fleet.get("drift", [])
     if drift:
         out.append("")

@@ -19,7 +19,7 @@ from ..kernel.release import KernelRelease
 from ..model import Finding, Location, Severity
 from ..snapshot import Snapshot, parse_port_list
 
-RULE_ID = re.compile(r"^(TCP|NAT|CT|PORT|SYS)\d{3}$")
+RULE_ID = re.compile(r"^(TCP|NAT|CT|PORT|SYS|POL|CFG)\d{3}$")
 
 
 class Reference(BaseModel):
@@ -114,6 +114,8 @@ class Facts:
     kdb: KernelDB | None = None  # None if the knowledge base failed to load
     release: KernelRelease | None = None  # None if the kernel release is unparsable
     configured: dict[str, tuple[str, Location]] = field(default_factory=dict)
+    policy: Any = None  # tcpaudit.policy.Policy (--policy / [policy]), or None
+    group: str | None = None  # the target's inventory group (`tcpaudit fleet`), for group policy entries
 
     def value(self, name: str) -> Value:
         if self.kind == "config":
