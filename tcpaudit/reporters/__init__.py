@@ -1,6 +1,6 @@
 """Reporters: small modules that render a finished Report. They never decide severity or exit codes.
 
-`render(report, fmt)` returns text; formats: table, json, sarif, junit, markdown.
+`render(report, fmt)` returns text; formats: table, json, sarif, junit, markdown, prometheus.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import importlib
 
 from ..model import Report
 
-FORMATS = ("table", "json", "sarif", "junit", "markdown")
+FORMATS = ("table", "json", "sarif", "junit", "markdown", "prometheus")
 
 
 class UnknownFormatError(ValueError):
