@@ -63,13 +63,13 @@ def agent(
     opts, _cfg = audit_options(
         config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline
     )
+    if not format:
+        raise UsageError("tcpaudit agent needs an output: --format prometheus:PATH")
     outputs = []
-    for fmt, path in parse_formats(format or []):
+    for fmt, path in parse_formats(format):
         if path is None:
             raise UsageError("tcpaudit agent writes files only: --format prometheus:PATH")
         outputs.append((fmt, path))
-    if not outputs:
-        raise UsageError("tcpaudit agent needs an output: --format prometheus:PATH")
     if all_netns and snapshot is not None:
         raise UsageError("--all-netns and --snapshot exclude each other")
     try:
