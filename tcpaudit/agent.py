@@ -33,7 +33,7 @@ class AgentConfig:
     outputs: list[tuple[str, str]]  # (format, path)
     interval_s: float = 600.0
     jitter_s: float = 0.0
-    opts: AuditOptions = field(default_factory=AuditOptions)
+    opts: AuditOptions = field(default_factory=lambda: AuditOptions(baseline=None))
     all_netns: bool = False
     snapshot: Path | None = None  # audit this saved snapshot each run instead of collecting (offline, tests)
     max_runs: int | None = None

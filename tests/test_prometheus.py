@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tcpaudit.atomicfile import OutputError, WriterLock, write_atomic
 from tcpaudit.audit import audit_snapshot, build_report
 from tcpaudit.loading import load_snapshot_file
-from tcpaudit.model import Finding, NetnsInfo, Report, Severity, Target, TargetStatus
+from tcpaudit.model import Finding, NetnsInfo, Severity, Target, TargetStatus
 from tcpaudit.reporters import render
 from tcpaudit.reporters.prometheus import NETNS_SKIP_REASONS, SEVERITIES, catalogue_rules
 
@@ -52,9 +52,7 @@ def netns_target(i: int, rules: list[tuple[str, Severity]], **kw: object) -> Tar
         "paws_rejects:PAWSOldAck": 0,
         "paws_rejects:PAWSTimewait": 0,
     }
-    return Target(
-        name=f"netns:pod-{i}", kind="netns", netns=info, findings=findings, measurements=measurements, **kw
-    )  # type: ignore[arg-type]
+    return Target(name=f"netns:pod-{i}", kind="netns", netns=info, findings=findings, measurements=measurements, **kw)  # type: ignore[arg-type]
 
 
 def parse(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -107,9 +107,12 @@ def test_failed_run_keeps_last_good_findings_with_run_success_0(tmp_path: Path) 
         tmp = tmp_path / "snap.tmp"
         tmp.write_text("{ not a snapshot")
         os.replace(tmp, snap)
-        bad = wait_for(
-            lambda: (m := metrics(out)) and list(m["tcpaudit_run_success"].values()) == [0.0] and m, "a failed run", proc
-        )
+
+        def failed() -> object:
+            m = metrics(out)
+            return list(m["tcpaudit_run_success"].values()) == [0.0] and m
+
+        bad = wait_for(failed, "a failed run", proc)
         assert bad["tcpaudit_findings"] == good["tcpaudit_findings"]  # the last good findings, unchanged
         last_good = bad["tcpaudit_last_success_timestamp_seconds"]
         assert list(bad["tcpaudit_last_run_timestamp_seconds"].values())[0] > list(last_good.values())[0]

@@ -40,7 +40,10 @@ def agent(
     snapshot: Annotated[
         Path | None,
         typer.Option(
-            "--snapshot", metavar="FILE", readable=False, help="Audit this saved snapshot each run instead of collecting."
+            "--snapshot",
+            metavar="FILE",
+            readable=False,
+            help="Audit this saved snapshot each run instead of collecting.",
         ),
     ] = None,
     runs: Annotated[
