@@ -12,6 +12,7 @@ from . import __version__
 from .config import Waiver
 from .context import Context, ContextOptions, resolve_context
 from .exitcodes import ExitCode
+from .measure import measurements
 from .model import Location, Report, Severity, Summary, Target, TargetStatus, Tool
 from .rules.base import GLOBAL_SYSCTL_HIDDEN, Facts
 from .rules.engine import catalogue, run_rules
@@ -129,6 +130,7 @@ def audit_snapshot(
         gaps=gap_lines(snapshot),
         kernel_notes=kernel_notes(snapshot, facts),
         sysctls={k: clean_text(snapshot.sysctls[k], 300) for k in rule_keys() if k in snapshot.sysctls},
+        measurements=measurements(snapshot),
     )
     return apply_suppressions(target, waivers=opts.waivers, baseline=opts.baseline)
 

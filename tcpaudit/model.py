@@ -129,6 +129,11 @@ class Target(BaseModel):
     )
     files: list[str] = Field(default_factory=list, description="config targets: the files read")
     netns: NetnsInfo | None = Field(default=None, description="netns targets: which namespace this is")
+    measurements: dict[str, float] = Field(
+        default_factory=dict,
+        exclude=True,  # in-process only (the Prometheus exposition); not part of the JSON contract
+        description="evidence numbers for monitoring (tcpaudit.measure), one unit each; absent when unknown",
+    )
 
 
 class Tool(BaseModel):

@@ -33,7 +33,7 @@ FormatOpt = Annotated[
         "-f",
         metavar="FORMAT[:PATH]",
         help="Output format: table, json, sarif, junit, "
-        "markdown, html; FORMAT:PATH writes to a file. Repeat for several (one may go to stdout).",
+        "markdown, html, prometheus; FORMAT:PATH writes to a file (atomically). Repeat for several (one may go to stdout).",
     ),
 ]
 FailOnOpt = Annotated[
@@ -210,11 +210,13 @@ def check_output_path(path: str) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
+    """Every report and snapshot file goes through here: written atomically (tcpaudit.atomicfile), so a killed
+    run, a full disk or a second tcpaudit writing the same file leaves the previous file intact. Failure raises
+    OutputError, which main() turns into one line and exit 5."""
+    from ..atomicfile import write_atomic
+
     check_output_path(str(path))
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_atomic(path, text)
 
 
 def emit_interrupted(

@@ -53,6 +53,11 @@ def main() -> None:
         if isinstance(exc, (UsageError, *_raised_types(*_USAGE_ERRORS))):
             typer.echo(f"tcpaudit: {exc}", err=True)
             code = ExitCode.USAGE
+        elif isinstance(exc, _raised_types(("atomicfile", "OutputError"))):
+            from ..sanitize import clean_text
+
+            typer.echo(f"tcpaudit: {clean_text(str(exc), 1000)}", err=True)
+            code = ExitCode.OUTPUT
         elif isinstance(exc, _raised_types(("rules.engine", "RuleLoadError"))):
             typer.echo(f"tcpaudit: rule catalogue failed to load: {exc}", err=True)
             code = ExitCode.INTERNAL

@@ -1,6 +1,6 @@
 """Reporters: small modules that render a finished Report. They never decide severity or exit codes.
 
-`render(report, fmt)` returns text; formats: table, json, sarif, junit, markdown, html.
+`render(report, fmt)` returns text; formats: table, json, sarif, junit, markdown, html, prometheus.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import importlib
 
 from ..model import Report
 
-FORMATS = ("table", "json", "sarif", "junit", "markdown", "html")
+FORMATS = ("table", "json", "sarif", "junit", "markdown", "html", "prometheus")
 
 
 class UnknownFormatError(ValueError):
