@@ -1,6 +1,9 @@
-"""`tcpaudit audit`: audit saved snapshots or collector dumps offline."""
+"""`tcpaudit audit`: audit saved snapshots, collector dumps or Ansible result trees offline."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,12 +14,12 @@ from ._common import (
     ConfigOpt,
     DisableOpt,
     FailOnOpt,
-    FilesArg,
     FormatOpt,
     NatIdleOpt,
     NoAutoOpt,
     PolicyOpt,
     ProfileOpt,
+    UsageError,
     VerboseOpt,
     audit_options,
     emit,
@@ -25,10 +28,25 @@ from ._common import (
     parse_formats,
 )
 
+PathsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="PATH",
+        readable=False,
+        show_default=False,
+        help="Snapshot JSON files, collector dumps (`tcpaudit collector-script` output), or a directory written by "
+        '`ansible HOSTS -m script -a "$(tcpaudit collector-script path)" -t DIR`; \'-\' reads one from stdin.',
+    ),
+]
 
-@app.command(short_help="Audit saved snapshots or collector dumps offline.")
+
+def _is_tree(path: Path) -> bool:
+    return str(path) != "-" and path.is_dir()
+
+
+@app.command(short_help="Audit saved snapshots, collector dumps or Ansible result trees offline.")
 def audit(
-    files: FilesArg,
+    files: PathsArg,
     format: FormatOpt = None,
     fail_on: FailOnOpt = None,
     nat_idle_timeout: NatIdleOpt = None,
@@ -41,21 +59,60 @@ def audit(
     baseline: BaselineOpt = None,
     policy: PolicyOpt = None,
 ) -> None:
-    """Audit saved snapshots (`tcpaudit snapshot`) or collector dumps offline."""
-    from ..audit import audit_snapshot, build_report
+    """Audit saved snapshots (`tcpaudit snapshot`), collector dumps, or Ansible tree directories offline.
+
+    A directory is read as the output of Ansible's tree callback (`-t DIR`, one JSON file per host): every
+    host appears once, hosts Ansible could not reach or whose task failed with Ansible's reason (exit 3),
+    and the report carries the same fleet view as `tcpaudit fleet` (rules by hosts affected, drift).
+    """
+    from ..audit import audit_snapshot, build_report, failed_target
+    from ..collect.ansible_tree import AnsibleTreeError, HostResult, read_tree
+    from ..model import TargetStatus
 
     opts, _cfg = audit_options(
         config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline, policy
     )
     formats = parse_formats(format)
-    snaps = load_snapshots(files)
+    snaps = iter(load_snapshots([p for p in files if not _is_tree(p)]))
+    inputs: list[HostResult] = []  # in the order given; snapshot files keep their own (host)name
+    seen: dict[str, Path] = {}
+    trees = False
+    for p in files:
+        if not _is_tree(p):
+            snap = next(snaps)
+            inputs.append(HostResult(snap.hostname, TargetStatus.ok, snapshot=snap))
+            continue
+        trees = True
+        try:
+            hosts = read_tree(p)
+        except AnsibleTreeError as exc:
+            raise UsageError(str(exc)) from None
+        for h in hosts:
+            if h.name in seen:
+                typer.echo(f"tcpaudit: host {h.name} is in both {seen[h.name]} and {p}; using {seen[h.name]}", err=True)
+                continue
+            seen[h.name] = p
+            inputs.append(h)
+
     targets = []
+    sysctls: dict[str, dict[str, str]] = {}
     try:
-        for snap in snaps:
-            targets.append(audit_snapshot(snap, opts))
+        for h in inputs:
+            if h.snapshot is None:
+                targets.append(failed_target(h.name, h.status, h.error or h.status.value))
+                continue
+            t = audit_snapshot(h.snapshot, opts, name=h.name)
+            targets.append(t)
+            sysctls[t.name] = h.snapshot.sysctls
     except KeyboardInterrupt:
-        pending = [s.hostname for s in snaps[len(targets) :]]
+        pending = [h.name for h in inputs[len(targets) :]]
         code = emit_interrupted(targets, pending, opts, formats, verbose, what="snapshot")
         raise typer.Exit(code) from None
-    report = build_report(targets, opts.fail_on)
+    if trees:
+        from ..fleet import DEFAULT_GROUP, SweepResult, fleet_report
+
+        groups = {t.name: DEFAULT_GROUP for t in targets}
+        report = fleet_report(SweepResult(targets=targets, groups=groups, sysctls=sysctls), opts.fail_on)
+    else:
+        report = build_report(targets, opts.fail_on)
     raise typer.Exit(emit(report, formats, verbose))

@@ -288,9 +288,33 @@ class Progress:
 
 
 @app.command("collector-script", short_help="Print the read-only sh collector, for any remote engine.")
-def collector_script() -> None:
-    """Print the read-only shell collector: `sh collector.sh > dump.txt`, then `tcpaudit audit dump.txt`."""
-    from ..collect.dump import collector_script as script
+def collector_script(
+    what: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[path]",
+            help="`path`: print the installed script's file name instead (for `ansible -m script -a PATH`).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the read-only shell collector: `sh collector.sh > dump.txt`, then `tcpaudit audit dump.txt`.
 
-    sys.stdout.write(script())
+    `tcpaudit collector-script path` prints where the installed script is, for engines that copy a script
+    file themselves: `ansible all -m script -a "$(tcpaudit collector-script path)" -t DIR`, then
+    `tcpaudit audit DIR`.
+    """
+    if what is not None:
+        if what != "path":
+            raise UsageError(f"collector-script takes no argument or `path`, not {what!r}")
+        from importlib import resources
+
+        script = resources.files("tcpaudit.collect").joinpath("collector.sh")
+        if not isinstance(script, Path) or not script.is_file():
+            raise UsageError("the collector is not installed as a file here; use `tcpaudit collector-script > FILE`")
+        sys.stdout.write(f"{script}\n")
+        return
+    from ..collect.dump import collector_script as script_text
+
+    sys.stdout.write(script_text())
     sys.stdout.flush()

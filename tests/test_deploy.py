@@ -1,0 +1,484 @@
+"""deploy/: the Prometheus rules (promtool check + a unit test per alert), the PrometheusRule generated
+from them, the Kubernetes manifests against the Kubernetes JSON schemas of the oldest and newest release
+`kubernetes-validate` ships, the systemd units through `systemd-analyze verify`, and the agreement between
+what the alerts query and what tcpaudit's Prometheus reporter emits.
+
+promtool comes from Debian's `prometheus` package and systemd-analyze from `systemd` (scripts/test installs
+them as root); without them those tests skip and say so.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+RULES = DEPLOY / "prometheus" / "tcpaudit-rules.yaml"
+RULE_TESTS = sorted((DEPLOY / "prometheus" / "tests").glob("*.yaml"))
+K8S = DEPLOY / "kubernetes"
+SYSTEMD = DEPLOY / "systemd"
+DASHBOARD = DEPLOY / "grafana" / "tcpaudit-dashboard.json"
+
+# Metrics the alerts and the dashboard read that come from other exporters, and from which.
+EXTERNAL_METRICS = {
+    "node_textfile_scrape_error": "node_exporter's textfile collector",
+    "kube_pod_info": "kube-state-metrics",
+}
+
+promtool = shutil.which("promtool") or "promtool"
+needs_promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None,
+    reason="promtool not installed (Debian package `prometheus`; scripts/test installs it as root)",
+)
+
+
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _alerts() -> list[dict[str, Any]]:
+    return [r for g in _yaml(RULES)["groups"] for r in g["rules"] if "alert" in r]
+
+
+# ---- emitted metric names ------------------------------------------------------------------------------
+# Used only while tcpaudit has no Prometheus reporter: the names issue 15 specifies.
+SPECIFIED_METRICS = {
+    "tcpaudit_findings",
+    "tcpaudit_rule_info",
+    "tcpaudit_last_run_timestamp_seconds",
+    "tcpaudit_run_duration_seconds",
+    "tcpaudit_run_success",
+    "tcpaudit_netns_inspected",
+    "tcpaudit_netns_skipped",
+    "tcpaudit_build_info",
+}
+
+
+def emitted_metrics() -> set[str]:
+    """Every metric family name tcpaudit's Prometheus reporter can emit."""
+    import importlib
+
+    try:
+        prom_reporter = importlib.import_module("tcpaudit.reporters.prometheus")
+    except ImportError:
+        return SPECIFIED_METRICS
+    names = getattr(prom_reporter, "METRIC_NAMES", None)
+    assert names, "tcpaudit.reporters.prometheus.METRIC_NAMES lists the metric families the reporter emits"
+    return set(names)
+
+
+# ---- PromQL: which metric names an expression reads ----------------------------------------------------
+_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
+_LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names in a PromQL expression: identifiers that are not functions, keywords, label names
+    (inside {...} or a by/on/... list), strings, numbers or durations."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings (label values, label_replace arguments)
+    s = re.sub(r"\{[^}]*\}", "", s)  # label matchers
+    s = _LABEL_LISTS.sub("", s)
+    s = re.sub(r"\[[^\]]*\]", "", s)  # range selectors
+    names = set()
+    for m in re.finditer(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", s):
+        word, call = m.group(1), m.group(2)
+        if call or word in _KEYWORDS or re.fullmatch(r"\d+[smhdwy]", word):
+            continue
+        names.add(word)
+    return names
+
+
+def template_queries(text: str) -> list[str]:
+    """The PromQL of `printf "..." ... | query` and `query "..."` calls in an alert template."""
+    out = [m.group(1) for m in re.finditer(r'printf\s+"((?:[^"\\]|\\.)*)"[^|}]*\|\s*query', text)]
+    out += [m.group(1) for m in re.finditer(r'\bquery\s+"((?:[^"\\]|\\.)*)"', text)]
+    return [q.replace('\\"', '"').replace("%q", '"x"') for q in out]
+
+
+def test_metric_names_parser() -> None:
+    expr = """(sum by (instance, rule) (tcpaudit_findings{severity="critical", scope=~"a|b"}) > 0)
+      * on (pod_uid) group_left (namespace, pod)
+        max by (pod_uid) (label_replace(kube_pod_info, "x", "$1", "uid", "(.+)"))
+      or on (instance) rate(node_foo_total[5m] offset 1h) > 3 * (600 + 60) and time() - x:recorded:rate5m > bool 1"""
+    assert metric_names(expr) == {"tcpaudit_findings", "kube_pod_info", "node_foo_total", "x:recorded:rate5m"}
+
+
+# ---- promtool ------------------------------------------------------------------------------------------
+@needs_promtool
+def test_promtool_check_rules() -> None:
+    p = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"SUCCESS: {len(_alerts())} rules found" in p.stdout
+
+
+@needs_promtool
+def test_promtool_unit_tests_pass() -> None:
+    assert RULE_TESTS, "deploy/prometheus/tests/*.yaml holds the promtool unit tests"
+    p = subprocess.run(
+        [promtool, "test", "rules", *[str(t) for t in RULE_TESTS]], capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+@needs_promtool
+def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
+    """The unit tests really compare: a wrong expected label makes promtool fail."""
+    text = RULE_TESTS[0].read_text(encoding="utf-8").replace("rule: TCP001", "rule: TCP999", 1)
+    bad = RULE_TESTS[0].parent / f".tmp-{os.getpid()}-{RULE_TESTS[0].name}"  # rule_files are relative to it
+    bad.write_text(text, encoding="utf-8")
+    try:
+        p = subprocess.run([promtool, "test", "rules", str(bad)], capture_output=True, text=True, timeout=120)
+    finally:
+        bad.unlink()
+    assert p.returncode != 0
+
+
+def test_every_alert_has_a_unit_test_that_fires_and_one_that_does_not() -> None:
+    fires: set[str] = set()
+    silent: set[str] = set()
+    for path in RULE_TESTS:
+        for case in _yaml(path)["tests"]:
+            for t in case.get("alert_rule_test", []):
+                (fires if t.get("exp_alerts") else silent).add(t["alertname"])
+    alerts = {a["alert"] for a in _alerts()}
+    assert alerts, "no alerts in deploy/prometheus/tcpaudit-rules.yaml"
+    assert alerts - fires == set(), "alerts without a unit test in which they fire"
+    assert alerts - silent == set(), "alerts without a unit test in which they stay silent"
+    assert (fires | silent) - alerts == set(), "unit tests for alerts that do not exist"
+
+
+def test_every_alert_is_complete() -> None:
+    for a in _alerts():
+        assert re.fullmatch(r"Tcpaudit[A-Z][A-Za-z]+", a["alert"]), a["alert"]
+        assert a["labels"]["severity"] in ("critical", "warning"), a["alert"]
+        assert {"summary", "description"} <= set(a["annotations"]), a["alert"]
+        assert "for" in a, f"{a['alert']}: no `for:` (would fire on a single evaluation)"
+
+
+# ---- the metrics the alerts read exist ---------------------------------------------------------------
+def _referenced_metrics() -> dict[str, set[str]]:
+    used: dict[str, set[str]] = {}
+    for a in _alerts():
+        names = metric_names(a["expr"])
+        for text in a["annotations"].values():
+            for q in template_queries(text):
+                names |= metric_names(q)
+        used[a["alert"]] = names
+    return used
+
+
+def test_annotations_query_the_rule_info() -> None:
+    assert "tcpaudit_rule_info" in _referenced_metrics()["TcpauditCriticalFinding"]
+
+
+def test_alerts_read_only_metrics_that_exist() -> None:
+    emitted = emitted_metrics()
+    for alert, names in _referenced_metrics().items():
+        for name in names:
+            if name.startswith("tcpaudit_"):
+                assert name in emitted, f"{alert} reads {name}, which tcpaudit's Prometheus reporter does not emit"
+            else:
+                assert name in EXTERNAL_METRICS, f"{alert} reads {name}: neither tcpaudit's nor a known exporter's"
+
+
+# ---- PrometheusRule ----------------------------------------------------------------------------------
+def test_prometheusrule_is_generated_from_the_rules_file() -> None:
+    p = subprocess.run(
+        [sys.executable, str(DEPLOY / "gen_prometheusrule.py"), "--check"], capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    cr = _yaml(K8S / "prometheusrule.yaml")
+    assert cr["spec"] == _yaml(RULES)
+
+
+def test_prometheusrule_shape() -> None:
+    """The fields prometheus-operator's PrometheusRule CRD (monitoring.coreos.com/v1) requires and accepts.
+    (The CRD is not one of the schemas kubernetes-validate ships.)"""
+    cr = _yaml(K8S / "prometheusrule.yaml")
+    assert cr["apiVersion"] == "monitoring.coreos.com/v1" and cr["kind"] == "PrometheusRule"
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", cr["metadata"]["name"])
+    duration = re.compile(r"(0|(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?)")
+    rule_keys = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
+    for g in cr["spec"]["groups"]:
+        assert set(g) <= {"name", "interval", "rules", "limit", "labels", "query_offset"} and g["name"]
+        for r in g["rules"]:
+            assert set(r) <= rule_keys, set(r) - rule_keys
+            assert isinstance(r["expr"], str) and ("alert" in r) != ("record" in r)
+            assert duration.fullmatch(r.get("for", "0")), r.get("for")
+            for d in (r.get("labels", {}), r.get("annotations", {})):
+                assert all(isinstance(k, str) and isinstance(v, str) for k, v in d.items())
+
+
+# ---- Kubernetes manifests ----------------------------------------------------------------------------
+def _k8s_resources() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc:
+                out.append((path.name, doc))
+    return out
+
+
+def _schema_versions() -> tuple[str, str]:
+    kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate (test extra) not installed")
+    from kubernetes_validate import utils
+
+    versions = sorted(utils.all_versions(), key=lambda v: tuple(int(x) for x in v.split(".")))
+    assert versions, kv
+    return versions[0], versions[-1]
+
+
+@pytest.mark.parametrize("which", ["oldest", "newest"])
+def test_manifests_validate_against_the_kubernetes_schemas(which: str) -> None:
+    oldest, newest = _schema_versions()
+    version = oldest if which == "oldest" else newest
+    import kubernetes_validate
+
+    checked = []
+    for name, doc in _k8s_resources():
+        if doc["apiVersion"].startswith(("kustomize.config.k8s.io/", "monitoring.coreos.com/")):
+            continue  # not Kubernetes API kinds: Kustomize's file and the CRD kind (checked above)
+        kubernetes_validate.validate(doc, version, strict=True)
+        checked.append(f"{name}:{doc['kind']}")
+    assert sorted(checked) == [
+        "daemonset.yaml:DaemonSet",
+        "namespace.yaml:Namespace",
+        "serviceaccount.yaml:ServiceAccount",
+    ]
+
+
+def test_schema_validation_is_strict() -> None:
+    """An unknown field (a typo) fails validation: the check above is not vacuous."""
+    _oldest, newest = _schema_versions()
+    import kubernetes_validate
+    from kubernetes_validate.utils import ValidationError
+
+    ds = copy.deepcopy(next(d for _, d in _k8s_resources() if d["kind"] == "DaemonSet"))
+    ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFileSystem"] = True
+    with pytest.raises(ValidationError):
+        kubernetes_validate.validate(ds, newest, strict=True)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kust = _yaml(K8S / "kustomization.yaml")
+    files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(kust["resources"]) == files
+
+
+def _daemonset() -> dict[str, Any]:
+    return next(d for _, d in _k8s_resources() if d["kind"] == "DaemonSet")
+
+
+def test_daemonset_runs_with_the_least_it_needs() -> None:
+    ds = _daemonset()
+    pod = ds["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    sc = c["securityContext"]
+    assert pod["hostPID"] is True and pod["hostNetwork"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc.get("privileged", False) is False and sc["runAsUser"] == 0
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert set(sc["capabilities"]["add"]) == {"SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN", "NET_RAW"}
+    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert {"requests", "limits"} <= set(c["resources"]) and "memory" in c["resources"]["limits"]
+    assert {"operator": "Exists"} in pod["tolerations"]
+    host_paths = [v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v]
+    assert host_paths == ["/var/lib/prometheus/node-exporter"], "the only host directory is the textfile directory"
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    textfile_mount = next(m for m in c["volumeMounts"] if m["name"] == "textfile")["mountPath"]
+    out = _agent_args()[_agent_args().index("--format") + 1]
+    assert out == f"prometheus:{textfile_mount}/tcpaudit.prom"
+    assert all(not m.get("readOnly") for m in mounts.values() if m["name"] == "textfile")
+
+
+def test_daemonset_image_is_this_version() -> None:
+    from tcpaudit import __version__
+
+    (c,) = _daemonset()["spec"]["template"]["spec"]["containers"]
+    assert c["image"] == f"tcpaudit:{__version__}"
+
+
+def _agent_args() -> list[str]:
+    (c,) = _daemonset()["spec"]["template"]["spec"]["containers"]
+    return list(c["args"])
+
+
+def test_daemonset_agent_command_line_parses() -> None:
+    """The DaemonSet's arguments are a valid command line of this tcpaudit (options exist, values parse)."""
+    import typer
+
+    import tcpaudit.cli as cli
+
+    group = typer.main.get_command(cli._app.app)
+    args = _agent_args()
+    cmd = group.commands.get(args[0])  # type: ignore[attr-defined]
+    if cmd is None:
+        pytest.skip(f"this tcpaudit has no `{args[0]}` subcommand yet")
+    cmd.make_context(args[0], args[1:])  # raises a UsageError on an unknown option or a bad value
+
+
+# ---- intervals agree -------------------------------------------------------------------------------
+_UNIT = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def _seconds(text: str) -> int:
+    m = re.fullmatch(r"(\d+)\s*([a-z]+)", text.strip())
+    assert m and m.group(2) in _UNIT, text
+    return int(m.group(1)) * _UNIT[m.group(2)]
+
+
+def _unit_values(path: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            k, _, v = line.partition("=")
+            out.setdefault(k.strip(), []).append(v.strip())
+    return out
+
+
+def test_stale_alert_matches_the_run_intervals() -> None:
+    timer = _unit_values(SYSTEMD / "tcpaudit.timer")
+    interval, jitter = _seconds(timer["OnUnitActiveSec"][0]), _seconds(timer["RandomizedDelaySec"][0])
+    args = _agent_args()
+    assert _seconds(args[args.index("--interval") + 1]) == interval
+    assert _seconds(args[args.index("--jitter") + 1]) == jitter
+    stale = next(a for a in _alerts() if a["alert"] == "TcpauditStale")
+    assert f"> 3 * ({interval} + {jitter})" in stale["expr"]
+
+
+# ---- systemd ---------------------------------------------------------------------------------------
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+
+
+def test_service_writes_only_into_the_textfile_directory() -> None:
+    svc = _unit_values(SYSTEMD / "tcpaudit.service")
+    (exec_start,) = svc["ExecStart"]
+    out = exec_start.split("--format ", 1)[1].split()[0]
+    assert out == f"prometheus:{TEXTFILE_DIR}/tcpaudit.prom"
+    assert svc["ReadWritePaths"] == [TEXTFILE_DIR] and svc["ProtectSystem"] == ["strict"]
+    assert svc["NoNewPrivileges"] == ["yes"] and svc["UMask"] == ["0022"]
+    assert svc["CapabilityBoundingSet"] == ["CAP_NET_ADMIN CAP_NET_RAW"]
+    assert "PrivateNetwork" not in svc, "the host's own network namespace is what is audited"
+    dropin = _unit_values(SYSTEMD / "all-netns.conf")
+    assert dropin["ExecStart"][0] == "" and "--all-netns" in dropin["ExecStart"][1]
+    assert dropin["ExecStart"][1].replace(" --all-netns", "") == exec_start
+
+
+def test_textfile_directory_is_debians_default() -> None:
+    exe = shutil.which("prometheus-node-exporter")
+    if exe is None:
+        pytest.skip("Debian's prometheus-node-exporter is not installed")
+    p = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30)
+    m = re.search(r'--collector\.textfile\.directory="([^"]*)"', p.stdout + p.stderr)
+    assert m, "node_exporter --help shows the textfile directory default"
+    assert m.group(1) == TEXTFILE_DIR
+
+
+def _verify_copy(tmp_path: Path, with_dropin: bool) -> subprocess.CompletedProcess[str]:
+    """systemd-analyze verify on copies of the units whose ExecStart points at this tcpaudit (verify
+    checks that the binary exists)."""
+    exe = shutil.which("tcpaudit") or str(Path(sys.executable).with_name("tcpaudit"))
+    if not os.access(exe, os.X_OK):
+        pytest.skip("no tcpaudit executable next to this interpreter")
+    for name in ("tcpaudit.service", "tcpaudit.timer"):
+        text = (SYSTEMD / name).read_text(encoding="utf-8").replace("/usr/local/bin/tcpaudit", exe)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    if with_dropin:
+        d = tmp_path / "tcpaudit.service.d"
+        d.mkdir()
+        text = (SYSTEMD / "all-netns.conf").read_text(encoding="utf-8").replace("/usr/local/bin/tcpaudit", exe)
+        (d / "all-netns.conf").write_text(text, encoding="utf-8")
+    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:", "SYSTEMD_LOG_COLOR": "0"}
+    return subprocess.run(
+        ["systemd-analyze", "verify", "tcpaudit.service", "tcpaudit.timer"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+
+
+needs_systemd_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed (Debian package `systemd`)"
+)
+
+
+@needs_systemd_analyze
+@pytest.mark.parametrize("with_dropin", [False, True], ids=["service", "service+all-netns"])
+def test_systemd_analyze_verify(tmp_path: Path, with_dropin: bool) -> None:
+    p = _verify_copy(tmp_path, with_dropin)
+    # verify exits 0 on unknown keys and bad values and only prints them: any output is a failure
+    assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), p.stdout + p.stderr
+
+
+@needs_systemd_analyze
+def test_systemd_analyze_verify_catches_mistakes(tmp_path: Path) -> None:
+    _verify_copy(tmp_path, False)
+    svc = tmp_path / "tcpaudit.service"
+    svc.write_text(svc.read_text().replace("ProtectHome=yes", "ProtectHome=perhaps"))
+    p = subprocess.run(
+        ["systemd-analyze", "verify", str(svc)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert "protect home value" in p.stdout + p.stderr
+
+
+@needs_systemd_analyze
+def test_systemd_exposure_score(tmp_path: Path) -> None:
+    """`systemd-analyze security --offline=yes` rates the service "OK" or better (below 4.0)."""
+    _verify_copy(tmp_path, False)
+    p = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(tmp_path / "tcpaudit.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SYSTEMD_COLORS": "0"},
+    )
+    m = re.search(r"Overall exposure level for tcpaudit\.service: (\d+\.\d+)", p.stdout + p.stderr)
+    if m is None and "offline" in p.stderr:
+        pytest.skip(f"this systemd-analyze has no --offline: {p.stderr.strip()[:200]}")
+    assert m, p.stdout[-500:] + p.stderr[-500:]
+    assert float(m.group(1)) < 4.0, m.group(0)
+
+
+# ---- Grafana -------------------------------------------------------------------------------------
+def test_dashboard_reads_only_metrics_that_exist() -> None:
+    import json
+
+    if not DASHBOARD.exists():
+        pytest.skip("no Grafana dashboard in deploy/grafana/")
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("expr"), str):
+                exprs.append(node["expr"])
+            if isinstance(node.get("query"), str) and node.get("type") == "query":
+                exprs.append(node["query"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(board)
+    assert exprs, "the dashboard has no queries"
+    emitted = emitted_metrics()
+    for expr in exprs:
+        expr = re.sub(r"\$\{?\w+\}?", "x", expr)  # dashboard variables
+        expr = re.sub(r"label_values\(([^,)]*)(?:,[^)]*)?\)", r"\1", expr)
+        for name in metric_names(expr):
+            assert name in emitted or name in EXTERNAL_METRICS, f"dashboard reads {name}: {expr}"
