@@ -8,7 +8,7 @@ environment, previous, uptime_s, ...); the rest takes defaults. Sugar:
   kind: config + configured: {key: value}   -> a config target (lint), each key at line n of "case.conf"
   lint: TEXT or {file: NAME, text: TEXT}    -> a config target exactly as `tcpaudit lint` parses that file
   context: {nat_idle_timeout, profiles, clients_behind_nat, auto_detect, thresholds}
-Expectation: expect: fail | pass | not_applicable; severity; evidence (subset); explanation_contains;
+Expectation: expect: fail | pass | not_applicable | unknown; severity; evidence (subset); explanation_contains;
 reason_contains (not_applicable).
 """
 
