@@ -159,7 +159,7 @@ class HostTuningNotInNetns(Rule):
                 continue
             judged += 1
             verdict = classify(host_value, ns_value, exp.value)
-            row = {
+            row: dict[str, Any] = {
                 "key": key,
                 "host": " ".join(host_value.split()),
                 "namespace": " ".join(ns_value.split()),

@@ -22,9 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .db import Confidence, KernelDBError, Source, _build, _check_bounds, _in_range, _parse_bound, _read_toml
+from .db import (
+    Confidence,
+    KernelDBError,
+    Source,
+    _build,
+    _check_bounds,
+    _in_range,
+    _Model,
+    _parse_bound,
+    _read_toml,
+)
 from .release import KernelRelease
 
 __all__ = [
@@ -55,10 +65,6 @@ KIND_TEXT: dict[str, str] = {
     "global": "host-wide (the host's value governs)",
     "state": "per-namespace counter",
 }
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class NetnsRange(_Model):
@@ -284,3 +290,51 @@ def _load_cached(path: str | None) -> NetnsDB:
 def load_netns_db(path: Path | None = None) -> NetnsDB:
     """Load and validate ``netns.toml`` (the packaged one when ``path`` is None); cached, immutable."""
     return _load_cached(str(Path(path).resolve()) if path is not None else None)
+
+
+TABLE_START = "<!-- netns-table:start (generated from netns.toml: python -m tcpaudit.kernel.netns --write) -->"
+TABLE_END = "<!-- netns-table:end -->"
+
+
+def _cite(src: Source | None) -> str:
+    if src is None:
+        return ""
+    ref = src.commit[:12] if src.commit else src.tag or ""
+    if src.file:
+        return f"{src.file} @ {ref}" if ref else src.file
+    return ref or (src.url or "")
+
+
+def inheritance_table(db: NetnsDB | None = None) -> str:
+    """The markdown table of kernel_db/README.md's inheritance section, generated from the data."""
+    db = db or load_netns_db()
+    lines = [
+        "| sysctl | kernels | a new namespace gets | confidence | source | changed by |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in sorted(db.keys):
+        for rng in sorted(db.keys[name].new_netns, key=lambda r: _parse_bound(r.since)):
+            span = f"{'' if rng.since_exact else '≤'}{rng.since}–{rng.until or ''}"
+            lines.append(
+                f"| `{name}` | {span} | {rng.describe().replace('|', '/')} | {rng.confidence} | "
+                f"{_cite(rng.source)} | {_cite(rng.since_source)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def readme_with_table(text: str, table: str) -> str:
+    """``text`` with the part between the table markers replaced by ``table``."""
+    head, sep, rest = text.partition(TABLE_START)
+    if not sep or TABLE_END not in rest:
+        raise ValueError("kernel_db/README.md lacks the netns table markers")
+    return head + TABLE_START + "\n" + table + TABLE_END + rest.split(TABLE_END, 1)[1]
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance entry point
+    import sys
+
+    readme = Path(__file__).resolve().parents[2] / "kernel_db" / "README.md"
+    if sys.argv[1:] == ["--write"]:
+        readme.write_text(readme_with_table(readme.read_text(), inheritance_table()))
+    else:
+        sys.stdout.write(inheritance_table())
