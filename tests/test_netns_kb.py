@@ -379,6 +379,10 @@ def test_classify_and_expect_without_a_kernel() -> None:
     assert DB.expect("net.ipv4.ip_local_port_range", old, {}) is None  # no fact: unknown, not a guess
     fact = DB.fact("net.ipv4.tcp_keepalive_time", old)
     assert fact is not None and fact.kind == "global"
+    backport = DB.fact("net.ipv4.tcp_rmem", parse_release("4.14.165-103.209.amzn1.x86_64"))
+    assert backport is not None and backport.kind == "copy_init_net"  # distro data point beats upstream 4.14
+    upstream = DB.fact("net.ipv4.tcp_rmem", parse_release("4.14.165"))
+    assert upstream is not None and upstream.kind == "global"
     devconf = DB.expect("net.ipv4.ip_forward", parse_release("6.8"), {"net.ipv4.ip_forward": "1", DEVCONF_MODE: "2"})
     assert devconf is not None and devconf.value == "0"
     devconf = DB.expect("net.ipv4.ip_forward", parse_release("6.8"), {"net.ipv4.ip_forward": "1", DEVCONF_MODE: "0"})

@@ -41,6 +41,7 @@ __all__ = [
     "Expectation",
     "NetnsDB",
     "NetnsKey",
+    "DistroRange",
     "NetnsRange",
     "classify",
     "load_netns_db",
@@ -119,6 +120,18 @@ class NetnsRange(_Model):
         return text
 
 
+class DistroRange(NetnsRange):
+    """A distribution kernel that differs from upstream (a backport): ``flavour`` as detected by
+    tcpaudit.kernel.release, ``match`` a prefix of ``uname -r``; the longest match wins over the upstream
+    ranges. ``since``/``until`` bound the upstream base it applies to."""
+
+    flavour: str
+    match: str = Field(min_length=3)
+
+    def matches(self, release: KernelRelease) -> bool:
+        return release.flavour == self.flavour and release.raw.startswith(self.match) and self.contains(release)
+
+
 _DERIVE_TEXT = {"ehash_half": "hash entries / 2", "ehash_div128_min128": "max(128, hash entries / 128)"}
 
 
@@ -126,6 +139,7 @@ class NetnsKey(_Model):
     name: str
     summary: str = Field(min_length=5)
     new_netns: list[NetnsRange] = Field(min_length=1)
+    distro: list[DistroRange] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -144,6 +158,9 @@ class NetnsKey(_Model):
 
     def at(self, release: KernelRelease) -> NetnsRange | None:
         """The range containing ``release``; None when the table does not cover it (unknown, not 'global')."""
+        backports = [d for d in self.distro if d.matches(release)]
+        if backports:
+            return max(backports, key=lambda d: len(d.match))
         hits = [r for r in self.new_netns if r.contains(release)]
         if not hits:
             return None
@@ -318,6 +335,11 @@ def inheritance_table(db: NetnsDB | None = None) -> str:
             lines.append(
                 f"| `{name}` | {span} | {rng.describe().replace('|', '/')} | {rng.confidence} | "
                 f"{_cite(rng.source)} | {_cite(rng.since_source)} |"
+            )
+        for d in db.keys[name].distro:
+            lines.append(
+                f"| `{name}` | {d.flavour} `{d.match}*` | {d.describe().replace('|', '/')} | {d.confidence} | "
+                f"{_cite(d.source)} | {_cite(d.since_source)} |"
             )
     return "\n".join(lines) + "\n"
 
