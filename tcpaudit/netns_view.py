@@ -26,7 +26,7 @@ def group_ns001(report: Report) -> list[dict[str, Any]]:
     groups: dict[tuple[tuple[str, str, str], ...], dict[str, Any]] = {}
     for target in report.targets:
         for finding in target.findings:
-            if finding.rule != RULE:
+            if finding.rule != RULE or finding.suppressed is not None:
                 continue
             rows = [r for r in finding.evidence.get("not_inherited", []) if isinstance(r, dict) and "key" in r]
             if not rows:

@@ -438,3 +438,8 @@ def test_group_ns001_one_entry_naming_the_namespaces() -> None:
     assert groups[1]["own_values"]["shop/tuned"][0]["key"] == "net.ipv4.tcp_keepalive_time"
     # every target keeps its own NS001 finding
     assert sum(1 for t in report.targets for f in t.findings if f.rule == "NS001") == 4
+    # build_report adds the view by itself for --all-netns reports (targets of kind netns)
+    for t in targets:
+        t.kind = "netns"
+    assert build_report(targets).extra["netns"]["ns001"] == groups
+    assert "netns" not in build_report(targets[:0]).extra
