@@ -443,3 +443,38 @@ def test_group_ns001_one_entry_naming_the_namespaces() -> None:
         t.kind = "netns"
     assert build_report(targets).extra["netns"]["ns001"] == groups
     assert "netns" not in build_report(targets[:0]).extra
+
+
+def _collect(ns: str, nested: bool = False) -> Snapshot:
+    """The real collector (`tcpaudit snapshot`), run inside namespace `ns` (or one created from inside it)."""
+    from tcpaudit.snapshot import load_snapshot_json
+
+    argv = ["ip", "netns", "exec", ns, *(["unshare", "--net"] if nested else [])]
+    return load_snapshot_json(_run([*argv, sys.executable, "-m", "tcpaudit", "snapshot", "-o", "-"]))
+
+
+def test_ns001_on_snapshots_from_the_real_collector(fresh_netns: str) -> None:
+    """End to end with the collector: A (tuned inside, standing in for the host) and B (created from A) are
+    collected by `tcpaudit snapshot` inside them; B gets netns/init_net_sysctls as --all-netns sets them (the
+    host's values of the keys the namespace shows) and NS001 names exactly the keys B runs at the default."""
+    from tcpaudit.audit import AuditOptions, audit_snapshot
+    from tcpaudit.model import NetnsInfo
+
+    if DB.fact("net.ipv4.tcp_keepalive_time", RELEASE) is None:
+        pytest.skip(f"no fact for {RELEASE.raw}")
+    tuned = {"net.ipv4.tcp_keepalive_time": "300", "net.ipv4.ip_local_port_range": "10000 60999"}
+    _write_in(fresh_netns, tuned)
+    host_like = _collect(fresh_netns)
+    pod = _collect(fresh_netns, nested=True)
+    for key, value in tuned.items():
+        assert host_like.sysctls[key] == value
+    pod.netns = NetnsInfo(inode=2, name="pod-b", name_source="bind-mount")
+    pod.init_net_sysctls = {k: host_like.sysctls[k] for k in pod.sysctls if k in host_like.sysctls}
+    opts = AuditOptions.model_validate({"context": {"nat_idle_timeout": 240}})
+    target = audit_snapshot(pod, opts, name="pod-b")
+    (ns001,) = [f for f in target.findings if f.rule == "NS001"]
+    lost = {r["key"]: r for r in ns001.evidence["not_inherited"]}
+    assert set(lost) == set(tuned), lost
+    assert lost["net.ipv4.tcp_keepalive_time"]["namespace"] == pod.sysctls["net.ipv4.tcp_keepalive_time"] == "7200"
+    assert "NAT001" in lost["net.ipv4.tcp_keepalive_time"]["rules_reading_it"]
+    assert any(f.rule == "NAT001" for f in target.findings)  # what the default triggers there
