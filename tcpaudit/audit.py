@@ -14,6 +14,7 @@ from .context import Context, ContextOptions, resolve_context
 from .exitcodes import ExitCode
 from .measure import measurements
 from .model import Location, Report, Severity, Summary, Target, TargetStatus, Tool
+from .netns_view import group_ns001
 from .rules.base import GLOBAL_SYSCTL_HIDDEN, Facts
 from .rules.engine import catalogue, run_rules
 from .sanitize import clean_text
@@ -198,4 +199,7 @@ def build_report(
         s.exit_code = ExitCode.FINDINGS
     else:
         s.exit_code = ExitCode.OK
-    return Report(tool=Tool(version=__version__), targets=targets, summary=s)
+    report = Report(tool=Tool(version=__version__), targets=targets, summary=s)
+    if any(t.kind == "netns" for t in targets):
+        group_ns001(report)  # --all-netns: one NS001 entry naming the namespaces (report.extra["netns"])
+    return report

@@ -19,7 +19,7 @@ from ..kernel.release import KernelRelease
 from ..model import Finding, Location, Severity
 from ..snapshot import Snapshot, parse_port_list
 
-RULE_ID = re.compile(r"^(TCP|NAT|CT|PORT|SYS|POL|CFG)\d{3}$")
+RULE_ID = re.compile(r"^(TCP|NAT|CT|PORT|SYS|NS|POL|CFG)\d{3}$")
 
 
 class Reference(BaseModel):
@@ -46,7 +46,7 @@ class RuleMeta(BaseModel):
     @classmethod
     def _id_shape(cls, v: str) -> str:
         if not RULE_ID.match(v):
-            raise ValueError(f"rule id {v!r} must look like TCP001, NAT001, CT001, PORT001 or SYS001")
+            raise ValueError(f"rule id {v!r} must look like TCP001, NAT001, CT001, PORT001, SYS001 or NS001")
         return v
 
     @property
