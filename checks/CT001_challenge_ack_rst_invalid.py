@@ -84,6 +84,11 @@ class ChallengeAckRstInvalid(Rule):
             return None
         ctx = f.context
         if status.applies is None and not (ctx.sidecar_ports or ctx.kubernetes):
+            if f.kind == "host" and f.snapshot.environment.nat_rules is None:
+                return self.unknown(
+                    f"unknown whether this kernel has the bug ({status.confidence} confidence: {status.reason}), "
+                    "and the NAT rules could not be read (iptables -t nat needs root)"
+                )
             return self.na(
                 f"unknown whether this kernel has the bug ({status.confidence} confidence: "
                 f"{status.reason}) and no NAT redirect or Kubernetes seen"

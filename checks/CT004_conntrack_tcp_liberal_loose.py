@@ -103,7 +103,7 @@ class ConntrackTcpLiberalLoose(Rule):
         if lib.raw is None and loose.raw is None:
             if "absent" in (lib.origin, loose.origin):
                 return self.na("nf_conntrack is not loaded (no net.netfilter.nf_conntrack_tcp_* sysctls)")
-            return self.na("nf_conntrack_tcp_be_liberal / nf_conntrack_tcp_loose unknown")
+            return self.unread(f, "nf_conntrack_tcp_be_liberal / nf_conntrack_tcp_loose unknown")
         fwd = forwarding_reasons(f)
         invalid = f.snapshot.conntrack.stat_total("invalid") if f.kind == "host" else None
         out = []

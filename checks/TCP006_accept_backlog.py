@@ -108,7 +108,7 @@ class AcceptBacklog(Rule):
         som_v, syn_v = f.value(SOMAXCONN), f.value(SYN_BACKLOG)
         som, syn = _judged(f, som_v), _judged(f, syn_v)
         if f.kind == "host" and som is None and syn is None:
-            return self.na("net.core.somaxconn and net.ipv4.tcp_max_syn_backlog unknown")
+            return self.unread(f, "net.core.somaxconn and net.ipv4.tcp_max_syn_backlog unknown")
         limit = f.context.threshold("min_somaxconn")
         out = []
         absurd = self._absurd(f, som_v, som, syn)

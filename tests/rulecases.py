@@ -10,8 +10,8 @@ environment, previous, uptime_s, ...); the rest takes defaults. Sugar:
   context: {nat_idle_timeout, profiles, clients_behind_nat, auto_detect, thresholds}
   policy: {...}  (the [policy] table of .tcpaudit.toml) and group: NAME -> a policy (POL001) and inventory group
   persisted: {files, settings: {key: {value, file, line, shadowed}}, ...} -> Snapshot.persisted (CFG001)
-Expectation: expect: fail | pass | not_applicable; severity; evidence (subset); explanation_contains;
-reason_contains (not_applicable).
+Expectation: expect: fail | pass | not_applicable | unknown; severity; evidence (subset); explanation_contains;
+reason_contains (not_applicable, unknown).
 """
 
 from __future__ import annotations

@@ -62,6 +62,10 @@ def test_rule_case(rule: str, name: str, case: dict) -> None:
         assert result.outcome is Outcome.not_applicable, f"expected not_applicable, got {result.outcome.value}"
         for text in case.get("reason_contains", []):
             assert text in result.reason, f"{text!r} not in {result.reason!r}"
+    elif expect == "unknown":
+        assert result.outcome is Outcome.unknown, f"expected unknown, got {result.outcome.value}"
+        for text in case.get("reason_contains", []):
+            assert text in result.reason, f"{text!r} not in {result.reason!r}"
     else:
         pytest.fail(f"bad expect {expect!r}")
 
