@@ -25,6 +25,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ROOT / "kernel_db" / "keys"
@@ -95,7 +96,7 @@ def _ver(text: str) -> list[int]:
 
 
 def build() -> dict:
-    sources = []
+    sources: list[dict[str, Any]] = []
     names: dict[str, list[str]] = {}
     for path in sorted(SOURCES.glob("*.txt")):
         meta, listed = read_source(path)

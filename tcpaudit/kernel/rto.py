@@ -50,7 +50,8 @@ def syn_timeline(syn_retries: int, linear: int = 0) -> Timeline:
     retransmissions, 3 s; the default 6: 10 retransmissions, 131 s). With ``linear`` 0 both limits coincide."""
     retries, linear = max(syn_retries, 0), max(linear, 0)
     budget = model_timeout(retries, INIT_RTO_S, syn=True)
-    rto, t, at = INIT_RTO_S, 0.0, []
+    rto, t = INIT_RTO_S, 0.0
+    at: list[float] = []
     while True:
         t += rto
         if len(at) >= retries + linear or (at and t >= budget):
