@@ -11,7 +11,7 @@ class ChallengeAckRstInvalid(Rule):
         id="CT001",
         title="Conntrack drops the RST after a challenge ACK: connects through NAT/REDIRECT time out",
         severity=Severity.high,
-        keys=["net.netfilter.nf_conntrack_tcp_ignore_invalid_rst"],
+        keys=["net.netfilter.nf_conntrack_tcp_be_liberal", "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst"],
         summary=(
             "On kernels that carry 'netfilter: nf_conntrack_tcp: re-init for syn packets only' (c7aab4f17021, "
             "mainline 5.18, backported by some distributions) but not the fix 'netfilter: "
@@ -31,18 +31,23 @@ class ChallengeAckRstInvalid(Rule):
             "An INVALID packet is not de-NATed and is dropped by rulesets that drop INVALID (kube-proxy and Istio "
             "do), so the peer never sees the RST; every SYN retransmission gets the same challenge ACK and "
             "connect() fails with a timeout after tcp_syn_retries.",
-            "Mainline 6.2 (commit c410cb974f2b, backported to 6.1.9) lets such RSTs pass; "
-            "nf_conntrack_tcp_ignore_invalid_rst=1 (added in 5.14 by 1da4cd82dd18) stops out-of-window RSTs from "
-            "being marked INVALID.",
+            "Mainline 6.2 (commit c410cb974f2b, backported to 6.1.9) lets such RSTs pass: it records the "
+            "challenge ACK's ack_seq and skips the window check for a RST with exactly that sequence number. "
+            "The fix's own message says the RST 'will fail window validation' (tcp_in_window()); only "
+            "nf_conntrack_tcp_be_liberal=1 forgives that failure. nf_conntrack_tcp_ignore_invalid_rst=1 (5.14, "
+            "1da4cd82dd18) does not: it only skips the separate 'invalid rst' test (a RST sequence number before "
+            "the peer's highest ACK).",
         ],
         when_it_matters=(
             "Kubernetes pods with an Istio/Envoy-style sidecar (iptables REDIRECT to 15001/15006), NAT gateways, "
             "any host whose firewall drops conntrack INVALID packets and that reconnects quickly to the same peer."
         ),
         remediation=(
-            "Upgrade to a kernel with the fix (6.2+, 6.1.9+, or a distro kernel that backports it); meanwhile set "
-            "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst=1 where the key exists, and fix the half-closed "
-            "socket leak that makes the collision possible (see CT002)."
+            "Upgrade to a kernel with the fix (6.2+, 6.1.9+, or a distro kernel that backports c410cb974f2b). "
+            "Meanwhile remove the collision: fix the half-closed socket leak that leaves the peer holding the "
+            "4-tuple (see CT002). net.netfilter.nf_conntrack_tcp_be_liberal=1 lets the RST through, at a cost: "
+            "conntrack then marks no out-of-window TCP segment INVALID, so stray or spoofed segments are NATed and "
+            "forwarded (see CT004). nf_conntrack_tcp_ignore_invalid_rst=1 does not help with this RST."
         ),
         references=[
             Reference(
@@ -72,10 +77,18 @@ class ChallengeAckRstInvalid(Rule):
         if status is None:
             return self.na("the knowledge base has no answer for this kernel")
         ignore = f.value("net.netfilter.nf_conntrack_tcp_ignore_invalid_rst")
-        if status.applies is False or ignore.int == 1:
+        liberal = f.value("net.netfilter.nf_conntrack_tcp_be_liberal")
+        # be_liberal forgives the failed window check this RST hits; ignore_invalid_rst does not (it only skips
+        # the 'RST before the peer's max ACK' test), so it never silences this rule.
+        if status.applies is False or (liberal.int is not None and liberal.int != 0):
             return None
         ctx = f.context
         if status.applies is None and not (ctx.sidecar_ports or ctx.kubernetes):
+            if f.kind == "host" and f.snapshot.environment.nat_rules is None:
+                return self.unknown(
+                    f"unknown whether this kernel has the bug ({status.confidence} confidence: {status.reason}), "
+                    "and the NAT rules could not be read (iptables -t nat needs root)"
+                )
             return self.na(
                 f"unknown whether this kernel has the bug ({status.confidence} confidence: "
                 f"{status.reason}) and no NAT redirect or Kubernetes seen"
@@ -110,13 +123,14 @@ class ChallengeAckRstInvalid(Rule):
             "confidence": status.confidence,
             "fixed_in": status.fixed_in,
             "nf_conntrack_tcp_ignore_invalid_rst": ignore.raw if ignore.present else "absent on this kernel",
+            "nf_conntrack_tcp_be_liberal": liberal.raw,
             "redirect_ports": ctx.sidecar_ports[:10],
         }
         for counter in ("TcpExt.TCPChallengeACK", "TcpExt.TCPSYNChallenge"):
             c = f.counter_evidence(counter)
             if c is not None:
                 ev[counter.split(".")[1]] = c
-        fix = {"net.netfilter.nf_conntrack_tcp_ignore_invalid_rst": "1"} if ignore.present else {}
+        fix: dict[str, str] = {}
         return self.finding(
             f,
             severity=sev,
@@ -127,11 +141,13 @@ class ChallengeAckRstInvalid(Rule):
                 f"{lead} When a connect() reuses a 4-tuple the peer still holds, the peer's challenge "
                 "ACK is answered with a RST that conntrack marks INVALID, so it is neither NATed nor delivered, "
                 f"and the client's SYNs time out; {why}."
+                + " A kernel with c410cb974f2b, or removing the collision, fixes it; "
+                "nf_conntrack_tcp_be_liberal=1 works around it at the cost of all window checking"
                 + (
-                    ""
-                    if ignore.present
-                    else " nf_conntrack_tcp_ignore_invalid_rst does not exist here, so only a "
-                    "kernel upgrade (or the sidecar-side fix) helps."
+                    ", and nf_conntrack_tcp_ignore_invalid_rst=1 (set here) does not help: this RST fails window "
+                    "validation, not the 'invalid rst' test that knob skips."
+                    if ignore.int == 1
+                    else "; nf_conntrack_tcp_ignore_invalid_rst does not help."
                 )
             ),
         )

@@ -71,10 +71,15 @@ class HalfClosedOutlivesConntrack(Rule):
             return self.na("conntrack is not loaded on this host")
         ports = set(f.context.sidecar_ports)
         if not ports:
+            if f.snapshot.environment.nat_rules is None:
+                return self.unknown(
+                    "the NAT rules could not be read (iptables -t nat needs root), so whether traffic is "
+                    "redirected to a local sidecar port is unknown; rerun as root or give --profile istio"
+                )
             return self.na("no NAT REDIRECT/DNAT to a local port seen (and no sidecar profile given)")
         t = f.snapshot.sockets
         if t.source == "none":
-            return self.na("the socket table was not collected")
+            return self.unknown("the socket table was not collected")
         rng = f.value("net.ipv4.ip_local_port_range").ints or [32768, 60999]
         lo, hi = rng[0], rng[-1]
         leaked, untimed = 0, 0

@@ -84,7 +84,7 @@ class ConntrackTableUsage(Rule):
         count = ct.count if ct.count is not None else f.value(COUNT).int
         cmax = ct.max if ct.max is not None else f.value(MAX).int
         if (count is None or not cmax) and not ct.stats_per_cpu:
-            return self.na("conntrack count/max and statistics were not collected")
+            return self.unread(f, "conntrack count/max and statistics were not collected")
         warn = f.context.threshold("conntrack_usage_warn")
         high = f.context.threshold("conntrack_usage_high")
         ev: dict = {

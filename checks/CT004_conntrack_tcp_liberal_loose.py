@@ -53,9 +53,10 @@ class ConntrackTcpLiberalLoose(Rule):
             "middlebox breaking window scaling, or asymmetric routing) stays invisible and the stateful firewall "
             "accepts any in-flow segment.",
             "nf_conntrack_tcp_ignore_invalid_rst=1 (5.14+, 1da4cd82dd18) acts on different packets: it skips only "
-            "that RST check, so such RSTs (the RST answering a challenge ACK, KI-CT-CHALLENGE-ACK-RST) are no longer "
-            "INVALID. It does nothing for out-of-window data and ACK segments -- the kube-proxy case -- and a RST "
-            "beyond the window still fails tcp_in_window(). It is not a narrower be_liberal.",
+            "that RST check (RST sequence before the peer's highest ACK). It does nothing for out-of-window data "
+            "and ACK segments -- the kube-proxy case -- and a RST that fails tcp_in_window() is still INVALID; the "
+            "RST answering a challenge ACK during 4-tuple reuse (KI-CT-CHALLENGE-ACK-RST) is such a RST, which "
+            "only be_liberal (or a kernel with c410cb974f2b) lets through. It is not a narrower be_liberal.",
             "loose=0: a packet of an established connection that has no conntrack entry (entries flushed with "
             "'conntrack -F', lost in a failover, evicted from a full table, or expired while idle) cannot create "
             "one mid-stream; it is INVALID, so the connection dies although both endpoints are fine.",
@@ -69,9 +70,10 @@ class ConntrackTcpLiberalLoose(Rule):
             "Leave nf_conntrack_tcp_loose=1 (default) unless the firewall really must not adopt unknown flows. "
             "Treat nf_conntrack_tcp_be_liberal=1 as a documented workaround: fix or confirm the source of the "
             "out-of-window packets, or make the ruleset drop INVALID packets explicitly (-m conntrack --ctstate "
-            "INVALID -j DROP) so they never leak un-NATed. nf_conntrack_tcp_ignore_invalid_rst (5.14+) does not "
-            "replace it: it only stops RSTs below the peer's ACK from being INVALID (the challenge-ACK case, "
-            "KI-CT-CHALLENGE-ACK-RST) and leaves out-of-window data and ACK segments INVALID."
+            "INVALID -j DROP) so they never leak un-NATed. Where be_liberal was set for the challenge-ACK RST "
+            "(KI-CT-CHALLENGE-ACK-RST), a kernel with c410cb974f2b (6.2, 6.1.9) lets it go. "
+            "nf_conntrack_tcp_ignore_invalid_rst (5.14+) does not replace it: it only stops RSTs below the peer's "
+            "ACK from being INVALID and leaves out-of-window data, ACK and RST segments INVALID."
         ),
         references=[
             Reference(
@@ -101,7 +103,7 @@ class ConntrackTcpLiberalLoose(Rule):
         if lib.raw is None and loose.raw is None:
             if "absent" in (lib.origin, loose.origin):
                 return self.na("nf_conntrack is not loaded (no net.netfilter.nf_conntrack_tcp_* sysctls)")
-            return self.na("nf_conntrack_tcp_be_liberal / nf_conntrack_tcp_loose unknown")
+            return self.unread(f, "nf_conntrack_tcp_be_liberal / nf_conntrack_tcp_loose unknown")
         fwd = forwarding_reasons(f)
         invalid = f.snapshot.conntrack.stat_total("invalid") if f.kind == "host" else None
         out = []
@@ -123,8 +125,8 @@ class ConntrackTcpLiberalLoose(Rule):
                 ctx = ["nothing shows this box NATs or forwards, so there is no known reason for the workaround"]
             narrower = (
                 " This kernel has nf_conntrack_tcp_ignore_invalid_rst, but that is not a narrower "
-                "be_liberal: it only stops RSTs below the peer's ACK from being INVALID (the challenge-ACK "
-                "case) and leaves out-of-window data and ACKs INVALID."
+                "be_liberal: it only stops RSTs below the peer's ACK from being INVALID and leaves out-of-window "
+                "data, ACKs and RSTs (the challenge-ACK reuse case included) INVALID."
                 if ignore.raw is not None
                 else ""
             )

@@ -101,7 +101,7 @@ class ConntrackEstablishedVsKeepalive(Rule):
         ct, ct_desc = _int(f, CT_EST)
         ka, ka_desc = _int(f, KA_TIME)
         if ct is None or ka is None:
-            return self.na("conntrack established timeout or tcp_keepalive_time unknown")
+            return self.unread(f, "conntrack established timeout or tcp_keepalive_time unknown")
         if ct > ka:
             return None
         intvl, _ = _int(f, KA_INTVL)

@@ -359,8 +359,13 @@ class ConntrackSizingForwarding(Rule):
         if f.kind == "host" and not ct.present and mv.origin != "host":
             return self.na("nf_conntrack is not loaded (no conntrack table on this host)")
         if cmax is None:
-            return self.na("nf_conntrack_max was not collected (nf_conntrack not loaded or not readable)")
+            return self.unknown("nf_conntrack_max could not be read (nf_conntrack present but not readable)")
         fwd = _forwarding(f)
+        if not fwd and f.snapshot.environment.nat_rules is None:
+            return self.unknown(
+                "ip_forward is off and not Kubernetes, but the NAT rules could not be read (iptables -t nat "
+                "needs root): whether this host NATs is unknown"
+            )
         if not fwd:
             return self.na(
                 "this host does not forward or NAT (ip_forward=0, no NAT rules, not Kubernetes): it "

@@ -77,7 +77,7 @@ class EphemeralExhaustion(Rule):
         rng = f.value("net.ipv4.ip_local_port_range")
         ints = rng.ints
         if ints is None or len(ints) != 2:
-            return self.na("net.ipv4.ip_local_port_range unknown")
+            return self.unread(f, "net.ipv4.ip_local_port_range unknown")
         lo, hi = ints
         if not 0 < lo <= hi <= 65535:
             return self.na(f"ip_local_port_range {rng.raw!r} is not a valid range (SYS002 reports invalid values)")

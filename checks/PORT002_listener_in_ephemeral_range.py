@@ -71,11 +71,11 @@ class ListenerInEphemeralRange(Rule):
     def check(self, f: Facts):
         rng = f.value("net.ipv4.ip_local_port_range").ints
         if not rng or len(rng) != 2:
-            return self.na("net.ipv4.ip_local_port_range unknown")
+            return self.unread(f, "net.ipv4.ip_local_port_range unknown")
         lo, hi = rng
         t = f.snapshot.sockets
         if t.source == "none":
-            return self.na("the socket table was not collected")
+            return self.unread(f, "the socket table was not collected")
         reserved_raw = f.value("net.ipv4.ip_local_reserved_ports").raw or ""
         reserved = parse_port_list(reserved_raw)
         listen_addrs: dict[int, set[str]] = {}

@@ -107,7 +107,7 @@ class PortRangeStartsLow(Rule):
             return self.na(f.absent_reason(RANGE))
         rng = v.ints
         if v.raw is None:
-            return self.na(f"{RANGE} value unknown")
+            return self.unread(f, f"{RANGE} value unknown")
         if not rng or len(rng) != 2 or rng[1] < rng[0]:
             return self.na(f"{RANGE}={v.raw!r} is not a 'low high' pair")
         if f.kind == "config" and v.origin != "config":

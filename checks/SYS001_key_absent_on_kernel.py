@@ -1,5 +1,6 @@
 """SYS001: a configured sysctl does not exist on the target kernel."""
 
+from tcpaudit.kernel.keys import key_status
 from tcpaudit.lint.model import assignments_of
 from tcpaudit.lint.values import lifetime, presence
 from tcpaudit.model import Severity
@@ -17,6 +18,8 @@ _EFFECT = {
     "tuned": "tuned logs an error for it and the intended setting does not apply",
 }
 _DEFAULT_EFFECT = "writing /proc/sys/{path} fails and the intended setting does not apply"
+# A removed key whose written value is the behaviour every kernel without it has: only dead configuration.
+_VALUE_IS_ABSENT_BEHAVIOUR = {"net.ipv4.tcp_tw_recycle": "0"}
 
 
 class KeyAbsentOnKernel(Rule):
@@ -27,7 +30,10 @@ class KeyAbsentOnKernel(Rule):
         applies_to=["config"],
         summary=(
             "The configuration sets a sysctl that the target kernel does not have (removed, not yet added, or "
-            "misspelled), so the write fails at boot and the setting the author intended never applies."
+            "misspelled), so the write fails at boot and the setting the author intended never applies. "
+            "Existence is judged from the knowledge base and, for other keys, from the key index "
+            "(kernel_db/keys, generated from real kernels' name lists); a key the index cannot vouch for is "
+            "reported as unknown (not verified), never as a pass."
         ),
         mechanism=[
             "Every sysctl key is a file under /proc/sys that the running kernel creates; keys appear and "
@@ -40,7 +46,8 @@ class KeyAbsentOnKernel(Rule):
             "configuration to debug a problem is misled, and a setting that was meant to protect the host "
             "(or to break it, like tcp_tw_recycle) silently does nothing.",
             "A leading '-' on the line (sysctl.d) tells sysctl to ignore the failure: the author expected the "
-            "key to be missing on some kernels, so it is only dead configuration there (severity low).",
+            "key to be missing on some kernels, so it is only dead configuration there (severity low). So is "
+            "tcp_tw_recycle = 0 on a kernel without the key: the kernel behaves exactly as the file asks.",
         ],
         when_it_matters=(
             "Always for config that ships to a fleet: images and configuration management outlive the kernel "
@@ -73,46 +80,92 @@ class KeyAbsentOnKernel(Rule):
 
     def check(self, f: Facts):
         if f.kdb is None or f.release is None:
-            return self.na("the kernel knowledge base or the target kernel release is unavailable")
+            return self.unknown("the kernel knowledge base or the target kernel release is unavailable")
         items = [a for a in assignments_of(f) if a.value is not None and not a.is_glob]
         if not items:
             return self.na("the configuration sets no sysctls")
+        capture = "kernel.osrelease" in f.configured  # a `sysctl -a` capture lists what its kernel has
         groups: dict[tuple[str, str], list] = {}
         for a in items:
             groups.setdefault((a.key, a.location.file), []).append(a)
         out = []
+        unverified: list[str] = []
         release = f.snapshot.kernel.release
         for (key, _file), group in groups.items():
-            if presence(f.kdb, f.release, key) is not False:
+            known = presence(f.kdb, f.release, key)
+            if known is True:
                 continue
-            first = group[0]
-            ignored = all(a.ignore_errors for a in group)
-            life = lifetime(f.kdb, f.release, key)
-            path = key.replace(".", "/")
-            effect = _EFFECT.get(first.syntax, _DEFAULT_EFFECT).format(path=path)
-            text = f"{key} does not exist on Linux {release}" + (f" ({life})" if life else "") + f"; {effect}."
-            if ignored:
-                text += (
-                    " The '-' prefix tells sysctl to ignore that failure, so nothing is reported: on this "
-                    "kernel the line is dead configuration."
-                )
-            ev = {
-                "key": key,
-                "kernel": release,
-                "value": first.value,
-                "set_at": [a.where for a in group],
-                "ignore_errors": ignored,
-            }
-            if life:
-                ev["knowledge_base"] = life
-            out.append(
-                self.finding(
-                    f,
-                    keys=[key],
-                    location=first.location,
-                    evidence=ev,
-                    explanation=text,
-                    severity=Severity.low if ignored else Severity.high,
-                )
+            nearest = None
+            index_reason = ""
+            if known is None:
+                st = key_status(key, f.release)
+                if st.status == "exists" or capture:
+                    continue
+                if st.status == "unknown":
+                    if key not in unverified:
+                        unverified.append(key)
+                    continue
+                nearest, index_reason = st.nearest, st.reason
+            out.append(self._absent(f, key, group, release, nearest, index_reason))
+        if out:
+            return out
+        if unverified:
+            shown = ", ".join(unverified[:8]) + (f" and {len(unverified) - 8} more" if len(unverified) > 8 else "")
+            return self.unknown(
+                f"unknown key(s), not verified for Linux {release}: {shown} (neither the knowledge base nor the key "
+                "index can say whether the kernel has them; check with `sysctl -a` on the target)"
             )
-        return out or None
+        return None
+
+    def _absent(self, f: Facts, key: str, group: list, release: str, nearest: str | None, index_reason: str):
+        first = group[0]
+        ignored = all(a.ignore_errors for a in group)
+        life = lifetime(f.kdb, f.release, key)
+        path = key.replace(".", "/")
+        effect = _EFFECT.get(first.syntax, _DEFAULT_EFFECT).format(path=path)
+        why = life or index_reason
+        text = f"{key} does not exist on Linux {release}" + (f" ({why})" if why else "") + f"; {effect}."
+        if nearest:
+            text += f" The nearest real key is {nearest}: did you mean `{nearest} = {first.value.strip()}`?"
+        if ignored:
+            text += (
+                " The '-' prefix tells sysctl to ignore that failure, so nothing is reported: on this "
+                "kernel the line is dead configuration."
+            )
+        as_absent = _VALUE_IS_ABSENT_BEHAVIOUR.get(key)
+        harmless = as_absent is not None and all((a.value or "").strip() == as_absent for a in group)
+        if harmless:
+            text += (
+                f" {key} = {as_absent} asks for exactly what a kernel without the key does, so nothing is lost: "
+                "only the boot-time error and the dead line remain."
+            )
+        ev = {
+            "key": key,
+            "kernel": release,
+            "value": first.value,
+            "set_at": [a.where for a in group],
+            "ignore_errors": ignored,
+        }
+        if life:
+            ev["knowledge_base"] = life
+        elif index_reason:
+            ev["key_index"] = index_reason
+        remediation = None
+        fix: dict[str, str] = {}
+        if nearest:
+            ev["nearest_key"] = nearest
+            fix = {nearest: first.value.strip()}
+            remediation = (
+                f"Correct the name: `{nearest} = {first.value.strip()}` (check it with `sysctl {nearest}` on the "
+                "target kernel), or remove the line."
+            )
+        return self.finding(
+            f,
+            keys=[key],
+            location=first.location,
+            evidence=ev,
+            explanation=text,
+            severity=Severity.low if ignored or harmless else Severity.high,
+            remediation=remediation,
+            fix=fix,
+        )

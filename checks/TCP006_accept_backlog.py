@@ -42,7 +42,8 @@ class AcceptBacklog(Rule):
             "ListenDrops and drops the ACK; the request stays half-open and the SYN-ACK is retransmitted (1 s, "
             "2 s, ...). With tcp_abort_on_overflow=1 it sends a RST instead.",
             "New SYNs arriving while the queue is full are dropped too, so the client retransmits its SYN after "
-            "1 s, 3 s, 7 s ... (tcp_syn_retries): latency spikes and timeouts that come and go with load.",
+            "1 s, 3 s, 7 s ... (tcp_syn_retries; from 6.5 the first tcp_syn_linear_timeouts=4 retries are 1 s "
+            "apart: 1, 2, 3, 4, 5, 7, 11 s ...): latency spikes and timeouts that come and go with load.",
             "The client side usually believes the connection is established (it got the SYN-ACK) and sends its "
             "request, which the server also drops until the connection is finally accepted: the first request "
             "stalls for one or more retransmission timeouts.",
@@ -107,7 +108,7 @@ class AcceptBacklog(Rule):
         som_v, syn_v = f.value(SOMAXCONN), f.value(SYN_BACKLOG)
         som, syn = _judged(f, som_v), _judged(f, syn_v)
         if f.kind == "host" and som is None and syn is None:
-            return self.na("net.core.somaxconn and net.ipv4.tcp_max_syn_backlog unknown")
+            return self.unread(f, "net.core.somaxconn and net.ipv4.tcp_max_syn_backlog unknown")
         limit = f.context.threshold("min_somaxconn")
         out = []
         absurd = self._absurd(f, som_v, som, syn)

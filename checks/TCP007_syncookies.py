@@ -26,7 +26,8 @@ class SynCookies(ValueRule):
             "With tcp_syncookies=1 (default) an overflowing queue is answered statelessly with a cookie SYN-ACK "
             "(TcpExt.SyncookiesSent, TCPReqQFullDoCookies) and the connection completes when the ACK returns.",
             "With tcp_syncookies=0 the SYN is dropped instead (TcpExt.TCPReqQFullDrop); the client retransmits "
-            "after 1 s, then 2 s, 4 s ... and connect() fails after tcp_syn_retries attempts. Earlier still, once "
+            "after 1 s, then 2 s, 4 s ... (from 6.5 first tcp_syn_linear_timeouts=4 retries 1 s apart) and "
+            "connect() fails after tcp_syn_retries (+ tcp_syn_linear_timeouts on 6.5+) attempts. Earlier still, once "
             "the queue holds 3/4 of tcp_max_syn_backlog, SYNs from peers without TCP-metrics history are dropped "
             "(counted only in ListenDrops). During a SYN flood (spoofed sources never complete the handshake) "
             "legitimate clients are locked out completely.",

@@ -69,7 +69,7 @@ class OrphanLimit(Rule):
             return self.na(f.absent_reason(KEY))
         limit_max = v.int
         if limit_max is None:
-            return self.na(f"{KEY} value unknown")
+            return self.unread(f, f"{KEY} value unknown")
         orphans = f.snapshot.counters.get("TCP.orphan")
         aborts = f.counter_evidence("TcpExt.TCPAbortOnMemory")
         if orphans is None and aborts is None:

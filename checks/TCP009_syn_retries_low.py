@@ -1,20 +1,24 @@
-"""TCP009: tcp_syn_retries / tcp_synack_retries so low that one lost packet fails the connection."""
+"""TCP009: tcp_syn_retries / tcp_synack_retries so low that a short loss burst fails the handshake."""
 
+from tcpaudit.kernel import rto
 from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta, Value
 
 SYN = "net.ipv4.tcp_syn_retries"
 SYNACK = "net.ipv4.tcp_synack_retries"
-LOW = 2  # <= 2 retries: the whole handshake budget is under ~7 s
+LINEAR = "net.ipv4.tcp_syn_linear_timeouts"
+LOW = 2  # <= 2 retries: before 6.5 the whole SYN budget is under ~7 s
+MEDIUM_WITHIN_S = 3.0  # a handshake abandoned within 3 s (two lost packets) is medium; a longer budget is low
 # include/net/tcp.h (stored mainline copy 003e07a1e48e): TCP_TIMEOUT_INIT = 1*HZ (initial RTO), doubled on
 # every retransmission; TCP_SYN_RETRIES 6, TCP_SYNACK_RETRIES 5 (ip-sysctl.rst: 6 -> 127 s, 5 -> 63 s).
-_INIT_RTO_S = 1
+# From 6.5 the first tcp_syn_linear_timeouts (default 4) SYN timeouts stay at 1 s and add to the retries
+# (tcpaudit/kernel/rto.py, kernel_db/sysctls.toml net.ipv4.tcp_syn_linear_timeouts).
 _DOCUMENTED = {SYN: 6, SYNACK: 5}
 
 
-def give_up_after(retries: int) -> int:
-    """Seconds until the handshake is abandoned: the initial timeout plus one doubled timeout per retry."""
-    return sum(_INIT_RTO_S << k for k in range(retries + 1))
+def give_up_after(retries: int, linear: int = 0) -> float:
+    """Seconds until connect() abandons the handshake with `retries` SYN retries and `linear` linear timeouts."""
+    return rto.syn_timeline(retries, linear).gives_up_at
 
 
 def _default(f: Facts, name: str) -> int:
@@ -32,26 +36,47 @@ def _judged(f: Facts, v: Value) -> int | None:
     return v.int
 
 
+def _linear(f: Facts) -> int | None:
+    """tcp_syn_linear_timeouts in effect on the target (0 before 6.5; None: kernel unknown)."""
+    v = f.value(LINEAR)
+    if v.origin == "absent":
+        return 0  # a host without the key runs the pre-6.5 schedule whatever its version string says
+    version = tuple(f.release.version) if f.release is not None else None
+    return rto.linear_timeouts_for(version, v.int)
+
+
+def _schedule(t: rto.Timeline) -> str:
+    return ", ".join(rto.fmt_s(x) for x in t.retransmits_at)
+
+
 class SynRetriesLow(Rule):
     meta = RuleMeta(
         id="TCP009",
-        title="tcp_syn_retries / tcp_synack_retries very low: a single lost handshake packet fails the connection",
+        title="tcp_syn_retries / tcp_synack_retries very low: a burst of a few lost handshake packets fails the "
+        "connection",
         severity=Severity.medium,
         keys=[SYN, SYNACK],
         summary=(
             "tcp_syn_retries is how often connect() retransmits its SYN, tcp_synack_retries how often a server "
             "retransmits its SYN-ACK. Each retransmission waits twice as long as the previous one, starting at "
-            "1 s, so 1 retry means connect() gives up after 3 s and 2 retries after 7 s. Set that low, one or two "
-            "lost packets, a brief SNAT-port or accept-queue shortage, or a slow peer turn into connection "
+            "1 s, so before 6.5 1 retry means connect() gives up after 3 s (2 lost packets in a row) and 2 retries "
+            "after 7 s (3 in a row). From 6.5 tcp_syn_linear_timeouts (default 4) adds four 1 s retransmissions "
+            "first (within the same time budget), so tcp_syn_retries=1 sends 2 retransmissions and still gives up "
+            "after 3 s, tcp_syn_retries=2 sends 4 and gives up after 9 s. Set that low, "
+            "a short loss burst, a brief SNAT-port or accept-queue shortage, or a failover turn into connection "
             "failures that look random."
         ),
         mechanism=[
             "connect() sends a SYN and arms a 1 s timer (TCP_TIMEOUT_INIT); each unanswered timeout retransmits "
             "and doubles the timer, and after tcp_syn_retries retransmissions the attempt fails with ETIMEDOUT "
             "(ip-sysctl.rst: the default of 6 gives up after 127 s).",
-            "With tcp_syn_retries=1 the timeline is SYN at 0 s, retry at 1 s, failure at 3 s; with 2: 0, 1, 3 s, "
-            "failure at 7 s. Losing the SYN and its single retransmission (packet loss, a full SYN/accept queue on "
-            "the server, a NAT gateway out of ports that drops SYNs) is enough.",
+            "Before 6.5, with tcp_syn_retries=1 the timeline is SYN at 0 s, retry at 1 s, failure at 3 s; with 2: "
+            "0, 1, 3 s, failure at 7 s. Losing the SYN and its single retransmission (a full SYN/accept queue on "
+            "the server, a NAT gateway out of ports that drops SYNs, a 3 s failover) is enough.",
+            "From 6.5 (ccce324dabfe) the first tcp_syn_linear_timeouts (default 4) timeouts keep the 1 s RTO and "
+            "add to the retry count, while the time budget of tcp_syn_retries (tcp_model_timeout with a 1 s base) "
+            "still ends the attempt: tcp_syn_retries=1 retransmits at 1 and 2 s and fails at 3 s; the default 6 "
+            "retransmits ten times and fails at 131 s instead of 127 s. SYN-ACKs have no linear phase.",
             "On the server, tcp_synack_retries bounds how long a half-open request waits for the client's ACK "
             "(default 5: 63 s). If the client's ACK is lost and the request expires first, the client, which "
             "already considers itself connected, has its first data answered with a RST, or waits forever for a "
@@ -88,7 +113,7 @@ class SynRetriesLow(Rule):
         syn_v, synack_v = f.value(SYN), f.value(SYNACK)
         syn, synack = _judged(f, syn_v), _judged(f, synack_v)
         if f.kind == "host" and syn is None and synack is None:
-            return self.na("tcp_syn_retries and tcp_synack_retries unknown")
+            return self.unknown("tcp_syn_retries and tcp_synack_retries could not be read")
         syn_low = syn is not None and syn <= LOW
         synack_low = synack is not None and synack <= LOW
         if not (syn_low or synack_low):
@@ -102,30 +127,54 @@ class SynRetriesLow(Rule):
         parts: list[str] = []
         fix: dict[str, str] = {}
         keys: list[str] = []
-        if syn_low and syn is not None:
-            t = give_up_after(syn)
-            ev["connect_gives_up_after_s"] = t
-            ev["connect_gives_up_after_s_default"] = give_up_after(_default(f, SYN))
+        ctx: list[str] = []
+        sev = Severity.low
+        if syn_low:
+            assert syn is not None
+            linear = _linear(f)
+            eff = 0 if linear is None else linear
+            t = rto.syn_timeline(syn, eff)
+            ev["connect_gives_up_after_s"] = t.gives_up_at
+            ev["connect_gives_up_after_s_default"] = give_up_after(_default(f, SYN), eff)
+            ev["syn_retransmissions"] = len(t.retransmits_at)
+            ev["tcp_syn_linear_timeouts"] = "unknown (kernel unknown)" if linear is None else linear
             keys.append(SYN)
             fix[SYN] = str(_default(f, SYN))
             parts.append(
-                f"tcp_syn_retries={syn} ({syn_v.where()}): connect() sends the SYN, retransmits it {syn} "
-                f"time(s) at 1 s, 2 s ... intervals and fails with ETIMEDOUT after {t} s (default: "
-                f"{ev['connect_gives_up_after_s_default']} s). Losing {syn + 1} packet(s) in a row, or a server or "
-                "NAT gateway that drops SYNs for a few seconds, fails the connection."
+                f"tcp_syn_retries={syn} ({syn_v.where()}): connect() sends the SYN, retransmits it "
+                f"{len(t.retransmits_at)} time(s) (at {_schedule(t)}) and fails with ETIMEDOUT after "
+                f"{rto.fmt_s(t.gives_up_at)} (default: {rto.fmt_s(ev['connect_gives_up_after_s_default'])}). "
+                f"Losing {t.packets} packets in a row, or a server or NAT gateway that drops SYNs for "
+                f"{rto.fmt_s(t.gives_up_at)}, fails the connection."
             )
+            if linear is None:
+                t65 = rto.syn_timeline(syn, rto.LINEAR_DEFAULT)
+                parts.append(
+                    f"(Timeline of kernels before 6.5; from 6.5, with the default tcp_syn_linear_timeouts="
+                    f"{rto.LINEAR_DEFAULT}, it is {len(t65.retransmits_at)} retransmissions and "
+                    f"{rto.fmt_s(t65.gives_up_at)}.)"
+                )
+            elif linear:
+                ctx.append(f"tcp_syn_linear_timeouts={linear} on this kernel (6.5+) adds {linear} 1 s retransmissions")
+            if t.gives_up_at <= MEDIUM_WITHIN_S:
+                sev = Severity.medium
         if synack_low:
-            t = give_up_after(synack)  # type: ignore[arg-type]
-            ev["half_open_request_expires_after_s"] = t
+            assert synack is not None
+            ts = rto.synack_timeline(synack)
+            ev["half_open_request_expires_after_s"] = ts.gives_up_at
             keys.append(SYNACK)
             fix[SYNACK] = str(_default(f, SYNACK))
             parts.append(
                 f"tcp_synack_retries={synack} ({synack_v.where()}): a half-open request is dropped after "
-                f"{t} s; if the client's final ACK was lost by then, the client (already 'connected') gets a RST "
-                "on its first data, or waits forever for a server-speaks-first greeting."
+                f"{rto.fmt_s(ts.gives_up_at)} ({ts.packets} SYN-ACKs or final ACKs lost in a row); if the client's "
+                "final ACK was lost by then, the client (already 'connected') gets a RST on its first data, or "
+                "waits forever for a server-speaks-first greeting."
             )
-        sev = Severity.medium if syn_low else Severity.low
-        ctx = [f"'very low' means <= {LOW} retries (handshake budget <= {give_up_after(LOW)} s)"]
+        ctx.insert(
+            0,
+            f"'very low' means <= {LOW} retries; medium when connect() gives up within "
+            f"{rto.fmt_s(MEDIUM_WITHIN_S)} (two lost packets), low otherwise",
+        )
         if not syn_low:
             ctx.append("only the server side is short: clients still retransmit their SYN, so severity low")
         if f.context.nat_idle_timeout is not None or f.context.kubernetes:

@@ -90,7 +90,7 @@ class HalfClosedLeak(Rule):
     def check(self, f: Facts):
         t = f.snapshot.sockets
         if t.source == "none":
-            return self.na("the socket table was not collected")
+            return self.unread(f, "the socket table was not collected")
         fin_timeout = f.value("net.ipv4.tcp_fin_timeout").int
         counts = t.state_counts
         if not counts.get("CLOSE-WAIT") and not counts.get("FIN-WAIT-2"):

@@ -147,7 +147,7 @@ class KeepaliveAggressive(Rule):
             return self.na(f"{TIME} does not exist on this kernel")
         if k is None or i is None or p is None:
             missing = [v.name for n, v in ((k, kv), (i, iv), (p, pv)) if n is None]
-            return self.na(f"keepalive settings unknown: {', '.join(missing)}")
+            return self.unread(f, f"keepalive settings unknown: {', '.join(missing)}")
         if min(k, i, p) < 0:
             return self.na("negative keepalive values (SYS002 reports invalid values)")
         window = i * p

@@ -100,7 +100,7 @@ class SackOff(Rule):
         if sack.origin == "absent":
             return self.na(f"{SACK} does not exist on this kernel")
         if sack.raw is None:
-            return self.na(f"{SACK} value unknown")
+            return self.unread(f, f"{SACK} value unknown")
         n = sack.int
         if n is None:
             return self.na(f"{SACK}={sack.raw!r} is not an integer (SYS002 reports it)")

@@ -11,7 +11,7 @@ environment, previous, uptime_s, ...); the rest takes defaults. Sugar:
   policy: {...}  (the [policy] table of .tcpaudit.toml) and group: NAME -> a policy (POL001) and inventory group
   persisted: {files, settings: {key: {value, file, line, shadowed}}, ...} -> Snapshot.persisted (CFG001)
 Expectation: expect: fail | pass | not_applicable | unknown; severity; evidence (subset); explanation_contains;
-reason_contains (not_applicable).
+reason_contains (not_applicable, unknown).
 """
 
 from __future__ import annotations

@@ -76,6 +76,13 @@ class DefaultRange(_Ranged):
     computed: bool = False
 
 
+class BoundsRange(_Ranged):
+    """The value range the kernel's handler enforces in ``[since, until)``; ``min``/``max`` None = no bound."""
+
+    min: int | None = None
+    max: int | None = None
+
+
 class NetnsRange(_Ranged):
     """Whether the sysctl is per network namespace in ``[since, until)``."""
 
@@ -105,6 +112,7 @@ class SysctlFact(_Model):
     exists: list[ExistsRange] = Field(min_length=1)
     defaults: list[DefaultRange] = Field(default_factory=list)
     per_netns: list[NetnsRange] = Field(default_factory=list)
+    bounds: list[BoundsRange] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -164,15 +172,33 @@ class SysctlFact(_Model):
             return None, f"{self.name}: {text[:40]!r} is not an integer"
         return value, None
 
-    def _bounds(self, value: int, what: str = "value") -> str | None:
-        if self.min is not None and value < self.min:
-            return f"{self.name}: {what} {value} is below the minimum {self.min}"
-        if self.max is not None and value > self.max:
-            return f"{self.name}: {what} {value} is above the maximum {self.max}"
+    def limits_in(self, release: KernelRelease | None) -> tuple[int | None, int | None]:
+        """(min, max) the kernel enforces on ``release``; the table-level min/max (newest kernels) when the
+        release is None or the ``bounds`` ranges cannot tell."""
+        if release is None or not self.bounds:
+            return self.min, self.max
+        hit = _pick(self.bounds, release)
+        if hit is not None:
+            return hit.min, hit.max
+        earliest = min(self.bounds, key=lambda entry: _parse_bound(entry.since))
+        if release < _parse_bound(earliest.since):
+            # before the first bounded release: unbounded (since_exact) or not known -- either way nothing
+            # may be reported as rejected
+            return None, None
+        return self.min, self.max
+
+    def _bounds(self, value: int, what: str = "value", release: KernelRelease | None = None) -> str | None:
+        lo, hi = self.limits_in(release)
+        on = f" on {release.upstream}" if release is not None else ""
+        if lo is not None and value < lo:
+            return f"{self.name}: {what} {value} is below the minimum {lo}{on} (the kernel returns EINVAL)"
+        if hi is not None and value > hi:
+            return f"{self.name}: {what} {value} is above the maximum {hi}{on} (the kernel returns EINVAL)"
         return None
 
-    def validate_value(self, raw: str) -> str | None:
-        """None if ``raw`` is acceptable for this sysctl, else a one-line reason."""
+    def validate_value(self, raw: str, release: KernelRelease | None = None) -> str | None:
+        """None if ``raw`` is acceptable for this sysctl (on ``release``; None = a current kernel), else a
+        one-line reason."""
         if not isinstance(raw, str):
             return f"{self.name}: value must be a string, got {type(raw).__name__}"
         if "\n" in raw.strip() or "\r" in raw:
@@ -187,7 +213,7 @@ class SysctlFact(_Model):
             if err:
                 return err
             assert value is not None
-            return self._bounds(value)
+            return self._bounds(value, release=release)
         if self.type == "int_vector":
             parts = text.split()
             if not parts:
@@ -197,7 +223,7 @@ class SysctlFact(_Model):
                 if err:
                     return err
                 assert value is not None
-                bound = self._bounds(value, "element")
+                bound = self._bounds(value, "element", release)
                 if bound:
                     return bound
             return None

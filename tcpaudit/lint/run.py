@@ -8,6 +8,7 @@ from typing import Any
 
 from ..audit import AuditOptions, kernel_db, parse_release_or_none, rule_keys
 from ..context import resolve_context
+from ..kernel.keys import key_status
 from ..model import KernelRef, Location, Target
 from ..rules.engine import catalogue, run_rules
 from ..sanitize import clean_text
@@ -152,7 +153,12 @@ def config_facts(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None
     )
     ctx = resolve_context(opts.context, snap)
     # A `sysctl -a` capture (kernel_hint) lists what a kernel has: its names are never typos.
-    typos = [] if unit.kernel_hint else misspelled_keys(unit.assignments, kdb)
+    # A key SYS001 reports as absent (with the nearest real key) is not also a SYS004 typo problem.
+    typos = (
+        []
+        if unit.kernel_hint
+        else [p for p in misspelled_keys(unit.assignments, kdb) if key_status(p.keys[0], release).status != "absent"]
+    )
     facts = ConfigFacts(
         snapshot=snap,
         context=ctx,

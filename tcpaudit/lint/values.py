@@ -164,7 +164,7 @@ def check_value(a: Assignment, kdb: Any, release: Any = None) -> ValueCheck:
             comment = value[m.start() :].strip()
     quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" and a.syntax in COMMENT_IS_VALUE
     if fact is not None:
-        reason = fact.validate_value(value) or _outside_int(fact, value, release)
+        reason = fact.validate_value(value, release) or _outside_int(fact, value, release)
         if reason is None:
             return ValueCheck("ok", comment=comment, quoted=quoted)
         return ValueCheck("invalid", reason, comment=comment, quoted=quoted)

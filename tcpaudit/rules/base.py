@@ -280,6 +280,12 @@ class Rule:
     def unknown(reason: str) -> Unknown:
         return Unknown(reason)
 
+    @staticmethod
+    def unread(f: Facts, reason: str) -> NotApplicable | Unknown:
+        """Input that could not be read: unknown on a host (never a pass or 'not applicable'); for a
+        configuration file, whose unset keys are simply not judged, not applicable."""
+        return Unknown(reason) if f.kind == "host" else NotApplicable(reason)
+
 
 class ValueRule(Rule):
     """A rule about one sysctl: not applicable when the key is absent or unknown, else judge(value)."""
@@ -291,7 +297,7 @@ class ValueRule(Rule):
         if v.origin == "absent":
             return self.na(f.absent_reason(self.key))
         if v.raw is None:
-            return self.na(f"{self.key} value unknown")
+            return self.unread(f, f"{self.key} could not be read" if f.kind == "host" else f"{self.key} value unknown")
         return self.judge(f, v)
 
     def judge(self, f: Facts, v: Value) -> CheckOutput:  # pragma: no cover - abstract
