@@ -151,7 +151,7 @@ def _audit_all_netns(opts: AuditOptions) -> Report:
     """`--all-netns`: every network namespace of this machine, each a target (tcpaudit.collect.netns)."""
     try:
         from . import audit as audit_mod
-        from .collect import netns as netns_mod  # type: ignore[attr-defined]
+        from .collect import netns as netns_mod
     except ImportError:
         raise RuntimeError("--all-netns is not available in this version of tcpaudit") from None
     audit_netns = getattr(audit_mod, "audit_netns", None)
