@@ -32,8 +32,8 @@ FormatOpt = Annotated[
         "--format",
         "-f",
         metavar="FORMAT[:PATH]",
-        help="Output format: table, json, sarif, junit, "
-        "markdown, html, prometheus; FORMAT:PATH writes to a file (atomically). Repeat for several (one may go to stdout).",
+        help="Output format: table, json, sarif, junit, markdown, html, prometheus; "
+        "FORMAT:PATH writes to a file (atomically). Repeat for several (one may go to stdout).",
     ),
 ]
 FailOnOpt = Annotated[
