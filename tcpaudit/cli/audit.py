@@ -35,7 +35,7 @@ PathsArg = Annotated[
         readable=False,
         show_default=False,
         help="Snapshot JSON files, collector dumps (`tcpaudit collector-script` output), or a directory written by "
-        '`ansible HOSTS -m script -a "$(tcpaudit collector-script path)" -t DIR`; \'-\' reads one from stdin.',
+        "`ansible HOSTS -m script -a \"$(tcpaudit collector-script path)\" -t DIR`; '-' reads one from stdin.",
     ),
 ]
 
