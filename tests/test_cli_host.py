@@ -385,7 +385,8 @@ def test_ctrl_c_with_no_report_to_write_still_says_so() -> None:
 def _commands() -> list[str]:
     p = run("--help")
     section = p.stdout.split("Commands:", 1)[1]
-    return [line.split()[0] for line in section.splitlines() if line.startswith("  ") and line.split()]
+    # a command row starts with two spaces and its name; a wrapped help text starts with more spaces
+    return [line.split()[0] for line in section.splitlines() if line.startswith("  ") and line[2:3].strip()]
 
 
 def test_help_shows_placeholders_not_python_types() -> None:
