@@ -400,7 +400,7 @@ def test_help_shows_placeholders_not_python_types() -> None:
         # typer's defaults: `<list[str]>`, `<int range>`, `<path>`, `{files}...`
         assert not re.search(r"<[a-z][a-z \[\]|,]*>|\{\w+\}", p.stdout), (command, p.stdout)
     audit = run("audit", "--help").stdout
-    assert audit.splitlines()[0].endswith(" audit [OPTIONS] FILE..."), audit
+    assert audit.splitlines()[0].endswith(" audit [OPTIONS] PATH..."), audit  # files or Ansible tree dirs
     for text in ("-f, --format FORMAT[:PATH]", "--fail-on SEVERITY", "--config FILE", "--profile PROFILE"):
         assert text in audit, text
     host = run("host", "--help").stdout
