@@ -20,6 +20,7 @@ KEYS = [
     "net.ipv4.tcp_fin_timeout",
     "net.ipv4.tcp_retries2",
     "net.ipv4.tcp_syn_retries",
+    "net.ipv4.tcp_syn_linear_timeouts",
     "net.ipv4.tcp_synack_retries",
     "net.ipv4.tcp_orphan_retries",
     "net.ipv4.tcp_syncookies",

@@ -478,3 +478,29 @@ def test_ns001_on_snapshots_from_the_real_collector(fresh_netns: str) -> None:
     assert lost["net.ipv4.tcp_keepalive_time"]["namespace"] == pod.sysctls["net.ipv4.tcp_keepalive_time"] == "7200"
     assert "NAT001" in lost["net.ipv4.tcp_keepalive_time"]["rules_reading_it"]
     assert any(f.rule == "NAT001" for f in target.findings)  # what the default triggers there
+
+
+def test_compiled_defaults_agree_with_sysctls_toml() -> None:
+    """A 'default' range's value is the upstream default sysctls.toml records for the same kernels."""
+    from tcpaudit.kernel.db import load_kernel_db
+
+    kdb = load_kernel_db()
+    clashes = []
+    for name, entry in DB.keys.items():
+        fact = kdb.sysctls.get(name)
+        if fact is None:
+            continue
+        bounds = {b for r in fact.defaults for b in (r.since, r.until) if b} | {
+            b for r in entry.new_netns for b in (r.since, r.until) if b
+        }
+        for rng in entry.new_netns:
+            if rng.kind != "default" or rng.value is None:
+                continue
+            for probe in bounds:
+                release = parse_release(probe)
+                if not rng.contains(release):
+                    continue
+                theirs = fact.default_entry(release)
+                if theirs is not None and not theirs.computed and theirs.value != rng.value:
+                    clashes.append(f"{name} at {probe}: netns.toml {rng.value!r}, sysctls.toml {theirs.value!r}")
+    assert not clashes, clashes
