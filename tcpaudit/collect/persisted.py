@@ -179,6 +179,6 @@ def persisted_from_items(raw: RawCapture) -> PersistedConfig | None:
                 ignore_errors=a.ignore_errors,
                 shadowed=shadowed,
             )
-    for key in [k for k in raw.items if k == INDEX_ITEM or ITEM_RE.fullmatch(k)]:
-        del raw.items[key]  # the text is not kept in the snapshot; the settings are
+    # The items stay in the capture (building a snapshot twice from one capture gives the same snapshot); the
+    # snapshot keeps the settings, not the text.
     return cfg
