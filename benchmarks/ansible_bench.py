@@ -3,7 +3,7 @@
 ansible-core goes into the benchmark's own venv, benchmarks/.venv-ansible (made with this
 interpreter's `venv` and pip; it ignores itself in git), never into tcpaudit's environment.
 
-Hosts: N real sshd servers started with tests/sshd.start_fleet, the helper engineer A's
+Hosts: N real sshd servers started with tests/sshd.start_fleet, the same helper
 benchmarks/fleet_bench.py uses (127.0.0.1 high ports), so these rows and the fleet rows sweep the same
 kind of host. Both tools get the same client key and the same known_hosts (strict host-key checking on
 both sides) and run the same work on every host: tcpaudit's
