@@ -44,6 +44,7 @@ from itertools import compress
 from typing import Any
 
 from ..snapshot import TCP_STATES
+from .parsers import SS_COLUMNS
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -73,23 +74,7 @@ _LAST_OFFSET = 44
 _ERRNO = struct.Struct("=i")
 _RECV_BYTES = 1 << 16  # the kernel fills at most ~32 KiB per dump message batch (netlink_recvmsg)
 
-SOCK_DIAG_COLUMNS = (
-    "family",
-    "state",
-    "local_addr",
-    "local_port",
-    "remote_addr",
-    "remote_port",
-    "recv_q",
-    "send_q",
-    "timer",
-    "timer_ms",
-    "retrans",
-    "uid",
-    "inode",
-    "lastsnd_ms",
-    "lastrcv_ms",
-)
+SOCK_DIAG_COLUMNS = (*SS_COLUMNS, "lastsnd_ms", "lastrcv_ms")  # the ss columns, plus the idle times
 
 
 class SockDiagUnavailable(Exception):
