@@ -55,9 +55,10 @@ def effective_settings(assignments: list[Assignment], kdb: Any, release: Any) ->
         if a.is_glob:
             globs.append(a)
             continue
-        if presence(kdb, release, a.key) is False or check_value(a, kdb, release).status == "invalid":
+        vc = check_value(a, kdb, release)
+        if presence(kdb, release, a.key) is False or vc.status == "invalid":
             continue
-        value = fold(a.value)
+        value = fold(vc.applied or a.value)  # `300 # note`: the kernel stores 300
         if len(value.split()) == 1 and _is_port_range(kdb, a.key):
             # one field sets only the low end; the high end stays what it was (an earlier line or the default)
             before = out[a.key][0] if a.key in out else _default(kdb, release, a.key)

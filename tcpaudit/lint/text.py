@@ -2,8 +2,8 @@
 
 sysctl.conf(5) and sysctl.d(5): one `key = value` per line; blank lines and lines whose first
 non-blank character is `#` or `;` are comments. There are no trailing comments: everything after
-`=` (blanks trimmed) is the value, so `key = 300 # five minutes` writes "300 # five minutes",
-which the kernel rejects for a number. A leading `-` means "ignore errors for this key"; in
+`=` (blanks trimmed) is the value, so `key = 300 # five minutes` writes "300 # five minutes"
+(the kernel reads the 300 of an integer key and leaves the rest; a text key gets the comment). A leading `-` means "ignore errors for this key"; in
 systemd-sysctl a `-key` line without `=` excludes that key from glob assignments.
 """
 
@@ -42,7 +42,9 @@ def _assignment(body: str, loc: Location, syntax: str, *, strict: bool) -> tuple
         if strict:
             return None, Problem(
                 "syntax",
-                f'{s[:60]!r} is not `key = value`: sysctl skips the line ("invalid syntax, continuing")',
+                f"{s[:60]!r} is not `key = value`: procps sysctl skips it (\"FILE(LINE): invalid syntax, "
+                'continuing...") and systemd-sysctl too ("Line is not an assignment, ignoring", exit status 1); '
+                "the rest of the file still applies",
                 loc,
                 (key.split()[0] if key else "",),
             )
@@ -61,10 +63,10 @@ def _assignment(body: str, loc: Location, syntax: str, *, strict: bool) -> tuple
             loc,
             (key.split()[-1] if key.split() else "",),
         )
-    if not value:
-        if strict:
-            return None, Problem("syntax", f"{key} has an empty value: sysctl skips the line", loc, (key,))
+    if not value and not strict:
         return None, None
+    # An empty value is written as an empty line by procps sysctl from 4.0.0 and by systemd-sysctl (procps 3.3.x
+    # skipped it with "invalid syntax"): SYS002 judges what the kernel does with it.
     return Assignment(key=key, value=value, location=loc, raw_key=raw_key, ignore_errors=ignore, syntax=syntax), None
 
 
@@ -133,7 +135,11 @@ def parse_tuned(text: str, file: str, first_line: int = 1) -> tuple[list[Assignm
         if section != "sysctl" or "=" not in s:
             continue
         raw_key, _, value = s.partition("=")
+        # Python's configparser with inline_comment_prefixes=('#',) (tuned/profiles/loader.py) drops ' #...';
+        # the sysctl plugin then strips one pair of surrounding double quotes (tuned/utils/commands.py
+        # unquote(): re.sub('^"(.*)"$', ...), since efac9c4, tuned 2.6.0). Single quotes stay literal.
         value = re.sub(r"\s+#.*$", "", value).strip()
+        value = re.sub(r'^"(.*)"$', r"\1", value)
         key = normalize_key(raw_key.strip().lstrip("-"))
         if key and value and not _BLANK.search(key):
             out.append(

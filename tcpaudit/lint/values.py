@@ -34,6 +34,67 @@ class ValueCheck:
     reason: str = ""
     comment: str | None = None  # the trailing-comment text that became part of the value
     quoted: bool = False
+    # Numeric keys: the text after the number(s) that the kernel leaves unread (the value still applies)
+    remainder: str | None = None
+    applied: str | None = None  # the number(s) the kernel takes when there is a remainder
+    strict_writes: bool = True  # the target kernel ignores a second write at a non-zero offset (4.5+)
+    empty: bool = False
+
+
+# What the kernel does with the text after the number(s) of an integer sysctl (kernel/sysctl.c,
+# __do_proc_dointvec, read @8a8168e34340): each number is read with proc_get_long(), which refuses a
+# number followed by anything but blank/tab/newline (so `300#c` is EINVAL); the loop stops once the key's
+# vector is full (one int, or two for ip_local_port_range) and the rest is left unread: the write()
+# returns the bytes consumed (`*lenp -= left`), the value is stored. A remainder that starts before the
+# vector is full is read as the next number and fails (EINVAL; `20000 # c` for the port range).
+# glibc's stdio (procps sysctl) and systemd's loop_write() then write the unread rest again, at a
+# non-zero file position. Since f4aacea2f5d1 (v3.16) kernel.sysctl_writes_strict decides what that
+# second write does; its default became SYSCTL_WRITES_STRICT (1, "writes to numeric sysctl entries must
+# always be at file position 0", the write is ignored and reported as done) only in 41662f5cc553 (v4.5).
+# Before 4.5 (default 0 = warn, and no such check before 3.16) the rest is parsed as a new value from
+# scratch: not a number, so that second write fails with EINVAL after the first one stored the number:
+# the value applies but procps prints `setting key "KEY": Invalid argument` (exit 1 from 4.0.0) and
+# systemd-sysctl logs "Couldn't write ... Invalid argument" (the unit fails).
+STRICT_WRITES_SINCE = (4, 5, 0)
+_BLANKS = " \t\n"
+
+
+def _vector_len(fact: Any) -> int | None:
+    """How many numbers the key holds: 1 for int/bool, 2 for the port range, the default's field count for
+    other vectors (None: not known)."""
+    if fact.type in ("int", "bool"):
+        return 1
+    if fact.type == "port_range":
+        return 2
+    if fact.type == "int_vector":
+        counts = {len(d.value.split()) for d in getattr(fact, "defaults", []) if getattr(d, "value", None)}
+        return counts.pop() if len(counts) == 1 else None
+    return None
+
+
+def kernel_numbers(text: str, slots: int | None) -> tuple[list[str], str, str | None]:
+    """Read `text` the way __do_proc_dointvec does on a write: (numbers read, unread rest, error).
+
+    `slots` is the length of the key's vector (None: read numbers while there are any)."""
+    nums: list[str] = []
+    p = text
+    while slots is None or len(nums) < slots:
+        p = p.lstrip(_BLANKS)
+        if not p:
+            break
+        m = re.match(r"-?\d+", p)
+        if m is None:
+            if slots is None and nums:
+                break
+            if nums and slots:
+                return nums, p, f"{p[:20]!r} stands where number {len(nums) + 1} of {slots} is expected"
+            return nums, p, f"{p[:20]!r} is not a number"
+        end = m.end()
+        if end < len(p) and p[end] not in _BLANKS:
+            return nums, p, f"{p[: end + 1][:20]!r}: a number must be followed by a blank or the end of the line"
+        nums.append(m.group(0))
+        p = p[end:]
+    return nums, p.strip(), None
 
 
 class _Cache:
@@ -163,23 +224,38 @@ def check_value(a: Assignment, kdb: Any, release: Any = None) -> ValueCheck:
         if m:
             comment = value[m.start() :].strip()
     quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" and a.syntax in COMMENT_IS_VALUE
+    strict = release is None or tuple(release.version) >= STRICT_WRITES_SINCE
     if fact is not None:
+        if not value:
+            reason = fact.validate_value(value, release)
+            if reason is None:  # a string key: the empty string is stored
+                return ValueCheck("ok", empty=True)
+            return ValueCheck("invalid", reason, empty=True)
+        slots = _vector_len(fact)
+        if fact.type in ("int", "bool", "int_vector", "port_range"):
+            nums, rest, err = kernel_numbers(value, slots)
+            if rest and err is None and nums:
+                applied = " ".join(nums)
+                reason = fact.validate_value(applied, release) or _outside_int(fact, applied, release)
+                if reason is None:
+                    return ValueCheck(
+                        "ok", comment=comment, quoted=quoted, remainder=rest, applied=applied, strict_writes=strict
+                    )
+                return ValueCheck("invalid", reason, comment=comment, quoted=quoted, remainder=rest)
+            if err is not None and (comment is not None or quoted):
+                return ValueCheck("invalid", f"{fact.name}: {err}", comment=comment, quoted=quoted)
         reason = fact.validate_value(value, release) or _outside_int(fact, value, release)
         if reason is None:
             return ValueCheck("ok", comment=comment, quoted=quoted)
         return ValueCheck("invalid", reason, comment=comment, quoted=quoted)
     # Unknown key: only the traps that are wrong for any numeric sysctl.
-    if comment is not None:
-        before = value[: len(value) - len(comment)].strip()
-        if _NUMERIC.match(before):
-            return ValueCheck(
-                "invalid", f"{a.key}: {value[:60]!r} is not a number: the comment is part of the value", comment=comment
-            )
+    if not value:
+        return ValueCheck("unknown", empty=True)
     if quoted and _NUMERIC.match(value[1:-1].strip()):
         return ValueCheck(
             "invalid", f"{a.key}: the quotes are written as part of the value {value[:40]!r}", quoted=True
         )
-    return ValueCheck("unknown")
+    return ValueCheck("unknown", comment=comment)
 
 
 def fold(value: str) -> str:
