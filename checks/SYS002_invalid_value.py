@@ -1,7 +1,7 @@
 """SYS002: a configured value is not valid for the key (type, range, or a trailing comment)."""
 
 from tcpaudit.lint.model import Assignment, assignments_of
-from tcpaudit.lint.values import ValueCheck, check_value, presence
+from tcpaudit.lint.values import NAMED_TEXT, ValueCheck, check_value, presence
 from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
 
@@ -141,7 +141,14 @@ def _judge(a: Assignment, vc: ValueCheck) -> tuple[Severity, str, dict[str, str]
         return None
     if vc.status == "invalid":
         extra = {"reason": vc.reason}
-        if vc.comment is not None:
+        if a.key in NAMED_TEXT:
+            text = (
+                f"{a.key} is set to {a.value!r}: for a text key the whole rest of the line is the value, quotes "
+                "and comment included; no algorithm has that name, so the kernel refuses the write (procps: "
+                "`setting key ...: No such file or directory`; systemd-sysctl logs it and goes on) and the key "
+                "keeps its previous value."
+            )
+        elif vc.comment is not None:
             extra["comment"] = vc.comment
             text = (
                 f"{a.key} is set to {a.value!r}: sysctl files have no trailing comments, so the text from "
@@ -184,7 +191,7 @@ def _judge(a: Assignment, vc: ValueCheck) -> tuple[Severity, str, dict[str, str]
         )
     if vc.comment is not None:
         extra = {"comment": vc.comment}
-        if vc.status == "unknown" and a.key not in _NAMED_TEXT:
+        if vc.status == "unknown" and a.key not in NAMED_TEXT:
             return (
                 Severity.low,
                 f"{a.key} is set to {a.value!r}: sysctl files have no trailing comments, so the comment reaches "
@@ -192,7 +199,7 @@ def _judge(a: Assignment, vc: ValueCheck) -> tuple[Severity, str, dict[str, str]
                 "stores the comment as part of its value or refuses it.",
                 extra,
             )
-        refused = a.key in _NAMED_TEXT
+        refused = a.key in NAMED_TEXT
         effect = (
             "no such name exists, so the kernel refuses the write (`setting key ...: No such file or directory`; "
             "systemd-sysctl logs it and goes on) and the key keeps its previous value"
@@ -209,9 +216,3 @@ def _judge(a: Assignment, vc: ValueCheck) -> tuple[Severity, str, dict[str, str]
 
 
 _STYLE_FIX = "Move the comment to a line of its own (`# ...` before the setting); the value itself is fine."
-
-# Text keys whose value must name something the kernel has (a congestion control, a qdisc): a trailing
-# comment makes the name unknown and the write fails with ENOENT (tested on 6.18: `reno # c`).
-_NAMED_TEXT = frozenset(
-    {"net.ipv4.tcp_congestion_control", "net.ipv4.tcp_allowed_congestion_control", "net.core.default_qdisc"}
-)

@@ -86,8 +86,8 @@ def test_default_kernel_is_stated_in_the_context(tmp_path: Path) -> None:
     rc, report, _ = lint_json(str(conf))
     (t,) = report["targets"]
     assert any("default: a current kernel" in c for c in t["context"])
-    (f,) = findings(report, "SYS002")
-    assert f["location"] == {"file": str(conf), "line": 1} and rc == 1
+    (f,) = findings(report, "SYS002")  # a low style note: 300 applies on a current kernel
+    assert f["location"] == {"file": str(conf), "line": 1} and f["severity"] == "low" and rc == 0
 
 
 WAIVER_TOML = """\
@@ -140,7 +140,7 @@ def test_baseline_lets_only_new_findings_fail(tmp_path: Path) -> None:
 
     # a new problem in a new line still fails, the old one stays suppressed even though its line moved
     (root / "etc/sysctl.d/60-net.conf").write_text(
-        f"# moved down\n\nnet.ipv4.tcp_timestamps = 1\n{TW} = 1\nnet.ipv4.tcp_keepalive_time = 300 # 5 min\n"
+        f"# moved down\n\nnet.ipv4.tcp_timestamps = 1\n{TW} = 1\nnet.ipv4.tcp_keepalive_time = \"300\"\n"
     )
     rc, report, _ = lint_json("--root", str(root), "--kernel", "5.15.0", "--baseline", str(base))
     assert rc == 1

@@ -144,10 +144,12 @@ def test_rejected_values_keep_the_earlier_setting(tmp_path: Path) -> None:
     from tcpaudit.audit import kernel_db, parse_release_or_none
 
     write(tmp_path, "etc/sysctl.d/50-a.conf", "net.ipv4.tcp_keepalive_time = 600\n")
-    write(tmp_path, "etc/sysctl.d/60-b.conf", "net.ipv4.tcp_keepalive_time = 300 # five minutes\n")
+    write(tmp_path, "etc/sysctl.d/60-b.conf", 'net.ipv4.tcp_keepalive_time = "300"\n')
+    write(tmp_path, "etc/sysctl.d/70-c.conf", "net.ipv4.tcp_keepalive_intvl = 30 # applies: the kernel reads 30\n")
     u = root_unit(tmp_path)
     eff = effective_settings(u.assignments, kernel_db(), parse_release_or_none("6.1.0"))
     assert eff["net.ipv4.tcp_keepalive_time"][0] == "600"
+    assert eff["net.ipv4.tcp_keepalive_intvl"][0] == "30"
 
 
 def test_one_port_sets_only_the_low_end_of_the_range(tmp_path: Path) -> None:

@@ -56,6 +56,13 @@ class ValueCheck:
 # the value applies but procps prints `setting key "KEY": Invalid argument` (exit 1 from 4.0.0) and
 # systemd-sysctl logs "Couldn't write ... Invalid argument" (the unit fails).
 STRICT_WRITES_SINCE = (4, 5, 0)
+
+# Text keys whose value must name something the kernel has (a congestion control, a qdisc): a trailing
+# comment or quotes make the name unknown and the write fails with ENOENT (6.18: `reno # c`,
+# tests/test_value_semantics.py); procps prints `setting key "KEY": No such file or directory`.
+NAMED_TEXT = frozenset(
+    {"net.ipv4.tcp_congestion_control", "net.ipv4.tcp_allowed_congestion_control", "net.core.default_qdisc"}
+)
 _BLANKS = " \t\n"
 
 
@@ -248,6 +255,13 @@ def check_value(a: Assignment, kdb: Any, release: Any = None) -> ValueCheck:
         if reason is None:
             return ValueCheck("ok", comment=comment, quoted=quoted)
         return ValueCheck("invalid", reason, comment=comment, quoted=quoted)
+    if a.key in NAMED_TEXT and (comment is not None or quoted):
+        return ValueCheck(
+            "invalid",
+            f"{a.key}: {value[:40]!r} names no algorithm the kernel has (ENOENT)",
+            comment=comment,
+            quoted=quoted,
+        )
     # Unknown key: only the traps that are wrong for any numeric sysctl.
     if not value:
         return ValueCheck("unknown", empty=True)
@@ -255,7 +269,9 @@ def check_value(a: Assignment, kdb: Any, release: Any = None) -> ValueCheck:
         return ValueCheck(
             "invalid", f"{a.key}: the quotes are written as part of the value {value[:40]!r}", quoted=True
         )
-    return ValueCheck("unknown", comment=comment)
+    if comment is not None and _NUMERIC.match(value[: len(value) - len(comment)].strip()):
+        return ValueCheck("unknown", comment=comment)  # `N # note`: applies if the key is an integer
+    return ValueCheck("unknown")
 
 
 def fold(value: str) -> str:
