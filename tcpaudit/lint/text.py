@@ -4,7 +4,8 @@ sysctl.conf(5) and sysctl.d(5): one `key = value` per line; blank lines and line
 non-blank character is `#` or `;` are comments. There are no trailing comments: everything after
 `=` (blanks trimmed) is the value, so `key = 300 # five minutes` writes "300 # five minutes"
 (the kernel reads the 300 of an integer key and leaves the rest; a text key gets the comment).
-A leading `-` means "ignore errors for this key"; in systemd-sysctl a `-key` line without `=` excludes that key from glob assignments.
+A leading `-` means "ignore errors for this key"; in systemd-sysctl a `-key` line without `=`
+excludes that key from glob assignments.
 """
 
 from __future__ import annotations
