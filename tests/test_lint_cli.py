@@ -140,7 +140,7 @@ def test_baseline_lets_only_new_findings_fail(tmp_path: Path) -> None:
 
     # a new problem in a new line still fails, the old one stays suppressed even though its line moved
     (root / "etc/sysctl.d/60-net.conf").write_text(
-        f"# moved down\n\nnet.ipv4.tcp_timestamps = 1\n{TW} = 1\nnet.ipv4.tcp_keepalive_time = \"300\"\n"
+        f'# moved down\n\nnet.ipv4.tcp_timestamps = 1\n{TW} = 1\nnet.ipv4.tcp_keepalive_time = "300"\n'
     )
     rc, report, _ = lint_json("--root", str(root), "--kernel", "5.15.0", "--baseline", str(base))
     assert rc == 1

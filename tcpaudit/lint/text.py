@@ -43,7 +43,7 @@ def _assignment(body: str, loc: Location, syntax: str, *, strict: bool) -> tuple
         if strict:
             return None, Problem(
                 "syntax",
-                f"{s[:60]!r} is not `key = value`: procps sysctl skips it (\"FILE(LINE): invalid syntax, "
+                f'{s[:60]!r} is not `key = value`: procps sysctl skips it ("FILE(LINE): invalid syntax, '
                 'continuing...") and systemd-sysctl too ("Line is not an assignment, ignoring", exit status 1); '
                 "the rest of the file still applies",
                 loc,
