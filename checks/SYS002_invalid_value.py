@@ -1,5 +1,7 @@
 """SYS002: a configured value is not valid for the key (type, range, or a trailing comment)."""
 
+from typing import Any
+
 from tcpaudit.lint.model import Assignment, assignments_of
 from tcpaudit.lint.values import NAMED_TEXT, ValueCheck, check_value, presence
 from tcpaudit.model import Severity
@@ -81,10 +83,13 @@ class InvalidValue(Rule):
         if not items:
             return self.na("the configuration sets no sysctls with a literal value")
         out = []
+        in_effect: dict[str, tuple[str, Any]] = {}  # what earlier lines set, for checks against another key
         for a in items:
             if presence(f.kdb, f.release, a.key) is False:
                 continue  # SYS001 reports it
-            vc = check_value(a, f.kdb, f.release)
+            vc = check_value(a, f.kdb, f.release, in_effect)
+            if vc.status != "invalid":
+                in_effect[a.key] = (vc.applied or a.value or "", a.location)
             ev = {"key": a.key, "value": a.value, "written_as": a.syntax}
             if a.note:  # the shell split the value: that is the finding, not the fragment that was written
                 out.append(

@@ -201,3 +201,36 @@ def test_raw_writes_and_tuned_unquoting() -> None:
     assert r["empty"] == 22  # EINVAL: an empty line is not a number
     assert r["range"] == "1024 65535"  # what tuned writes after stripping the quotes: the range applies
     assert check_value(a, kernel_db(), parse_release_or_none(os.uname().release)).status == "ok"
+
+
+@pytest.mark.skipif(shutil.which("sysctl") is None, reason="procps sysctl not installed")
+@pytest.mark.parametrize(
+    "text",
+    [
+        "net.ipv4.ip_local_port_range = 1000 65000\n",  # below the default ip_unprivileged_port_start (1024)
+        "net.ipv4.ip_unprivileged_port_start = 900\nnet.ipv4.ip_local_port_range = 1000 65000\n",
+    ],
+)
+def test_port_range_against_ip_unprivileged_port_start(conf_file: Path, text: str) -> None:
+    conf_file.write_text(text)
+    keys = ["net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start"]
+    (unit,) = parse_text(text, str(conf_file))
+    eff = effective_settings(unit.assignments, kernel_db(), parse_release_or_none(os.uname().release))
+    p = subprocess.run(
+        [
+            "unshare",
+            "--net",
+            sys.executable,
+            "-c",
+            INSIDE,
+            json.dumps(keys),
+            json.dumps(["sysctl", "-p", str(conf_file)]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    r = json.loads(p.stdout)
+    for key in keys:
+        want = " ".join(eff[key][0].split()) if key in eff else r["before"][key]
+        assert r["after"][key] == want, (key, r)

@@ -55,7 +55,7 @@ def effective_settings(assignments: list[Assignment], kdb: Any, release: Any) ->
         if a.is_glob:
             globs.append(a)
             continue
-        vc = check_value(a, kdb, release)
+        vc = check_value(a, kdb, release, out)
         if presence(kdb, release, a.key) is False or vc.status == "invalid":
             continue
         value = fold(vc.applied or a.value)  # `300 # note`: the kernel stores 300

@@ -217,10 +217,45 @@ def _outside_int(fact: Any, value: str, release: Any) -> str | None:
     return f"{fact.name}: {n} is outside the range of the kernel's int, {INT_MIN}..{INT_MAX}"
 
 
-def check_value(a: Assignment, kdb: Any, release: Any = None) -> ValueCheck:
+UNPRIVILEGED = "net.ipv4.ip_unprivileged_port_start"
+
+
+def _below_unprivileged(
+    kdb: Any, release: Any, key: str, value: str, earlier: dict[str, tuple[str, Any]] | None
+) -> str | None:
+    """ipv4_local_port_range() refuses a low end below ip_unprivileged_port_start (EINVAL), from 4548b683b781
+    (v4.11): the value in effect when the line is written, else the kernel default (1024)."""
+    if key != "net.ipv4.ip_local_port_range" or (
+        release is not None and presence(kdb, release, UNPRIVILEGED) is not True
+    ):
+        return None
+    fields = value.split()
+    if not fields or not fields[0].isdigit():
+        return None
+    start: str | None
+    if earlier and UNPRIVILEGED in earlier:
+        start, where = earlier[UNPRIVILEGED][0], "as set earlier"
+    else:
+        fact = fact_for(kdb, UNPRIVILEGED)
+        start = (fact.default_in(release) if release is not None else "1024") if fact is not None else None
+        where = "its default"
+        if start is None:
+            return None
+    if not start.strip().isdigit() or int(fields[0]) >= int(start):
+        return None
+    return (
+        f"{key}: the low end {fields[0]} is below {UNPRIVILEGED} = {start.strip()} ({where}); the kernel refuses a "
+        "local port range that overlaps the privileged ports (EINVAL, since 4.11)"
+    )
+
+
+def check_value(
+    a: Assignment, kdb: Any, release: Any = None, earlier: dict[str, tuple[str, Any]] | None = None
+) -> ValueCheck:
     """Judge the value exactly as it reaches the kernel (after the parser's own processing).
 
-    `release` None: a current kernel (what lint assumes without --kernel)."""
+    `release` None: a current kernel (what lint assumes without --kernel). `earlier`: the values already in
+    effect when this line is written (for checks against another key), else the kernel defaults."""
     if a.value is None or a.templated:
         return ValueCheck("unknown", "templated" if a.templated else "")
     value = a.value.strip()
@@ -243,7 +278,11 @@ def check_value(a: Assignment, kdb: Any, release: Any = None) -> ValueCheck:
             nums, rest, err = kernel_numbers(value, slots)
             if rest and err is None and nums:
                 applied = " ".join(nums)
-                reason = fact.validate_value(applied, release) or _outside_int(fact, applied, release)
+                reason = (
+                    fact.validate_value(applied, release)
+                    or _outside_int(fact, applied, release)
+                    or _below_unprivileged(kdb, release, a.key, applied, earlier)
+                )
                 if reason is None:
                     return ValueCheck(
                         "ok", comment=comment, quoted=quoted, remainder=rest, applied=applied, strict_writes=strict
@@ -251,7 +290,11 @@ def check_value(a: Assignment, kdb: Any, release: Any = None) -> ValueCheck:
                 return ValueCheck("invalid", reason, comment=comment, quoted=quoted, remainder=rest)
             if err is not None and (comment is not None or quoted):
                 return ValueCheck("invalid", f"{fact.name}: {err}", comment=comment, quoted=quoted)
-        reason = fact.validate_value(value, release) or _outside_int(fact, value, release)
+        reason = (
+            fact.validate_value(value, release)
+            or _outside_int(fact, value, release)
+            or _below_unprivileged(kdb, release, a.key, value, earlier)
+        )
         if reason is None:
             return ValueCheck("ok", comment=comment, quoted=quoted)
         return ValueCheck("invalid", reason, comment=comment, quoted=quoted)
