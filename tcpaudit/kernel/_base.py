@@ -120,6 +120,10 @@ class _Ranged(_Model):
     since: str
     until: str | None = None
     since_exact: bool = True
+    # since_exact = false: `since` is only the era the fact is believed to start in; `verified` is the first
+    # release it was actually seen on (`verified_by` says where). Between the two the table answers unknown.
+    verified: str | None = None
+    verified_by: str | None = None
     confidence: Confidence
     source: Source
     note: str | None = None
@@ -127,10 +131,23 @@ class _Ranged(_Model):
     @model_validator(mode="after")
     def _bounds(self) -> _Ranged:
         _check_bounds(self.since, self.until)
+        if self.verified is not None:
+            if self.since_exact:
+                raise ValueError("verified is only for since_exact = false (an exact since is verified)")
+            if _parse_bound(self.verified) < _parse_bound(self.since):
+                raise ValueError(f"verified {self.verified!r} is before since {self.since!r}")
+            if not self.verified_by:
+                raise ValueError("verified needs verified_by (where the fact was seen on that release)")
         return self
 
     def contains(self, release: KernelRelease) -> bool:
         return _in_range(release, self.since, self.until)
+
+    def vouches_for(self, release: KernelRelease) -> bool:
+        """False for a release the range contains only by an inexact `since`, before the first verified one."""
+        if self.since_exact:
+            return True
+        return self.verified is not None and not release < _parse_bound(self.verified)
 
 
 # ---------------------------------------------------------------------------

@@ -131,7 +131,8 @@ class SysctlFact(_Model):
     def _presence(self, release: KernelRelease) -> tuple[bool | None, ExistsRange]:
         hit = _pick(self.exists, release)
         if hit is not None:
-            return True, hit
+            # an inexact since answers only from the first verified release on: unknown before it
+            return (True if hit.vouches_for(release) else None), hit
         earliest = min(self.exists, key=lambda entry: _parse_bound(entry.since))
         if release < _parse_bound(earliest.since):
             return (False if earliest.since_exact else None), earliest
@@ -162,7 +163,7 @@ class SysctlFact(_Model):
         if self.present_in(release) is False:
             return None
         hit = _pick(self.per_netns, release)
-        return hit.value if hit is not None else None
+        return hit.value if hit is not None and hit.vouches_for(release) else None
 
     # -- value validation ----------------------------------------------
     def _int(self, text: str) -> tuple[int | None, str | None]:
