@@ -170,6 +170,7 @@ def config_facts(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None
         policy=opts.policy,
         assignments=list(unit.assignments),
         problems=list(unit.problems) + typos,
+        captured=bool(unit.kernel_hint),
     )
     return facts, notes + ctx.assumed
 

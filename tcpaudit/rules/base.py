@@ -62,6 +62,7 @@ class Value:
     raw: str | None
     origin: Literal["host", "config", "default", "absent", "unknown"]
     location: Location | None = None
+    captured: bool = False  # the "config" is a `sysctl -a` capture: the value was read, not configured
 
     @property
     def present(self) -> bool:
@@ -90,7 +91,11 @@ class Value:
     def describe(self) -> str:
         where = {
             "host": "on the host",
-            "config": f"set in {self.location.file}:{self.location.line}" if self.location else "set in config",
+            "config": (
+                f"{'captured value in' if self.captured else 'set in'} {self.location.file}:{self.location.line}"
+                if self.location
+                else ("captured value" if self.captured else "set in config")
+            ),
             "default": "kernel default",
             "absent": "not present on this kernel",
             "unknown": "unknown",
@@ -116,12 +121,13 @@ class Facts:
     configured: dict[str, tuple[str, Location]] = field(default_factory=dict)
     policy: Any = None  # tcpaudit.policy.Policy (--policy / [policy]), or None
     group: str | None = None  # the target's inventory group (`tcpaudit fleet`), for group policy entries
+    captured: bool = False  # a config target that is a `sysctl -a` capture (values read from a kernel)
 
     def value(self, name: str) -> Value:
         if self.kind == "config":
             if name in self.configured:
                 raw, loc = self.configured[name]
-                return Value(name, raw, "config", loc)
+                return Value(name, raw, "config", loc, captured=self.captured)
             return self._from_kdb(name)
         present = self.snapshot.has_sysctl(name)
         if present:
