@@ -1,5 +1,6 @@
 """SYS002: a configured value is not valid for the key (type, range, or a trailing comment)."""
 
+import re
 from typing import Any
 
 from tcpaudit.lint.model import Assignment, assignments_of
@@ -183,6 +184,15 @@ def _judge(a: Assignment, vc: ValueCheck) -> tuple[Severity, str, dict[str, str]
                 f"{vc.remainder[:40]!r} unread, so {vc.applied} applies; `sysctl -p` prints the line back with "
                 "the text and reports no error. Style: sysctl.conf has no trailing comments, put the text on its "
                 "own line (before Linux 4.5 the same line makes sysctl report an error).",
+                extra,
+            )
+        if re.match(r"-?\d", vc.remainder):
+            return (
+                Severity.medium,
+                f"{a.key} = {a.value!r}: the kernel stores {vc.applied} and leaves {vc.remainder[:40]!r} unread; "
+                "sysctl and systemd-sysctl then write the unread text again, and on this kernel (before 4.5, "
+                "kernel.sysctl_writes_strict defaults to 0) that second write is parsed as a new value: the key "
+                "ends up with a number from the rest of the line, not the first one.",
                 extra,
             )
         return (
