@@ -115,10 +115,19 @@ class HalfClosedOutlivesConntrack(Rule):
             if sev is Severity.high
             else "on this kernel the retry gets through after a ~1 s stall"
         )
+        why = (
+            "high: this kernel marks the client's RST INVALID (no challenge-ACK fix) and "
+            "nf_conntrack_tcp_ignore_invalid_rst is off"
+            if sev is Severity.high
+            else "low: "
+            + ("nf_conntrack_tcp_ignore_invalid_rst=1" if ignore else "this kernel has the challenge-ACK fix")
+            + ", so a colliding connect() only stalls ~1 s"
+        )
         return self.finding(
             f,
             severity=sev,
             evidence=ev,
+            context=[why],
             explanation=(
                 f"{leaked} half-closed socket(s) on redirected port(s) {', '.join(map(str, sorted(ports)))} hold "
                 f"4-tuples whose remote port lies in the ephemeral range {lo}-{hi}; conntrack forgets them after "

@@ -97,25 +97,7 @@ class KeepaliveVsIdleTimeout(ValueRule):
             "nat_idle_timeout": idle,
             "nat_idle_timeout_source": f.context.nat_idle_source,
         }
-        sev = Severity.medium if f.context.nat_idle_explicit else Severity.low
-        sockets_note = ""
-        if f.kind == "host" and len(f.snapshot.sockets):
-            t = f.snapshot.sockets
-            est = with_ka = 0
-            for state, laddr, raddr, timer in zip(t.state, t.local_addr, t.remote_addr, t.timer, strict=False):
-                if state == "ESTAB" and not is_loopback(raddr) and raddr != laddr:
-                    est += 1
-                    with_ka += timer == "keepalive"
-            ev["established_non_loopback"] = est
-            ev["established_with_keepalive_timer"] = with_ka
-            sockets_note = (
-                ""
-                if not est
-                else (
-                    f" Of {est} established non-loopback connections, {with_ka} show a keepalive timer "
-                    "(SO_KEEPALIVE on); the rest are not protected by these sysctls at all."
-                )
-            )
+        sev, why, sockets_note = self._severity(f, idle, ev)
         target = max(1, idle // 2)
         fix = {}
         if keepalive >= idle:
@@ -142,7 +124,7 @@ class KeepaliveVsIdleTimeout(ValueRule):
             f,
             severity=sev,
             evidence=ev,
-            context=[f.context.describe_nat()],
+            context=[f.context.describe_nat(), why],
             fix=fix,
             explanation=(
                 f"{what}: later sends hit no flow (or a reused SNAT port: wrong-sequence ACK, then RST) and block "
@@ -150,3 +132,61 @@ class KeepaliveVsIdleTimeout(ValueRule):
                 f"socket.{sockets_note}"
             ),
         )
+
+    @staticmethod
+    def _severity(f: Facts, idle: int, ev: dict) -> tuple[Severity, str, str]:
+        """(severity, why, sentence for the explanation), per docs/severity.md: high only when the idle timeout
+        was given and the socket table shows connections that rely on a keepalive slower than the timeout."""
+        if not f.context.nat_idle_explicit:
+            return Severity.low, "low: the idle timeout is assumed (auto-detected), not given", ""
+        if f.kind != "host":
+            return (
+                Severity.medium,
+                "medium: a configuration file does not show whether the applications' sockets use SO_KEEPALIVE "
+                "(audit the host to judge)",
+                "",
+            )
+        t = f.snapshot.sockets
+        if t.source == "none":
+            return Severity.medium, "medium: the socket table was not collected, so SO_KEEPALIVE use is unknown", ""
+        est = with_ka = late = 0
+        for s in t.rows("ESTAB"):
+            if is_loopback(s.remote_addr) or s.remote_addr == s.local_addr:
+                continue
+            est += 1
+            if s.timer == "keepalive":
+                with_ka += 1
+                # a keepalive timer armed further away than the idle timeout: this socket's probe period is
+                # longer than the timeout (the kernel's tcp_keepalive_time/intvl unless set per socket)
+                late += s.timer_ms is not None and s.timer_ms > idle * 1000
+        ev["established_non_loopback"] = est
+        ev["established_with_keepalive_timer"] = with_ka
+        ev["keepalive_due_after_idle_timeout"] = late
+        note = (
+            f" Of {est} established non-loopback connections, {with_ka} show a keepalive timer "
+            "(SO_KEEPALIVE on); the rest are not protected by these sysctls at all."
+            if est
+            else ""
+        )
+        if late:
+            return (
+                Severity.high,
+                f"high: {late} established connection(s) use SO_KEEPALIVE with the next probe due later than the "
+                f"{idle} s idle timeout",
+                note,
+            )
+        if with_ka:
+            return (
+                Severity.medium,
+                f"medium: the {with_ka} socket(s) with SO_KEEPALIVE have their next probe due within the idle "
+                "timeout (they may set TCP_KEEPIDLE themselves)",
+                note,
+            )
+        if est:
+            return (
+                Severity.medium,
+                f"medium: no socket uses SO_KEEPALIVE, so these sysctls protect none of the {est} established "
+                "connections (NAT002 judges their idle times)",
+                note,
+            )
+        return Severity.medium, "medium: no established non-loopback connection to judge SO_KEEPALIVE use on", note

@@ -11,6 +11,7 @@ environment, previous, uptime_s, ...); the rest takes defaults. Sugar:
   policy: {...}  (the [policy] table of .tcpaudit.toml) and group: NAME -> a policy (POL001) and inventory group
   persisted: {files, settings: {key: {value, file, line, shadowed}}, ...} -> Snapshot.persisted (CFG001)
 Expectation: expect: fail | pass | not_applicable | unknown; severity; evidence (subset); explanation_contains;
+context_contains (the finding's context: why this severity, docs/severity.md);
 reason_contains (not_applicable, unknown).
 """
 
@@ -97,6 +98,7 @@ def build_case(case: dict[str, Any]):  # type: ignore[no-untyped-def]
             "severity",
             "evidence",
             "explanation_contains",
+            "context_contains",
             "reason_contains",
             "note",
             "socket_detail",

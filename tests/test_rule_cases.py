@@ -57,6 +57,8 @@ def test_rule_case(rule: str, name: str, case: dict) -> None:
             _subset(case["evidence"], worst.evidence)
         for text in case.get("explanation_contains", []):
             assert text in worst.explanation, f"{text!r} not in {worst.explanation!r}"
+        for text in case.get("context_contains", []):
+            assert any(text in c for c in worst.context), f"{text!r} not in the context {worst.context!r}"
         for f in mine:
             assert f.keys, "every finding names the sysctls involved"
             # from a /proc/sys top directory: net.ipv4.tcp_sack, net.nf_conntrack_max, vm.drop_caches
