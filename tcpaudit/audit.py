@@ -38,13 +38,14 @@ def kernel_db():
     return load_kernel_db()
 
 
-def parse_release_or_none(release: str | None):
+def parse_release_or_none(release: str | None, proc_version: str | None = None, signature: str | None = None):
+    """The release, judged as the upstream stable point release its build states (kernel/release.py)."""
     if not release:
         return None
-    from .kernel.release import KernelReleaseError, parse_release
+    from .kernel.release import KernelReleaseError, parse_host_release
 
     try:
-        return parse_release(release)
+        return parse_host_release(release, proc_version, signature)
     except KernelReleaseError:
         return None
 
@@ -63,7 +64,9 @@ def facts_for(
         context=context,
         kind=kind,  # type: ignore[arg-type]
         kdb=kernel_db(),
-        release=parse_release_or_none(snapshot.kernel.release),
+        release=parse_release_or_none(
+            snapshot.kernel.release, snapshot.kernel.proc_version, snapshot.kernel.version_signature
+        ),
         configured=configured or {},
         policy=policy,
         group=group,
@@ -124,7 +127,11 @@ def audit_snapshot(
         kind=kind,
         status=status,
         netns=snapshot.netns,
-        kernel={"release": snapshot.kernel.release, "version": snapshot.kernel.version},
+        # the version the rules judged: the upstream stable point release the build states, if it does
+        kernel={
+            "release": snapshot.kernel.release,
+            "version": facts.release.upstream if facts.release is not None else snapshot.kernel.version,
+        },
         findings=findings,
         checks=results,
         context=ctx.assumed,

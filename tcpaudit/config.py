@@ -29,6 +29,7 @@ expires = 2027-01-31
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,22 +66,42 @@ class Waiver(BaseModel):
     def _known_rule(cls, v: str) -> str:
         """A waiver for a rule that does not exist (a typo, a rule id from another tool) would never match: the
         finding it was written for would keep failing, or a real one would go unwaived without anyone noticing."""
-        import difflib
+        msg = unknown_rule_message(v)
+        if msg:
+            raise ValueError(msg)
+        return v.strip()
 
-        from .rules.engine import catalogue
 
-        known = {rid.upper() for r in catalogue() for rid in (r.meta.id, *r.meta.aliases)}
-        if v.strip().upper() in known:
-            return v.strip()
-        close = difflib.get_close_matches(v.strip().upper(), sorted(known), n=1, cutoff=0.6)
-        closest = close or difflib.get_close_matches(v.strip().upper(), sorted(known), n=1, cutoff=0.0)
-        hint = f"; did you mean {close[0]}?" if close else f"; the closest known id is {closest[0]}" if closest else ""
-        raise ValueError(f"unknown rule {clean_text(v, 40)!r}{hint} (`tcpaudit rules` lists them)")
+def unknown_rule_message(rule_id: str) -> str | None:
+    """None for a known rule id or alias (any case); else 'unknown rule ...; did you mean ...?'."""
+    import difflib
+
+    from .rules.engine import catalogue
+
+    v = rule_id.strip().upper()
+    known = {rid.upper() for r in catalogue() for rid in (r.meta.id, *r.meta.aliases)}
+    if v in known:
+        return None
+    typo = re.sub(r"(?<=\d)O|O(?=\d)", "0", v)  # TCP0O1: the letter O for a zero
+    close = [typo] if typo in known else difflib.get_close_matches(v, sorted(known), n=1, cutoff=0.6)
+    closest = close or difflib.get_close_matches(v, sorted(known), n=1, cutoff=0.0)
+    hint = f"; did you mean {close[0]}?" if close else f"; the closest known id is {closest[0]}" if closest else ""
+    return f"unknown rule {clean_text(rule_id, 40)!r}{hint} (`tcpaudit rules` lists them)"
 
 
 class RulesSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     disable: list[str] = Field(default_factory=list)
+
+    @field_validator("disable")
+    @classmethod
+    def _known_rules(cls, v: list[str]) -> list[str]:
+        """`disable = ["TCP0O1"]` would disable nothing: the run would fail on the rule the user meant to skip."""
+        for rid in v:
+            msg = unknown_rule_message(rid)
+            if msg:
+                raise ValueError(msg)
+        return v
 
 
 class Config(BaseModel):
@@ -153,8 +174,8 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = clean_text(".".join(str(x) for x in err["loc"]), 200)  # keys come from the file: untrusted
-        raise ConfigError(f"{p}: {where}: {clean_text(err['msg'], 300)}") from None
+        from .validation import first_error
+
+        raise ConfigError(f"{p}: {first_error(exc)}") from None
     cfg.path = str(p)
     return cfg

@@ -10,4 +10,4 @@ class ExitCode(IntEnum):
     COLLECTION = 3  # a target could not be collected (unreachable, auth, host key, timeout, bad output)
     INTERNAL = 4  # a bug in tcpaudit (a rule module failed to load, an unexpected exception)
     OUTPUT = 5  # an output file could not be written (missing/unwritable dir, disk full, another writer)
-    INTERRUPTED = 130  # Ctrl-C; the report for what was done is still written
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM; the report for what was done is still written

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from . import validation
 from .sanitize import clean_text
 from .snapshot import Snapshot
 
@@ -15,19 +18,44 @@ STDIN = "-"  # `tcpaudit audit -`: one snapshot or collector dump on stdin
 STDIN_NAME = "<stdin>"
 _UTF8_BOM = b"\xef\xbb\xbf"
 
-# pydantic's wording for what a hostile or corrupt number gets; ours says which numbers are meant
-_MESSAGES = {"finite_number": "not a finite number (NaN, Infinity and numbers too large for a float are refused)"}
-
 
 class SnapshotFileError(ValueError):
     pass
+
+
+def identify_json(obj: object) -> str | None:
+    """What a tcpaudit JSON file is, when it is another of tcpaudit's files than the one expected, and which
+    command reads it; None for anything else."""
+    if not isinstance(obj, dict):
+        return None
+    if {"tool", "targets", "summary"} <= obj.keys():
+        return (
+            "a tcpaudit JSON report (`--format json` output), not an input: `tcpaudit audit` reads snapshots "
+            "(`tcpaudit snapshot -o FILE`), `--baseline` reads `tcpaudit baseline -o FILE`"
+        )
+    if "runs" in obj and "sarif" in str(obj.get("$schema", "")) + str(obj.get("version", "")).lower():
+        return "a SARIF report (`--format sarif` output), not an input: `tcpaudit audit` reads snapshots"
+    if "fingerprints" in obj and "version" in obj:
+        return "a tcpaudit baseline (`tcpaudit baseline -o FILE`): give it with --baseline FILE"
+    if "hostname" in obj and "sysctls" in obj:
+        return "a tcpaudit snapshot (`tcpaudit snapshot -o FILE`): `tcpaudit audit FILE` reads it"
+    return None
+
+
+_SYSCTL_LINE = re.compile(rb"^\s*[A-Za-z0-9_-]+(?:[./][A-Za-z0-9_*:@+-]+)+\s*=")
+
+
+def looks_like_sysctl_text(data: bytes) -> bool:
+    """`sysctl -a` output or a sysctl.conf: most of the first lines that are not comments are `key = value`."""
+    lines = [ln for ln in data[:65536].splitlines()[:200] if ln.strip() and not ln.lstrip().startswith((b"#", b";"))]
+    return bool(lines) and sum(1 for ln in lines if _SYSCTL_LINE.match(ln)) >= 0.8 * len(lines)
 
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     # loc holds keys of the file itself: a hostile snapshot must not reach the terminal through an error
     where = clean_text(".".join(str(x) for x in err["loc"]), 200) or "top level"
-    msg = clean_text(_MESSAGES.get(err["type"], err["msg"]), 300)
+    msg = clean_text(validation.message(err), 300)
     if err["type"] == "json_invalid":
         return f"not valid JSON ({clean_text(err.get('ctx', {}).get('error', msg), 300)})"
     return f"{where}: {msg}"
@@ -49,13 +77,28 @@ def parse_snapshot_bytes(data: bytes, name: str) -> Snapshot:
                 raise SnapshotFileError(f"{name}: {exc}") from None
             except ValidationError as exc:
                 raise SnapshotFileError(f"{name}: invalid collector dump: {_first_error(exc)}") from None
+        if looks_like_sysctl_text(data):
+            raise SnapshotFileError(
+                f"{name}: a `sysctl -a` capture or sysctl.conf (key = value lines), not a snapshot: "
+                "`tcpaudit lint FILE` reads it (with --kernel RELEASE for the kernel it came from)"
+            )
         raise SnapshotFileError(
             f"{name}: not a snapshot (expected JSON from `tcpaudit snapshot` or a `tcpaudit collector-script` dump)"
         )
     try:
         return Snapshot.model_validate_json(data)
     except ValidationError as exc:
+        what = _identify_bytes(data)
+        if what is not None and not what.startswith("a tcpaudit snapshot"):
+            raise SnapshotFileError(f"{name}: {what}") from None
         raise SnapshotFileError(f"{name}: invalid snapshot: {_first_error(exc)}") from None
+
+
+def _identify_bytes(data: bytes) -> str | None:
+    try:
+        return identify_json(json.loads(data))
+    except (ValueError, RecursionError):
+        return None
 
 
 def _read_bounded(f, name: str) -> bytes:

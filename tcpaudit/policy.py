@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ._toml import tomllib
 from .model import Severity
 from .sanitize import clean_text
+from .validation import message as validation_message
 
 Scope = Literal["host", "namespaces", "all"]
 _KEY_RE = re.compile(r"^(abi|crypto|debug|dev|fs|kernel|net|sunrpc|user|vm)(\.[A-Za-z0-9_:@+-]+)+$")
@@ -296,7 +297,7 @@ def _entries_of(table: dict[str, Any], where: str, group: str | None, defaults: 
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(x) for x in err["loc"] if x not in ("key",))
-            msg = str(err["msg"]).removeprefix("Value error, ")
+            msg = validation_message(err)
             raise PolicyError(f"{at}: {clean_text(field, 40) + ': ' if field else ''}{clean_text(msg, 300)}") from None
     return out
 

@@ -98,6 +98,14 @@ class Distro(BaseModel):
 class KernelInfo(BaseModel):
     release: str
     version: str | None = Field(None, description="parsed upstream version, e.g. 5.14.21; null if unparsable")
+    proc_version: str | None = Field(
+        None,
+        description="/proc/version (it ends with `uname -v`: Debian's states the stable release, '... Debian "
+        "6.1.76-1 (2024-02-01)'); null if not collected",
+    )
+    version_signature: str | None = Field(
+        None, description="Ubuntu's /proc/version_signature ('Ubuntu 5.15.0-91.101-generic 5.15.131'); null if absent"
+    )
 
 
 class ConntrackInfo(BaseModel):

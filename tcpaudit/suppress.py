@@ -78,12 +78,25 @@ def load_baseline(path: str | Path) -> Baseline:
             f"{p}: not a tcpaudit baseline (not UTF-8 text; `tcpaudit baseline -o FILE` writes one)"
         ) from None
     try:
-        b = Baseline.model_validate_json(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
+        raw = json.loads(data)
+    except (ValueError, RecursionError):
         raise BaselineError(
-            f"{p}: not a tcpaudit baseline ({'.'.join(map(str, err['loc'])) or 'file'}: {err['msg']})"
+            f"{p}: not a tcpaudit baseline (not valid JSON; `tcpaudit baseline -o FILE` writes one)"
         ) from None
+    if not (isinstance(raw, dict) and "fingerprints" in raw and "version" in raw):
+        from .loading import identify_json
+
+        what = identify_json(raw)
+        raise BaselineError(
+            f"{p}: not a tcpaudit baseline"
+            + (f": it is {what}" if what else " (no version and fingerprints; `tcpaudit baseline -o FILE` writes one)")
+        )
+    try:
+        b = Baseline.model_validate(raw)
+    except ValidationError as exc:
+        from .validation import first_error
+
+        raise BaselineError(f"{p}: not a tcpaudit baseline ({first_error(exc, 'file')})") from None
     if b.version > BASELINE_VERSION:
         raise BaselineError(f"{p}: baseline version {b.version} is newer than this tcpaudit understands")
     b.path = str(p)

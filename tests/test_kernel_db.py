@@ -339,13 +339,13 @@ def test_issues_for_lists_every_issue_sorted(db):
 
 def test_kernel_summary_shape(db):
     summary = kernel_summary("5.4.0-137-generic", db)
-    assert set(summary) == {"release", "version", "sysctls", "issues"}
+    assert {"release", "version", "sysctls", "issues"} <= set(summary)
     assert summary["release"] == "5.4.0-137-generic"
     assert summary["version"] == "5.4.0"
     for info in summary["sysctls"].values():
-        assert set(info) == {"present", "default", "per_netns", "source"}
+        assert {"present", "default", "per_netns", "source"} <= set(info)
     for issue in summary["issues"]:
-        assert set(issue) == {"id", "title", "applies", "fixed_in", "source"}
+        assert {"id", "title", "applies", "fixed_in", "source"} <= set(issue)
     challenge = next(i for i in summary["issues"] if i["id"] == CHALLENGE)
     assert challenge["applies"] is False
 

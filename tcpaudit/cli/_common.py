@@ -99,6 +99,34 @@ PolicyOpt = Annotated[
 TableJsonOpt = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table or json.")]
 
 
+def table_or_json(format: str) -> str:
+    """--format of the listing commands (rules, kernel, profiles): table or json, in any case."""
+    fmt = format.strip().lower()
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {format!r}")
+    return fmt
+
+
+def check_socket_source_env() -> None:
+    """TCPAUDIT_SOCKET_SOURCE with a value the collector does not know would silently mean `auto`."""
+    mode = os.environ.get("TCPAUDIT_SOCKET_SOURCE")
+    if mode:
+        from ..collect.local import SOCKET_SOURCES
+
+        if mode not in SOCKET_SOURCES:
+            raise UsageError(f"TCPAUDIT_SOCKET_SOURCE={mode!r} is not one of {', '.join(SOCKET_SOURCES)}")
+
+
+def check_rule_ids(ids: list[str], where: str = "--disable") -> None:
+    """Unknown rule ids (a typo, another tool's id) would disable nothing: refuse them, with a suggestion."""
+    from ..config import unknown_rule_message
+
+    for rid in ids:
+        msg = unknown_rule_message(rid)
+        if msg:
+            raise UsageError(f"{where}: {msg}")
+
+
 def audit_options(
     config: Path | None,
     fail_on: str | None,
@@ -129,6 +157,8 @@ def audit_options(
     if no_auto_context:
         ctx.auto_detect = False
     ctx.thresholds = {**cfg.thresholds, **ctx.thresholds}
+    check_rule_ids(list(disable or []))
+    check_socket_source_env()
     sev = fail_on or (cfg.fail_on.value if cfg.fail_on else "high")
     try:
         sev_v = Severity(sev)
@@ -177,9 +207,12 @@ def parse_formats(formats: list[str] | None) -> list[tuple[str, str | None]]:
 
     out: list[tuple[str, str | None]] = []
     for spec in formats or ["table"]:
-        fmt, sep, path = spec.partition(":")
+        given, sep, path = spec.partition(":")
+        fmt = given.strip().lower()  # --format JSON, --format Sarif:out.sarif
         if fmt not in FORMATS:
-            raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+            raise UsageError(f"unknown format {given!r} (choose from {', '.join(FORMATS)})")
+        if sep and not path:
+            raise UsageError(f"--format '{spec}': no file name after ':' (give {fmt}:FILE, or {fmt} for stdout)")
         out.append((fmt, path if sep and path else None))
         if sep and path:
             check_output_path(path)

@@ -41,7 +41,16 @@ def _usage_line(exc) -> str:
     return clean_text(message, 500) + where
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (systemd stop, kill, a CI job's timeout) is handled like Ctrl-C: every command's interrupt path
+    writes the report of what was done and exits 130 (ExitCode.INTERRUPTED)."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:

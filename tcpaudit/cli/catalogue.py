@@ -10,6 +10,7 @@ from ._app import app
 from ._common import (
     TableJsonOpt,
     UsageError,
+    table_or_json,
 )
 
 
@@ -30,16 +31,34 @@ def rules(format: TableJsonOpt = "table") -> None:
     """List the rule catalogue."""
     from ..catalogue import catalogue_json, catalogue_table
 
-    if format not in ("table", "json"):
-        raise UsageError("--format must be table or json")
+    format = table_or_json(format)
     typer.echo(catalogue_json() if format == "json" else catalogue_table())
 
 
-@app.command(short_help="Print everything about one rule.")
+@app.command(
+    short_help="Print everything about one rule or known kernel issue.",
+    epilog="Examples:\n\n  tcpaudit explain NAT001\n\n  tcpaudit explain KI-CT-CHALLENGE-ACK-RST",
+)
 def explain(
-    rule: Annotated[str, typer.Argument(metavar="RULE", show_default=False, help="Rule id, e.g. TCP001.")],
+    rule: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            show_default=False,
+            help="Rule id (TCP001) or known kernel issue id (KI-CT-CHALLENGE-ACK-RST, from `tcpaudit kernel`).",
+        ),
+    ],
 ) -> None:
-    """Print the full text of one rule: mechanism, when it matters, fix, references."""
+    """Print the full text of one rule (mechanism, when it matters, fix, references) or of a known kernel
+    issue (affected range, fix, backports, sources)."""
+    if rule.strip().upper().startswith("KI-"):
+        from ..kernel.summary import UnknownIssueError, explain_issue
+
+        try:
+            typer.echo(explain_issue(rule), nl=False)
+        except UnknownIssueError as exc:
+            raise UsageError(str(exc)) from None
+        return
     from ..catalogue import explain_rule
 
     typer.echo(explain_rule(rule))

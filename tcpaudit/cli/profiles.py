@@ -7,7 +7,7 @@ import typer
 from ._app import app
 from ._common import (
     TableJsonOpt,
-    UsageError,
+    table_or_json,
 )
 
 
@@ -20,8 +20,7 @@ def profiles(format: TableJsonOpt = "table") -> None:
 
     from ..context import profile_summary
 
-    if format not in ("table", "json"):
-        raise UsageError("--format must be table or json")
+    format = table_or_json(format)
     rows = profile_summary()
     if format == "json":
         typer.echo(json.dumps(rows, indent=2))

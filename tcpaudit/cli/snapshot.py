@@ -10,6 +10,7 @@ import typer
 from ._app import app
 from ._common import (
     check_output_path,
+    check_socket_source_env,
     write_snapshot,
 )
 
@@ -34,6 +35,7 @@ def snapshot(
     """Collect this machine into a snapshot file, for `tcpaudit audit` later or elsewhere."""
     from ..collect.local import collect_local
 
+    check_socket_source_env()
     if output != "-":
         check_output_path(output)
     snap = collect_local(sample_s=sample)

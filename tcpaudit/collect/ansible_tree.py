@@ -94,9 +94,9 @@ def host_result(name: str, result: Any, where: str) -> HostResult:
     except DumpError as exc:
         return HostResult(name, TargetStatus.bad_output, error=clean_text(f"not a collector dump: {exc}", 500))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        return HostResult(name, TargetStatus.bad_output, error=clean_text(f"invalid dump: {loc}: {err['msg']}", 500))
+        from ..validation import first_error
+
+        return HostResult(name, TargetStatus.bad_output, error=clean_text(f"invalid dump: {first_error(exc)}", 500))
     return HostResult(name, TargetStatus.ok, snapshot=snap)
 
 

@@ -47,6 +47,21 @@ _CLOUD_MARKERS = (
 )
 
 
+def _kernel_info(release: str, items: dict) -> KernelInfo:
+    """The release, and what the build says of its upstream stable release (/proc/version's `uname -v` part,
+    Ubuntu's /proc/version_signature), so the kernel is judged as that point release (kernel/release.py)."""
+    proc_version = clean_text(items.get("proc_version", "").strip(), 400) or None
+    signature = clean_text(items.get("version_signature", "").strip(), 200) or None
+    version = _kernel_version(release)
+    try:
+        from ..kernel.release import parse_host_release
+
+        version = parse_host_release(release, proc_version, signature).upstream
+    except Exception:  # noqa: BLE001 - unparsable: the release alone (or null) as before
+        pass
+    return KernelInfo(release=release, version=version, proc_version=proc_version, version_signature=signature)
+
+
 def _kernel_version(release: str) -> str | None:
     try:
         from ..kernel.release import parse_release
@@ -185,7 +200,7 @@ def build_snapshot(raw: RawCapture) -> Snapshot:
         collected_at=raw.collected_at,
         source=raw.source,
         collector=f"tcpaudit {__version__}",
-        kernel=KernelInfo(release=release, version=_kernel_version(release)),
+        kernel=_kernel_info(release, items),
         distro=distro,
         uptime_s=uptime,
         sysctls=sysctls,

@@ -177,6 +177,10 @@ _tca_main() {
     else
         _tca_run osrelease 0 uname -r
     fi
+    _tca_file proc_version /proc/version
+    if [ -r /proc/version_signature ]; then
+        _tca_run version_signature 0 cat /proc/version_signature
+    fi
     if [ -r /etc/os-release ]; then
         _tca_run os-release 0 cat /etc/os-release
     elif [ -r /usr/lib/os-release ]; then

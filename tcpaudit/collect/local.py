@@ -39,6 +39,8 @@ COMMAND_TIMEOUT_S = 20.0
 FILES = {
     "hostname": "/proc/sys/kernel/hostname",
     "osrelease": "/proc/sys/kernel/osrelease",
+    "proc_version": "/proc/version",  # its `uname -v` tail names Debian's stable release (kernel/release.py)
+    "version_signature": "/proc/version_signature",  # Ubuntu only
     "uptime": "/proc/uptime",
     "netstat": "/proc/net/netstat",
     "snmp": "/proc/net/snmp",
@@ -62,7 +64,9 @@ MARKERS = {
     "marker.k8s-serviceaccount": "/var/run/secrets/kubernetes.io/serviceaccount",
 }
 # Items whose absence is normal and not worth a gap (no DMI in VMs without it, no conntrack module).
-OPTIONAL = {"nf_conntrack_stat", "sockstat6"} | {k for k in FILES if k.startswith("dmi.")}
+OPTIONAL = {"nf_conntrack_stat", "sockstat6", "proc_version", "version_signature"} | {
+    k for k in FILES if k.startswith("dmi.")
+}
 
 _ERRNO_REASON = {
     errno.EACCES: GapReason.permission_denied,

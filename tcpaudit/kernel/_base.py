@@ -171,7 +171,9 @@ def _read_toml(path: Path | None, name: str) -> dict[str, Any]:
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(part) for part in err.get("loc", ())) or "entry"
-    message = err.get("msg", "invalid")
+    from ..validation import message as _message
+
+    message = _message(err)
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {message}{more}"
 

@@ -423,7 +423,9 @@ class KnownIssue(_Model):
     def _infer(self, release: KernelRelease) -> IssueStatus:
         """Inference from the upstream version table (and stable backports)."""
         in_range = _in_range(release, self.affects.since, self.affects.until)
-        rebased = release.flavour in _REBASED_FLAVOURS
+        # A distribution build that states its upstream stable point release (tcpaudit.kernel.release.
+        # parse_host_release) is judged like that stable release: its stable backports count.
+        rebased = release.flavour in _REBASED_FLAVOURS and release.point_source is None
         series_fix = [b for b in self.backports if b.kind == "fix" and b.series == release.series]
         series_intro = [b for b in self.backports if b.kind == "introduced" and b.series == release.series]
         table_conf = self.confidence
@@ -541,6 +543,15 @@ class KnownIssue(_Model):
         observed distribution data points, then the upstream version table.
         """
         inferred = self._infer(release)
+        if release.point_source is not None and release.flavour in _REBASED_FLAVOURS:
+            # judged as the stable release the build states; the distribution's own patches are not known
+            inferred = inferred.model_copy(
+                update={
+                    "confidence": "medium" if inferred.confidence in ("verified", "high") else inferred.confidence,
+                    "reason": f"{inferred.reason} ({release.flavour} {release.raw} judged as upstream "
+                    f"{release.upstream}, from {release.point_source}; its own patches beyond stable are not known)",
+                }
+            )
         point = self._distro_point(release)
         if point is not None:
             base = self._status(

@@ -28,7 +28,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["KernelRelease", "KernelReleaseError", "parse_release", "parse_version"]
+__all__ = [
+    "KernelRelease",
+    "KernelReleaseError",
+    "parse_host_release",
+    "parse_release",
+    "parse_version",
+    "upstream_point",
+]
 
 MAX_COMPONENT = 9999
 MAX_LENGTH = 200
@@ -226,6 +233,9 @@ class KernelRelease:
     flavour: str | None = None
     distro_major: int | None = None
     build: str | None = None
+    # Where `version` came from when it is the distribution's upstream stable point release rather than the
+    # declared base of `raw` ("uname -v: Debian 6.1.76-1"); None: parsed from `raw` alone.
+    point_source: str | None = None
 
     @property
     def upstream(self) -> str:
@@ -366,3 +376,57 @@ def parse_release(text: str) -> KernelRelease:
         distro_major=distro_major,
         build=build or None,
     )
+
+
+# The upstream stable release a distribution build is made from, as the build itself says:
+#   Debian, in `uname -v` (/proc/sys/kernel/version, also the tail of /proc/version):
+#     "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)", "#1 SMP Debian 5.10.209-2 (2024-01-31)",
+#     backports "Debian 6.1.69-1~bpo11+1"; Proxmox VE: "#1 SMP PREEMPT_DYNAMIC PMX 6.5.13-5 (...)".
+#   Ubuntu, in /proc/version_signature: "Ubuntu 5.15.0-91.101-generic 5.15.131" (the last field is the
+#     upstream stable version the Ubuntu kernel is rebased on).
+# RHEL, SUSE, Amazon Linux do not state one (RHEL's `uname -v` is "#1 SMP Tue Jan 23 ..."), so their kernels
+# stay judged as rebased: by the declared base, with backports unknown.
+_DEBIAN_POINT_RE = re.compile(r"(?:^|\s)(?P<who>Debian|PMX) (?P<v>\d{1,4}\.\d{1,4}\.\d{1,5})(?=[-+~\s]|$)")
+_UBUNTU_SIGNATURE_RE = re.compile(r"^Ubuntu\s+\S+\s+(?P<v>\d{1,4}\.\d{1,4}\.\d{1,5})\s*$")
+# Ubuntu appends the signature to /proc/version too: "... #107-Ubuntu SMP ... 2024 (Ubuntu 5.15.0-97.107-generic
+# 5.15.136)".
+_UBUNTU_PROC_VERSION_RE = re.compile(r"\(Ubuntu\s+\S+\s+(?P<v>\d{1,4}\.\d{1,4}\.\d{1,5})\)\s*$")
+
+
+def upstream_point(
+    build_version: str | None = None, version_signature: str | None = None
+) -> tuple[tuple[int, int, int], str] | None:
+    """(upstream stable version, where it was read) from `uname -v` / /proc/version text or Ubuntu's
+    /proc/version_signature; None when neither states one."""
+    if version_signature:
+        m = _UBUNTU_SIGNATURE_RE.match(version_signature.strip()[:MAX_LENGTH])
+        if m:
+            return parse_version(m["v"]), f"/proc/version_signature: {version_signature.strip()[:_SHOW_MAX]}"
+    if build_version:
+        text = build_version.strip()[: MAX_LENGTH * 3]
+        m = _UBUNTU_PROC_VERSION_RE.search(text)
+        if m:
+            return parse_version(m["v"]), f"/proc/version: Ubuntu, upstream {m['v']}"
+        m = _DEBIAN_POINT_RE.search(text)
+        if m:
+            return parse_version(m["v"]), f"uname -v: {m['who']} {m['v']}"
+    return None
+
+
+def parse_host_release(
+    release: str, build_version: str | None = None, version_signature: str | None = None
+) -> KernelRelease:
+    """`parse_release(release)`, judged as the upstream stable point release the build states (Debian's
+    `6.1.0-18-amd64` with `uname -v` "... Debian 6.1.76-1 ..." is 6.1.76), so that fixes in stable point
+    releases count. The stated release must be of the same series and not older than the declared base;
+    otherwise the declared base is kept."""
+    parsed = parse_release(release)
+    point = upstream_point(build_version, version_signature)
+    if point is None or parsed.prerelease is not None:
+        return parsed
+    version, source = point
+    if version[:2] != parsed.version[:2] or version < parsed.version:
+        return parsed
+    from dataclasses import replace
+
+    return replace(parsed, version=version, point_source=source)

@@ -1,7 +1,8 @@
 """Markdown for a pull-request comment or a CI job summary ($GITHUB_STEP_SUMMARY).
 
-A summary table per target, then the findings grouped by severity, then suppressed findings
-and what could not be checked. Text from hosts and files is escaped so it cannot inject
+A summary table per target, then the findings grouped by severity (each with why its severity is
+what it is), then suppressed findings, then per target the context assumed, the kernel, the rules that
+could not give a verdict and what was not collected. Text from hosts and files is escaped so it cannot inject
 Markdown, HTML, links or @-mentions into the comment.
 """
 
@@ -50,10 +51,46 @@ def _finding_item(t: Target, f: Finding) -> list[str]:
         out.append("  - rule crashed: this target was **not** checked for it")
     if f.explanation:
         out.append(f"  - why: {md(f.explanation, 1200)}")
+    if f.context:
+        out.append(f"  - severity {f.severity.value} because: " + "; ".join(md(c, 300) for c in f.context))
     if f.fix:
         out.append("  - fix: " + ", ".join(md(f"{k} = {v}", 200) for k, v in f.fix.items()))
     elif f.remediation:
         out.append(f"  - fix: {md(f.remediation, 600)}")
+    return out
+
+
+_NOT_CHECKED = (Outcome.unknown, Outcome.error, Outcome.not_applicable)
+
+
+def _assumed_and_unchecked(targets: list[Target]) -> list[str]:
+    """Per audited target: the context assumed, the kernel and what the knowledge base noted about it, the
+    rules that did not run to a verdict (unknown, error, not applicable, with why) and what was not collected,
+    as the terminal table states them. Collapsed: a job summary leads with the findings."""
+    out: list[str] = []
+    for t in targets:
+        if t.status is not TargetStatus.ok and t.status is not TargetStatus.partial:
+            continue
+        counts = {o: sum(1 for c in t.checks if c.outcome is o) for o in Outcome}
+        ran = ", ".join(f"{n} {o.value.replace('_', ' ')}" for o, n in counts.items() if n)
+        out += ["", f"<details><summary>{md(t.name, 200)}: what was assumed and what was not checked</summary>", ""]
+        kernel = md(t.kernel.release or "unknown", 80)
+        if t.kernel.version and t.kernel.release and not t.kernel.release.startswith(t.kernel.version):
+            kernel += f" (judged as upstream {md(t.kernel.version, 40)})"
+        out.append(f"- kernel: {kernel}")
+        out += [f"- kernel note: {md(n, 400)}" for n in t.kernel_notes]
+        out += [f"- context: {md(c, 400)}" for c in t.context] or ["- context: none assumed"]
+        if t.checks:
+            out.append(f"- {len(t.checks)} rules: {ran}")
+        for o in _NOT_CHECKED:
+            rows = [c for c in t.checks if c.outcome is o]
+            if rows:
+                out.append(f"- {o.value.replace('_', ' ')} ({len(rows)}):")
+                out += [f"  - {md(c.rule, 20)}: {md(c.reason or '-', 300)}" for c in rows]
+        if t.gaps:
+            out.append(f"- not collected ({len(t.gaps)}):")
+            out += [f"  - {md(g, 300)}" for g in t.gaps]
+        out += ["", "</details>"]
     return out
 
 
@@ -101,6 +138,7 @@ def render(report: Report, **_: object) -> str:
                 + (f" (expires {md(sup.expires)})" if sup.expires else "")
             )
         lines += ["", "</details>"]
+    lines += _assumed_and_unchecked(report.targets)
     failed = [t for t in report.targets if t.status is not TargetStatus.ok]
     if failed:
         lines += ["", f"### Not collected ({len(failed)})", ""]
