@@ -73,6 +73,15 @@ def facts_for(
     )
 
 
+def sample_note(snapshot: Snapshot) -> list[str]:
+    """`--sample N`: the report says the counters were sampled, and over how long (rates are per second over
+    that interval); without it, counters are totals since boot."""
+    prev = snapshot.previous
+    if prev is None or prev.interval_s <= 0:
+        return []
+    return [f"counters sampled twice, {prev.interval_s:.1f} s apart (--sample): rates are over that interval"]
+
+
 def gap_lines(snapshot: Snapshot) -> list[str]:
     return [
         clean_text(f"{g.item}: {g.reason.value}" + (f" ({g.detail})" if g.detail else ""), 300) for g in snapshot.gaps
@@ -134,7 +143,7 @@ def audit_snapshot(
         },
         findings=findings,
         checks=results,
-        context=ctx.assumed,
+        context=[*ctx.assumed, *sample_note(snapshot)],
         gaps=gap_lines(snapshot),
         kernel_notes=kernel_notes(snapshot, facts),
         sysctls={k: clean_text(snapshot.sysctls[k], 300) for k in rule_keys() if k in snapshot.sysctls},

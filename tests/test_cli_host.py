@@ -406,7 +406,7 @@ def test_help_shows_placeholders_not_python_types() -> None:
     host = run("host", "--help").stdout
     for text in ("[OPTIONS] [HOST]", "-p, --port PORT", "--sample SECONDS", "--save-snapshot FILE"):
         assert text in host, text
-    assert "[OPTIONS] RELEASE" in run("kernel", "--help").stdout
+    assert "[OPTIONS] [RELEASE]" in run("kernel", "--help").stdout  # default: this machine's
 
 
 def test_snapshot_file_with_a_utf8_bom_is_audited(real_snapshot: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 # isort: off
 from . import host, snapshot, audit, catalogue, kernel, profiles, remediate  # noqa: F401 - each registers commands
 from . import fleet, lint  # noqa: F401
-from . import agent  # noqa: F401
+from . import agent, completion  # noqa: F401
 
 # isort: on
 from ._app import app

@@ -49,6 +49,10 @@ class _Group(TyperGroup):
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None and not getattr(cmd, "_tcpaudit_tidy", False):
             _tidy_placeholders(cmd)
+            if not cmd.epilog:
+                from ._examples import epilog
+
+                cmd.epilog = epilog(cmd_name)
             cmd._tcpaudit_tidy = True  # type: ignore[attr-defined]
         return cmd
 
@@ -98,7 +102,7 @@ app = typer.Typer(
     cls=_Group,
     help="Find the Linux TCP/NAT/conntrack settings that make connections fail in ways that look random.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion SHELL (bash, zsh, fish)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},

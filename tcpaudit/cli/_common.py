@@ -107,6 +107,13 @@ def table_or_json(format: str) -> str:
     return fmt
 
 
+def sampling_notice(sample_s: float) -> None:
+    """`--sample N` waits N seconds between two reads of the counters: say so, on a terminal only (a pipe or a
+    CI log gets the report's own line: 'counters sampled twice, N s apart')."""
+    if sample_s > 0 and sys.stderr.isatty():
+        typer.echo(f"tcpaudit: sampling counters for {sample_s:g} s (Ctrl-C stops and reports)...", err=True)
+
+
 def check_socket_source_env() -> None:
     """TCPAUDIT_SOCKET_SOURCE with a value the collector does not know would silently mean `auto`."""
     mode = os.environ.get("TCPAUDIT_SOCKET_SOURCE")

@@ -52,7 +52,8 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        code = app(standalone_mode=False)
+        # one completion variable whatever the program is called (`tcpaudit`, `python -m tcpaudit`)
+        code = app(standalone_mode=False, complete_var="_TCPAUDIT_COMPLETE")
     except typer.Exit as exc:
         code = exc.exit_code
     except (KeyboardInterrupt, Interrupted):

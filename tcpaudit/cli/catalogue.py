@@ -37,7 +37,6 @@ def rules(format: TableJsonOpt = "table") -> None:
 
 @app.command(
     short_help="Print everything about one rule or known kernel issue.",
-    epilog="Examples:\n\n  tcpaudit explain NAT001\n\n  tcpaudit explain KI-CT-CHALLENGE-ACK-RST",
 )
 def explain(
     rule: Annotated[

@@ -27,6 +27,7 @@ from ._common import (
     emit,
     emit_interrupted,
     parse_formats,
+    sampling_notice,
     write_snapshot,
 )
 
@@ -115,6 +116,7 @@ def host(
     from ..audit import audit_snapshot, build_report
     from ..collect.local import collect_local
 
+    sampling_notice(sample)
     try:
         snap = collect_local(sample_s=sample)
     except KeyboardInterrupt:

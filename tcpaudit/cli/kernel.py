@@ -14,19 +14,6 @@ from ._common import (
     table_or_json,
 )
 
-_EPILOG = """Examples:
-
-  tcpaudit kernel                                   # this machine (/proc/version, Ubuntu's /proc/version_signature)
-
-  tcpaudit kernel 5.4.0-137-generic -v
-
-  tcpaudit kernel 6.1.0-18-amd64 --version-string "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)"
-
-  tcpaudit kernel 6.1.76 --format json
-
-  tcpaudit explain KI-CT-CHALLENGE-ACK-RST
-"""
-
 
 def _read(path: str) -> str | None:
     try:
@@ -39,7 +26,6 @@ def _read(path: str) -> str | None:
 @app.command(
     cls=_LeadingDashArgCommand,
     short_help="What a kernel release implies: known issues, sysctls.",
-    epilog=_EPILOG,
 )
 def kernel(
     release: Annotated[

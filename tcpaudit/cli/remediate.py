@@ -40,16 +40,21 @@ def remediate(
     clients_behind_nat: ClientsNatOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write a commented sysctl.d file with the fixes for a target's findings. Never applies anything."""
+    """Write a commented sysctl.d file with the fixes for a target's findings. Never applies anything.
+
+    Fixes that trade one failure for another (tcp_retries2, tcp_rfc1337, conntrack's loose/liberal modes) are
+    written commented out, with their price, for you to decide.
+    """
     from ..audit import audit_snapshot
-    from ..remediation import sysctl_d_for
+    from ..remediation import remediation_plan
 
     opts, _ = audit_options(config, None, nat_idle_timeout, profile, clients_behind_nat, None, False)
     if output != "-":
         check_output_path(output)
     targets = [audit_snapshot(s, opts) for s in load_snapshots(files)]
-    text = sysctl_d_for(targets)
+    plan = remediation_plan(targets)
     if output == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(plan.text)
     else:
-        write_text(output, text)
+        write_text(output, plan.text)
+        typer.echo(f"tcpaudit: wrote {output}: {plan.summary()}; review it, nothing was applied", err=True)

@@ -11,6 +11,7 @@ from ._app import app
 from ._common import (
     check_output_path,
     check_socket_source_env,
+    sampling_notice,
     write_snapshot,
 )
 
@@ -38,6 +39,7 @@ def snapshot(
     check_socket_source_env()
     if output != "-":
         check_output_path(output)
+    sampling_notice(sample)
     snap = collect_local(sample_s=sample)
     if output == "-":
         sys.stdout.write(snap.model_dump_json(indent=1) + "\n")
