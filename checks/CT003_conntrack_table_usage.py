@@ -131,7 +131,9 @@ class ConntrackTableUsage(Rule):
         elif usage is not None:
             parts.append(f"The table holds {count} of {cmax} entries ({usage:.0%}) right now.")
         if drop_rate > 0:
-            sev = Severity.critical if usage is not None and usage >= high else Severity.high
+            # failing now (docs/severity.md): new flows are refused or evicted while we look, whatever the usage
+            # at the moment of the snapshot
+            sev = Severity.critical
             parts.append(
                 f"drop/early_drop are rising at {drop_rate:.1f}/s: entries are being evicted or packets of "
                 "new flows dropped right now (with a full table the kernel logs 'nf_conntrack: table full, "
