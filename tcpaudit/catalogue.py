@@ -32,7 +32,9 @@ def meta_for(rule_id: str) -> RuleMeta:
     for m in metas():
         if m.id == rid:
             return m
-    raise UnknownRuleError(f"unknown rule {rule_id!r}; `tcpaudit rules` lists them")
+    from .config import unknown_rule_message
+
+    raise UnknownRuleError(unknown_rule_message(rule_id) or f"unknown rule {rule_id!r}; `tcpaudit rules` lists them")
 
 
 def rule_markdown(m: RuleMeta) -> str:

@@ -62,6 +62,8 @@ CASES = [
      ExitCode.USAGE, "invalid snapshot: collected_at: missing (required)"),
     ("config_wrong_type_no_pydantic_words", ["audit", "{snap}", "--config", "{tmp}/t.toml"], {},
      {"t.toml": '[context]\nnat_idle_timeout = "soon"\n'}, ExitCode.USAGE, "context.nat_idle_timeout: must be"),
+    ("explain_unknown_rule", ["explain", "NAT0O1"], {}, {}, ExitCode.USAGE,
+     "unknown rule 'NAT0O1'; did you mean NAT001?"),
     ("rules_format_case", ["rules", "--format", "xml"], {}, {}, ExitCode.USAGE, "--format must be table or json"),
 ]  # fmt: skip
 
