@@ -131,3 +131,21 @@ def test_a_snapshot_with_proc_version_is_judged_as_its_point_release(tmp_path: P
     s = load_snapshot_file(f)
     facts = facts_for(s, resolve_context(ContextOptions(), s))
     assert facts.release is not None and facts.release.upstream == "6.1.90"
+
+
+def test_a_collector_dump_carries_proc_version_and_is_judged_by_it() -> None:
+    """The remote collector (collector.sh) frames /proc/version; a Debian host's dump is judged as 6.1.76."""
+    import re
+    import subprocess
+
+    dump = subprocess.run(
+        ["sh", str(ROOT / "tcpaudit" / "collect" / "collector.sh")], capture_output=True, timeout=120
+    ).stdout.decode("utf-8", "replace")
+    assert "@@tcpaudit-begin proc_version" in dump
+    dump = re.sub(r"(@@tcpaudit-begin osrelease\n)\|[^\n]*", r"\1|6.1.0-18-amd64", dump)
+    debian = "Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) " + CASES[0]["version"]
+    dump = re.sub(r"(@@tcpaudit-begin proc_version\n)\|[^\n]*", lambda m: m.group(1) + "|" + debian, dump)
+    p = run("audit", "-", "--format", "json", input=dump)
+    assert p.returncode in (0, 1), p.stderr
+    (t,) = json.loads(p.stdout)["targets"]
+    assert t["kernel"] == {"release": "6.1.0-18-amd64", "version": "6.1.76"}
