@@ -71,7 +71,7 @@ def test_kernel_command_without_release_reads_this_machine() -> None:
     assert json.loads(p.stdout)["release"] == Path("/proc/sys/kernel/osrelease").read_text().strip()
 
 
-@pytest.mark.parametrize("columns", [80, 160])
+@pytest.mark.parametrize("columns", [60, 80, 160])
 @pytest.mark.parametrize("release", ["4.18.0-513.el8.x86_64", "6.1.0-18-amd64", "5.4.0-137-generic"])
 @pytest.mark.parametrize("verbose", [[], ["-v"]])
 def test_kernel_table_fits_and_agrees_with_itself(columns: int, release: str, verbose: list[str]) -> None:

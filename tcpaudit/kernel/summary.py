@@ -178,7 +178,8 @@ def _blocks(rows: list[list[str]], width: int) -> str:
     """Narrow terminals: one line per issue (id, verdict, confidence), its reason wrapped and indented below."""
     out: list[str] = []
     for iid, verdict, confidence, why in rows:
-        out.append(f"{iid}  {verdict} ({confidence} confidence)")
+        head = f"{iid}  {verdict} ({confidence} confidence)"
+        out.append(head if len(head) <= width else f"{iid}\n  {verdict} ({confidence} confidence)")
         out += textwrap.wrap(why, width - 4, initial_indent="    ", subsequent_indent="    ")
     return "\n".join(out)
 
