@@ -99,38 +99,63 @@ def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
 
     One open and one read per file, nothing else (a namespace sweep reads this tree hundreds of times): the
     mode is looked at only when an open fails, to tell a write-only trigger such as route.flush (no setting
-    to read) from a file that could not be read."""
+    to read) from a file that could not be read. Files are opened relative to their directory's fd: with
+    many network namespaces every /proc/sys/net name has one dentry per namespace in the same hash chain
+    (proc_sys_compare skips the ones not seen from the reader's namespace), so a full path walk per file
+    cost 3-5x the read itself on a machine with 200 namespaces (docs/benchmarks.md, `netns`)."""
     unset_secrets = 0
     sysctls = raw.sysctls
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    dir_flags = flags | getattr(os, "O_DIRECTORY", 0)
+
+    def value(dfd: int, fn: str) -> str:
+        fd = os.open(fn, flags, dir_fd=dfd)
+        try:
+            # 4 KiB reads: proc_sys_call_handler allocates a kernel buffer of the size asked for
+            data = os.read(fd, 4096)
+            if len(data) == 4096:
+                chunks = [data]
+                while chunk := os.read(fd, 65536):
+                    chunks.append(chunk)
+                data = b"".join(chunks)
+        finally:
+            os.close(fd)
+        return data.decode("utf-8", "replace")
 
     def walk(path: str, prefix: str) -> None:
         nonlocal unset_secrets
         try:
-            with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
+            dfd = os.open(path, dir_flags)
         except OSError as exc:
             raw.gap(f"sysctl:{prefix}", _reason(exc), exc.strerror or str(exc))
             return
-        subdirs = []
-        for entry in entries:
-            fn = entry.name
-            name = f"{prefix}.{fn.replace('.', '/')}"
-            if entry.is_dir(follow_symlinks=False):
-                subdirs.append((entry.path, name))
-                continue
+        try:
             try:
-                with open(entry.path, "rb", buffering=0) as f:
-                    sysctls[name] = fold_value(f.read(65536).decode("utf-8", "replace"))
+                with os.scandir(dfd) as it:
+                    entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
             except OSError as exc:
-                if fn == "stable_secret" and exc.errno == errno.EIO:
-                    unset_secrets += 1  # reading an unset IPv6 stable_secret fails with EIO by design
+                raw.gap(f"sysctl:{prefix}", _reason(exc), exc.strerror or str(exc))
+                return
+            subdirs = []
+            for fn, is_dir in entries:
+                name = f"{prefix}.{fn.replace('.', '/')}"
+                if is_dir:
+                    subdirs.append((f"{path}/{fn}", name))
                     continue
                 try:
-                    if exc.errno in (errno.EACCES, errno.EPERM) and not os.stat(entry.path).st_mode & 0o444:
-                        continue  # write-only triggers such as route.flush hold no setting
-                except OSError:
-                    pass
-                raw.gap(f"sysctl:{name}", _reason(exc), exc.strerror or str(exc))
+                    sysctls[name] = fold_value(value(dfd, fn))
+                except OSError as exc:
+                    if fn == "stable_secret" and exc.errno == errno.EIO:
+                        unset_secrets += 1  # reading an unset IPv6 stable_secret fails with EIO by design
+                        continue
+                    try:
+                        if exc.errno in (errno.EACCES, errno.EPERM) and not os.stat(fn, dir_fd=dfd).st_mode & 0o444:
+                            continue  # write-only triggers such as route.flush hold no setting
+                    except OSError:
+                        pass
+                    raw.gap(f"sysctl:{name}", _reason(exc), exc.strerror or str(exc))
+        finally:
+            os.close(dfd)
         for sub, name in subdirs:
             walk(sub, name)
 

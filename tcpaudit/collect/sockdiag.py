@@ -65,7 +65,7 @@ _TIMER_NAMES = ("off", "on", "keepalive", "timewait", "persist")
 _REQUEST = struct.Struct("=IHHII BBBB I 48x")  # nlmsghdr + inet_diag_req_v2 (sockid zero: every socket)
 _HEADER = struct.Struct("=IHHII")
 # nlmsghdr (length, type; flags, seq and pid skipped), then inet_diag_msg (interface and cookie skipped);
-# the ports stay in network byte order here and are swapped by table.
+# the ports stay in network byte order here and are swapped (ntohs) by _columns.
 _MESSAGE = struct.Struct("=IH10x BBBB HH 16s16s 4x8x IIIII")
 _MESSAGE_SIZE = _MESSAGE.size  # 88
 _ATTR = struct.Struct("=HH")
@@ -83,10 +83,6 @@ class SockDiagUnavailable(Exception):
 
 class SockDiagTimeout(Exception):
     """The dump did not finish in time."""
-
-
-def _byteswap16() -> list[int]:
-    return [((p & 0xFF) << 8) | (p >> 8) for p in range(65536)]
 
 
 def _address_column(families: list[int], raw: list[bytes]) -> list[str]:
@@ -269,7 +265,7 @@ def _columns(rows: list[tuple], last: dict[int, tuple[int, int]], dual: set[int]
     # 9 dst, 10 expires, 11 rqueue, 12 wqueue, 13 uid, 14 inode
     columns = map(list, zip(*rows, strict=False))
     (_, _, fam, state, timer, retrans, sport, dport, src, dst, expires, rq, wq, uid, inode) = columns
-    swap = _byteswap16()
+    swap = socket.ntohs  # the ports were unpacked in host order from network-order bytes
     names = TCP_STATES
     timers = [None if t == 0 else _TIMER_NAMES[t] if t < 5 else "unknown" for t in timer]
     lastsnd: list[int | None] = [None] * n
@@ -286,9 +282,9 @@ def _columns(rows: list[tuple], last: dict[int, tuple[int, int]], dual: set[int]
         "family": family,
         "state": [names.get(s) or "UNKNOWN" for s in state],
         "local_addr": local,
-        "local_port": list(map(swap.__getitem__, sport)),
+        "local_port": list(map(swap, sport)),
         "remote_addr": remote,
-        "remote_port": list(map(swap.__getitem__, dport)),
+        "remote_port": list(map(swap, dport)),
         "recv_q": rq,
         "send_q": wq,
         "timer": timers,
