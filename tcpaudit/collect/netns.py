@@ -557,9 +557,23 @@ def _fill_host_items(raw: RawCapture, host: RawCapture) -> None:
         raw.items.setdefault("os-release", host.items["os-release"])
 
 
-def namespace_snapshot(raw: RawCapture, host_raw: RawCapture, host: Snapshot, entry: NetnsEntry, proc: str) -> Snapshot:
+def host_global_candidates(host: Snapshot) -> list[tuple[str, str]]:
+    """The host's sysctls that may be global (outside the per-device trees, not a count): computed once per
+    sweep, not once per namespace."""
+    return [(k, v) for k, v in host.sysctls.items() if not k.startswith(_PER_DEVICE) and k not in _NEVER_FROM_HOST]
+
+
+def namespace_snapshot(
+    raw: RawCapture,
+    host_raw: RawCapture,
+    host: Snapshot,
+    entry: NetnsEntry,
+    proc: str,
+    candidates: list[tuple[str, str]] | None = None,
+) -> Snapshot:
     """A non-host namespace's Snapshot: its own sysctls, sockets and counters; the host-wide facts (kernel,
-    hostname, distro, global sysctls) from the host; init_net_sysctls for the rules that compare the two."""
+    hostname, distro, global sysctls) from the host; init_net_sysctls for the rules that compare the two.
+    `candidates`: host_global_candidates(host), when the caller has it."""
     _fill_host_items(raw, host_raw)
     for pid in entry.pids[:1]:
         cg = _read_text(f"{proc}/{pid}/cgroup", 65536)
@@ -570,8 +584,8 @@ def namespace_snapshot(raw: RawCapture, host_raw: RawCapture, host: Snapshot, en
         # Keys the host has and the namespace does not show, outside the per-device trees, are global
         # sysctls (registered for the initial namespace only); their value governs here too.
         merged = 0
-        for key, value in host.sysctls.items():
-            if key not in own and not key.startswith(_PER_DEVICE) and key not in _NEVER_FROM_HOST:
+        for key, value in host_global_candidates(host) if candidates is None else candidates:
+            if key not in own:
                 raw.sysctls[key] = value
                 merged += 1
         for root in host.sysctl_roots:
@@ -582,7 +596,8 @@ def namespace_snapshot(raw: RawCapture, host_raw: RawCapture, host: Snapshot, en
         snap.environment.hints.append(
             f"{merged} global sysctl(s), not kept per network namespace, read in the host namespace"
         )
-    snap.init_net_sysctls = {k: host.sysctls[k] for k in own if k in host.sysctls}
+    host_sysctls = host.sysctls
+    snap.init_net_sysctls = {k: host_sysctls[k] for k in own if k in host_sysctls}
     snap.netns = entry.info
     return snap
 
@@ -633,6 +648,7 @@ def collect_all_netns(
     host_raw: RawCapture | None = None
     host_snap: Snapshot | None = None
     names: dict[int, str] = {}
+    candidates: tuple[Snapshot, list[tuple[str, str]]] | None = None
     try:
         while True:
             item = results.get()
@@ -661,7 +677,9 @@ def collect_all_netns(
                 if host_raw is None or host_snap is None:  # the host namespace could not be read: nothing to lend
                     host_raw = RawCapture(source=raw.source, collected_at=raw.collected_at)
                     host_snap = build_snapshot(RawCapture(source=raw.source, collected_at=raw.collected_at))
-                snap = namespace_snapshot(raw, host_raw, host_snap, entry, proc)
+                if candidates is None or candidates[0] is not host_snap:
+                    candidates = (host_snap, host_global_candidates(host_snap))
+                snap = namespace_snapshot(raw, host_raw, host_snap, entry, proc, candidates[1])
                 yield NetnsCapture(entry, status, snap, name=name)
     finally:
         stop.set()
