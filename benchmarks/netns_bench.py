@@ -431,7 +431,7 @@ def _cli_runs(m: ManyNetns, repeats: int) -> tuple[dict[str, dict[str, Any]], in
 
 def run_netns_bench(sizes: tuple[int, ...] = SIZES, repeats: int = 5) -> list[dict[str, Any]]:
     """Rows for benchmarks/run.py (section `netns`)."""
-    why = unavailable()
+    why = netns_unavailable()
     if why:
         return [
             unavailable("netns", f"{n} namespaces", "tcpaudit --all-netns", "setns floor", why, "<= 2x") for n in sizes
@@ -479,7 +479,7 @@ def run_netns_bench(sizes: tuple[int, ...] = SIZES, repeats: int = 5) -> list[di
     return rows
 
 
-def unavailable() -> str | None:
+def netns_unavailable() -> str | None:
     """Why ManyNetns cannot run here (None: it can)."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return "needs root (creates network namespaces)"

@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from benchmarks.netns_bench import ManyNetns, unavailable
+from benchmarks.netns_bench import ManyNetns, netns_unavailable
 
 pytestmark = pytest.mark.root
 
@@ -33,7 +33,7 @@ def _fd_sampler(pid: int, peak: list[int], stop: threading.Event) -> None:
 
 
 def test_a_thousand_namespaces_each_once_and_ok(tmp_path) -> None:
-    why = unavailable()
+    why = netns_unavailable()
     if why:
         pytest.skip(why)
     with ManyNetns(N, sockets=False) as many:
