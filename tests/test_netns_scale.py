@@ -75,3 +75,108 @@ def test_a_thousand_namespaces_each_once_and_ok(tmp_path) -> None:
     assert report["extra"]["netns"]["namespaces"] == len(report["targets"])
     # One namespace at a time: the fds in use do not grow with the number of namespaces.
     assert 0 < peak[0] < 64, peak[0]
+
+
+def _ours(enum, inodes):  # type: ignore[no-untyped-def]
+    """The enumeration cut down to the host and the given namespaces (others' namespaces are not ours)."""
+    wanted = set(inodes)
+    enum.entries = [e for e in enum.entries if e.inode == enum.host_inode or e.inode in wanted]
+    return enum
+
+
+def test_sample_reads_every_namespace_around_one_sleep() -> None:
+    """--sample: every namespace's first counters are read, then one sleep, then the sweep. The holder opens
+    two connections in each of its namespaces once, during the sleep: every namespace's interval contains that
+    moment (ActiveOpens grew by exactly 2 in each), which one sleep per namespace in turn could not give."""
+    why = netns_unavailable()
+    if why:
+        pytest.skip(why)
+    from tcpaudit.collect.netns import collect_all_netns, enumerate_netns, name_entries
+
+    with ManyNetns(3) as many:
+        # The bind mounts live in the holder's mount namespace: seen through /proc/PID/mountinfo and opened
+        # below /proc/PID/root, as a container with hostPID sees the host's /run/netns.
+        enum = _ours(enumerate_netns(mountinfo=(f"/proc/{many.pid}/mountinfo",)), many.inodes)
+        name_entries(enum)
+        assert {e.inode for e in enum.entries} == {enum.host_inode, *many.inodes}
+        timer = threading.Timer(1.0, many.refresh_time_wait)
+        timer.start()
+        try:
+            caps = {c.entry.inode: c for c in collect_all_netns(enum, sample_s=3.0)}
+        finally:
+            timer.cancel()
+            timer.join()
+    for inode in many.inodes:
+        snap = caps[inode].snapshot
+        assert caps[inode].status == "ok" and snap is not None and snap.previous is not None
+        assert snap.previous.interval_s >= 3.0
+        before = snap.previous.counters.get("Tcp.ActiveOpens")
+        after = snap.counters.get("Tcp.ActiveOpens")
+        assert before is not None and after is not None and after - before == 2, (before, after)
+    host = caps[enum.host_inode].snapshot
+    assert host is not None and host.previous is not None and host.previous.interval_s >= 3.0
+
+
+def _signature(report: dict) -> list:
+    return [
+        (
+            t["name"],
+            t["kind"],
+            t["status"],
+            t.get("error"),
+            (t.get("netns") or {}).get("inode"),
+            sorted((f["rule"], f.get("title")) for f in t["findings"]),
+            sorted((c["rule"], c["outcome"]) for c in t["checks"]),
+        )
+        for t in report["targets"]
+    ]
+
+
+def test_save_snapshot_round_trip(tmp_path) -> None:
+    """--all-netns --save-snapshot FILE writes one file; `tcpaudit audit FILE` gives the same targets, statuses
+    and findings, and the same report.extra["netns"]."""
+    why = netns_unavailable()
+    if why:
+        pytest.skip(why)
+    saved = tmp_path / "sweep.jsonl"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    with ManyNetns(3) as many:
+        live = subprocess.run(
+            [*many.prefix(), sys.executable, "-m", "tcpaudit", "host", "--all-netns", "--format", "json"]
+            + ["--save-snapshot", str(saved)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            env=env,
+        )
+    assert "Traceback" not in live.stderr and live.returncode in (0, 1, 3), live.stderr[-2000:]
+    report = json.loads(live.stdout)
+    lines = saved.read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0])["tcpaudit_netns_sweep"] == 1
+    assert len(lines) == 1 + len(report["targets"])  # one line per namespace
+    inodes = {(t.get("netns") or {}).get("inode") for t in report["targets"]}
+    assert set(many.inodes) <= inodes
+    back = subprocess.run(
+        [sys.executable, "-m", "tcpaudit", "audit", str(saved), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert back.returncode == live.returncode, back.stderr[-2000:]
+    again = json.loads(back.stdout)
+    assert _signature(again) == _signature(report)
+    assert again["extra"]["netns"] == report["extra"]["netns"]
+    assert again["summary"]["by_rule"] == report["summary"]["by_rule"]
+
+
+def test_a_damaged_sweep_file_is_one_line_and_exit_2(tmp_path) -> None:
+    bad = tmp_path / "sweep.jsonl"
+    bad.write_text('{"tcpaudit_netns_sweep": 1, "netns": {}}\n{"name": "x", "snapshot": {"kernel": 5}}\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "tcpaudit", "audit", str(bad)], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "line 2" in r.stderr and "Traceback" not in r.stderr

@@ -73,11 +73,17 @@ def audit(
         config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline, policy
     )
     formats = parse_formats(format)
-    snaps = iter(load_snapshots([p for p in files if not _is_tree(p)]))
-    inputs: list[HostResult] = []  # in the order given; snapshot files keep their own (host)name
+    from ..netns_sweepfile import is_sweep_file
+
+    sweeps = {p for p in files if str(p) != "-" and not _is_tree(p) and is_sweep_file(p)}
+    snaps = iter(load_snapshots([p for p in files if not _is_tree(p) and p not in sweeps]))
+    inputs: list[HostResult | Path] = []  # in the order given; snapshot files keep their own (host)name
     seen: dict[str, Path] = {}
     trees = False
     for p in files:
+        if p in sweeps:  # `host --all-netns --save-snapshot`: one target per namespace
+            inputs.append(p)
+            continue
         if not _is_tree(p):
             snap = next(snaps)
             inputs.append(HostResult(snap.hostname, TargetStatus.ok, snapshot=snap))
@@ -94,10 +100,15 @@ def audit(
             seen[h.name] = p
             inputs.append(h)
 
-    targets = []
+    targets: list = []
     sysctls: dict[str, dict[str, str]] = {}
+    netns_summary = None
     try:
-        for h in inputs:
+        for item in inputs:
+            if isinstance(item, Path):
+                netns_summary = _audit_sweep(item, opts, targets)
+                continue
+            h = item
             if h.snapshot is None:
                 targets.append(failed_target(h.name, h.status, h.error or h.status.value))
                 continue
@@ -105,7 +116,7 @@ def audit(
             targets.append(t)
             sysctls[t.name] = h.snapshot.sysctls
     except KeyboardInterrupt:
-        pending = [h.name for h in inputs[len(targets) :]]
+        pending = [h.name for h in inputs[len(targets) :] if not isinstance(h, Path)]
         code = emit_interrupted(targets, pending, opts, formats, verbose, what="snapshot")
         raise typer.Exit(code) from None
     if trees:
@@ -115,4 +126,19 @@ def audit(
         report = fleet_report(SweepResult(targets=targets, groups=groups, sysctls=sysctls), opts.fail_on)
     else:
         report = build_report(targets, opts.fail_on)
+    if netns_summary is not None:
+        report.extra.setdefault("netns", {}).update(netns_summary)
     raise typer.Exit(emit(report, formats, verbose))
+
+
+def _audit_sweep(path: Path, opts, targets: list) -> dict:
+    """A saved --all-netns sweep: its namespaces as targets, as `host --all-netns` made them."""
+    from ..audit import audit_netns
+    from ..netns_sweepfile import SweepFileError, read_sweep
+
+    try:
+        summary, records = read_sweep(path)
+        audit_netns(records, opts, into=targets)
+    except SweepFileError as exc:
+        raise UsageError(str(exc)) from None
+    return summary

@@ -92,12 +92,8 @@ def host(
     formats = parse_formats(format)
     if save_snapshot:
         check_output_path(save_snapshot)
-    if all_netns:
-        if destination:
-            raise UsageError("--all-netns over SSH is not supported yet: run `tcpaudit host --all-netns` on the host")
-        for flag, given in (("--sample", sample > 0), ("--save-snapshot", bool(save_snapshot))):
-            if given:
-                raise UsageError(f"{flag} is not supported with --all-netns yet")
+    if all_netns and destination:
+        raise UsageError("--all-netns over SSH is not supported yet: run `tcpaudit host --all-netns` on the host")
     if destination:
         from ._remote import audit_remote_host
 
@@ -112,7 +108,7 @@ def host(
             f"{', '.join(_r.ssh_options_given(ssh))}: SSH options need a remote host: tcpaudit host [user@]HOST ..."
         )
     if all_netns:
-        raise typer.Exit(_all_netns(opts, formats, verbose))
+        raise typer.Exit(_all_netns(opts, formats, verbose, sample, save_snapshot))
     from ..audit import audit_snapshot, build_report
     from ..collect.local import collect_local
 
@@ -129,8 +125,11 @@ def host(
     raise typer.Exit(emit(report, formats, verbose))
 
 
-def _all_netns(opts, formats: list[tuple[str, str | None]], verbose: bool) -> int:
-    """`--all-netns`: every namespace one target, in one report (tcpaudit.collect.netns)."""
+def _all_netns(
+    opts, formats: list[tuple[str, str | None]], verbose: bool, sample: float = 0.0, save: str | None = None
+) -> int:
+    """`--all-netns`: every namespace one target, in one report (tcpaudit.collect.netns); `save`: the whole
+    sweep in one file (tcpaudit.netns_sweepfile) that `tcpaudit audit` reads back."""
     import socket
 
     from ..audit import audit_netns, build_report, failed_target
@@ -146,9 +145,18 @@ def _all_netns(opts, formats: list[tuple[str, str | None]], verbose: bool) -> in
     name_entries(enum)
     targets: list = []
     interrupted = False
+    captures = collect_all_netns(enum, sample_s=sample)
+    writer = None
+    if save:
+        from ..netns_sweepfile import SweepWriter
+
+        writer = SweepWriter(save, enum.summary())
+        captures = writer.tee(captures)
     try:
-        audit_netns(collect_all_netns(enum), opts, into=targets)
+        audit_netns(captures, opts, into=targets)
     except NetnsUnavailable as exc:
+        if writer is not None:
+            writer.abort()  # nothing was read: no file
         raise die(f"--all-netns: cannot enter network namespaces: {exc}", ExitCode.COLLECTION) from None
     except KeyboardInterrupt:
         interrupted = True
@@ -158,8 +166,11 @@ def _all_netns(opts, formats: list[tuple[str, str | None]], verbose: bool) -> in
             kind = "host" if e.info is not None and e.info.is_host else "netns"
             why = "interrupted before this namespace was done"
             targets.append(failed_target(names[e.inode], TargetStatus.interrupted, why, kind, e.info))
+    finally:
+        if writer is not None:
+            writer.close()  # also when interrupted: the namespaces done are saved
     report = build_report(targets, opts.fail_on, interrupted=interrupted)
-    report.extra["netns"] = enum.summary()
+    report.extra.setdefault("netns", {}).update(enum.summary())  # beside build_report's "ns001" groups
     return emit(report, formats, verbose)
 
 

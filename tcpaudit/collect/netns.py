@@ -54,13 +54,14 @@ import os
 import queue
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..model import NetnsInfo
 from ..sanitize import clean_text
-from ..snapshot import GapReason, Snapshot
+from ..snapshot import CounterSample, GapReason, Snapshot
 from .build import build_snapshot
 from .local import (
     DEFAULT_DETAIL_CAP,
@@ -68,6 +69,7 @@ from .local import (
     FILES,
     PER_NETNS_FILES,
     capture_local,
+    sample_counters,
 )
 from .raw import RawCapture
 
@@ -485,12 +487,40 @@ class _Options:
     detail_cap: int
     table_cap: int
     sockets: str | None
+    read_at: dict[int, float] = field(default_factory=dict)  # inode -> when its counters were read (monotonic)
+
+
+def _sample_one(entry: NetnsEntry, enum: Enumeration, setns, home: int, proc: str) -> CounterSample | None:
+    """The first counter sample of `--sample` in one namespace (as _capture_one enters it; None: not readable)."""
+    if entry.inode == enum.own_inode:
+        return sample_counters(THREAD_PROC_NET)
+    try:
+        fd = _open_entry(entry, proc)
+    except (_Gone, PermissionError):
+        fd = None
+    if fd is not None:
+        try:
+            try:
+                setns(fd, CLONE_NEWNET)
+            except OSError:
+                pass
+            else:
+                try:
+                    if os.stat("/proc/thread-self/ns/net").st_ino == entry.inode:
+                        return sample_counters(THREAD_PROC_NET)
+                finally:
+                    setns(home, CLONE_NEWNET)
+        finally:
+            os.close(fd)
+    proc_net = _counters_pid(entry, proc)  # the counters-only mode reads the second sample there too
+    return sample_counters(proc_net) if proc_net is not None else None
 
 
 def _capture_one(entry: NetnsEntry, enum: Enumeration, setns, home: int, o: _Options):
     """-> ("ok" | "partial" | "skipped", RawCapture | None, error). Runs in the worker thread."""
     scope = "host" if entry.inode == enum.host_inode else "netns"
     if entry.inode == enum.own_inode:  # already here: no setns needed (nor CAP_SYS_ADMIN)
+        o.read_at[entry.inode] = time.monotonic()
         raw = capture_local(
             o.detail_cap, table_cap=o.table_cap, sockets=o.sockets, proc_net=THREAD_PROC_NET, scope=scope
         )
@@ -513,6 +543,7 @@ def _capture_one(entry: NetnsEntry, enum: Enumeration, setns, home: int, o: _Opt
         try:
             if os.stat("/proc/thread-self/ns/net").st_ino != entry.inode:
                 return "skipped", None, "setns did not move the reader into the namespace"
+            o.read_at[entry.inode] = time.monotonic()
             raw = capture_local(
                 o.detail_cap, table_cap=o.table_cap, sockets=o.sockets, proc_net=THREAD_PROC_NET, scope=scope
             )
@@ -529,6 +560,7 @@ def _degraded(entry: NetnsEntry, o: _Options, scope: str, why: str):
         if not entry.pids and not entry.openers:
             return "skipped", None, "gone"
         return "skipped", None, f"{why}; no process in it whose /proc/PID/net could be read either"
+    o.read_at[entry.inode] = time.monotonic()
     raw = capture_local(scope="counters", proc_net=proc_net)
     raw.gap(
         "sysctl:net",
@@ -602,6 +634,13 @@ def namespace_snapshot(
     return snap
 
 
+def _set_previous(snap: Snapshot, first: tuple[CounterSample, float] | None, read_at: float | None) -> None:
+    if first is not None and read_at is not None:
+        sample, t0 = first
+        sample.interval_s = read_at - t0
+        snap.previous = sample
+
+
 def collect_all_netns(
     enum: Enumeration | None = None,
     detail_cap: int = DEFAULT_DETAIL_CAP,
@@ -610,9 +649,15 @@ def collect_all_netns(
     proc: str = "/proc",
     pod_log_dir: str = POD_LOG_DIR,
     setns=None,
+    sample_s: float = 0.0,
 ) -> Iterator[NetnsCapture]:
     """Every namespace of `enum` (default: enumerate now), the host's first, one NetnsCapture each, as they
     are read: a caller that audits and drops each snapshot keeps memory flat in the number of namespaces.
+
+    sample_s > 0 (`--sample`): the counters of every namespace are read once first, then the worker sleeps
+    sample_s once for all of them, then the sweep reads each namespace as usual; each snapshot's `previous`
+    is its first sample, its interval the time between that namespace's two readings (sample_s plus the
+    sweep's progress up to it).
 
     The reading happens in one worker thread; results pass through a short queue."""
     if enum is None:
@@ -623,6 +668,7 @@ def collect_all_netns(
     opts = _Options(proc, detail_cap, table_cap, sockets)
     results: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
+    firsts: dict[int, tuple[CounterSample, float]] = {}
 
     def work() -> None:
         try:
@@ -631,6 +677,18 @@ def collect_all_netns(
             results.put(NetnsUnavailable(f"/proc/thread-self/ns/net: {exc.strerror or exc}"))
             return
         try:
+            if sample_s > 0:
+                for entry in enum.entries:
+                    if stop.is_set():
+                        return
+                    try:
+                        first = _sample_one(entry, enum, setns, home, proc)
+                    except Exception:  # noqa: BLE001 - no first sample: that namespace gets no rates
+                        first = None
+                    if first is not None:
+                        firsts[entry.inode] = (first, time.monotonic())
+                if stop.wait(sample_s):  # one sleep for every namespace; Ctrl-C ends it at once
+                    return
             for entry in enum.entries:
                 if stop.is_set():
                     return
@@ -669,9 +727,12 @@ def collect_all_netns(
                     hostname = clean_text(socket.gethostname(), 253) or "localhost"
                 names = target_names(enum, hostname)
             name = names[entry.inode]
+            snap_first = firsts.pop(entry.inode, None)
             if raw is None:
                 yield NetnsCapture(entry, status, None, clean_text(error or "", 500), name)
             elif entry.inode == enum.host_inode:
+                assert host_snap is not None
+                _set_previous(host_snap, snap_first, opts.read_at.get(entry.inode))
                 yield NetnsCapture(entry, status, host_snap, name=name)
             else:
                 if host_raw is None or host_snap is None:  # the host namespace could not be read: nothing to lend
@@ -680,6 +741,7 @@ def collect_all_netns(
                 if candidates is None or candidates[0] is not host_snap:
                     candidates = (host_snap, host_global_candidates(host_snap))
                 snap = namespace_snapshot(raw, host_raw, host_snap, entry, proc, candidates[1])
+                _set_previous(snap, snap_first, opts.read_at.get(entry.inode))
                 yield NetnsCapture(entry, status, snap, name=name)
     finally:
         stop.set()
