@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -180,3 +181,55 @@ def test_a_damaged_sweep_file_is_one_line_and_exit_2(tmp_path) -> None:
     )
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and "line 2" in r.stderr and "Traceback" not in r.stderr
+
+
+def _as_nobody_with(many: ManyNetns, caps: list[str], cwd) -> tuple[int, dict | None, str]:  # type: ignore[no-untyped-def]
+    argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if caps:
+        spec = ",".join(f"+{c}" for c in caps)
+        argv += [f"--inh-caps={spec}", f"--ambient-caps={spec}"]
+    r = subprocess.run(
+        [*many.prefix(), *argv, sys.executable, "-m", "tcpaudit", "host", "--all-netns", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None, r.stderr
+
+
+def test_capabilities_it_needs(tmp_path) -> None:
+    """What the README says --all-netns needs, by experiment (a non-root uid given ambient capabilities):
+    CAP_SYS_PTRACE to look at other processes' namespaces, CAP_SYS_ADMIN to enter them; CAP_NET_ADMIN adds the
+    root-only (0600) net sysctls; the NAT rules need uid 0."""
+    why = netns_unavailable()
+    if why:
+        pytest.skip(why)
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is not installed")
+    os.chmod(tmp_path, 0o1777)
+    with ManyNetns(2) as many:
+        rc, report, err = _as_nobody_with(many, ["sys_admin", "sys_ptrace"], tmp_path)
+        assert report is not None and "Traceback" not in err, err[-2000:]
+        ours = {t["netns"]["inode"]: t for t in report["targets"] if t.get("netns")}
+        assert all(ours[i]["status"] == "ok" for i in many.inodes), [ours[i]["status"] for i in many.inodes]
+        host_gaps = next(t for t in report["targets"] if t["kind"] == "host")["gaps"]
+        assert any(g.startswith("iptables-nat: permission_denied") for g in host_gaps), host_gaps
+
+        rc, report, err = _as_nobody_with(many, ["sys_admin", "sys_ptrace", "net_admin"], tmp_path)
+        assert report is not None
+        t = next(t for t in report["targets"] if t.get("netns") and t["netns"]["inode"] == many.inodes[0])
+        assert t["status"] == "ok" and not any("fastopen_key" in g for g in t["gaps"]), t["gaps"]
+
+        rc, report, err = _as_nobody_with(many, ["sys_ptrace"], tmp_path)
+        assert rc == 3 and report is not None and "Traceback" not in err
+        ours = {t["netns"]["inode"]: t for t in report["targets"] if t.get("netns")}
+        # held by a bind mount only (no process whose /proc/PID/net could stand in): skipped, saying why
+        first = ours[many.inodes[0]]
+        assert first["status"] == "skipped" and "CAP_SYS_ADMIN" in first["error"], first
+        # the holder process sits in the last one: its counters are read from /proc/PID/net
+        assert ours[many.inodes[-1]]["status"] == "partial"
+
+        rc, report, err = _as_nobody_with(many, ["sys_admin"], tmp_path)
+        assert rc == 3 and report is None and err.count("\n") == 1 and "CAP_SYS_PTRACE" in err
