@@ -10,6 +10,9 @@ Sections (each a comparison measured in this run, interleaved, median of N):
            reads the same /proc files and runs the same ss commands) on this quiet host   target <= 2x
   sockets  the same with 10,000 and 200,000 real sockets in a namespace
            (benchmarks/sockets_bench.py, engineer B; --quick: 10,000)                      target <= 2x
+  netns    `tcpaudit host --all-netns` on 10 and 200 namespaces (a few real sockets each), in process and as
+           a CLI process, vs the floor of reading the same sysctls, counters and sock_diag dumps in a
+           plain loop of setns (benchmarks/netns_bench.py; --quick: 10)     target <= 2x, <= 10 ms/namespace
   fleet    tcpaudit's fleet sweep vs a minimal paramiko thread-pool collector and `xargs -P` OpenSSH on
            10/50/100 sshd hosts, in process and as CLI processes (benchmarks/fleet_bench.py, engineer A;
            --quick: 10 hosts, one round, in-process pair only)                    target <= 1.2x paramiko
@@ -56,7 +59,7 @@ from benchmarks._common import (  # noqa: E402  (after the sys.path fix above)
     unavailable,
 )
 
-SECTIONS = ("local", "sockets", "fleet", "scale", "ansible", "lint", "optimisations", "profile")
+SECTIONS = ("local", "sockets", "netns", "fleet", "scale", "ansible", "lint", "optimisations", "profile")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 FLEET_SIZES = [10, 50, 100]
 QUICK_FLEET_SIZES = [10]
@@ -346,6 +349,15 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.local_bench import run_socket_rows
 
         rows += run_section("sockets", lambda: run_socket_rows(quick))
+    if "netns" in only:
+        from benchmarks.netns_bench import QUICK_SIZES as NETNS_QUICK
+        from benchmarks.netns_bench import SIZES as NETNS_SIZES
+        from benchmarks.netns_bench import run_netns_bench
+
+        rows += run_section(
+            "netns",
+            lambda: run_netns_bench(NETNS_QUICK if quick else NETNS_SIZES, args.repeats or (2 if quick else 5)),
+        )
     if "fleet" in only:
         rows += run_section("fleet", lambda: fleet_rows(sizes, quick))
     if "scale" in only and not quick:

@@ -233,3 +233,19 @@ def test_capabilities_it_needs(tmp_path) -> None:
 
         rc, report, err = _as_nobody_with(many, ["sys_admin"], tmp_path)
         assert rc == 3 and report is None and err.count("\n") == 1 and "CAP_SYS_PTRACE" in err
+
+
+def test_netns_bench_runs_on_two_namespaces() -> None:
+    """benchmarks/netns_bench.py's pieces work (tiny: 2 namespaces, one round); nothing about time."""
+    why = netns_unavailable()
+    if why:
+        pytest.skip(why)
+    from benchmarks import netns_bench
+
+    assert "tcpaudit" not in netns_bench.FLOOR_PROCESS.replace("tcpaudit's", "")
+    rows = netns_bench.run_netns_bench((2,), repeats=1)
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok"], rows
+    inproc = rows[0]["raw"]
+    assert inproc["tcpaudit_targets"] == inproc["tcpaudit_ok"] == 3  # the host and the bench's two
+    assert inproc["floor_namespaces"] == 3
+    assert all(r["subject_m"]["peak_rss_kb"] > 0 for r in rows)
