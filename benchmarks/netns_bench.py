@@ -21,8 +21,9 @@ Two comparisons, each interleaved (A B A B ...) after a warm-up, median of N:
                  every file under /proc/sys/net/{ipv4,ipv6,core,netfilter} (os.walk, open, read 64 KiB),
                  the /proc/thread-self/net counters tcpaudit reads, and receive the IPv4 and IPv6
                  sock_diag dumps whole (tcp_info asked for), parsing nothing - the issue's floor;
-               - the strict floor: the same, opening each sysctl relative to its directory's fd and
-                 reading 4 KiB (what tcpaudit does; the cheapest way known here to read the same files).
+               - the strict floor: the same, opening each sysctl relative to its directory's fd, reading
+                 4 KiB, and one TCPDIAG_GETSOCK dump for both families (what tcpaudit does; the cheapest way
+                 known here to read the same data).
   CLI          `tcpaudit host --all-netns --format json` as its own process, against the floor as its own
                process (imports tcpaudit's runtime dependencies, enumerates /proc/*/ns/net and mountinfo,
                then the plain floor over every namespace found). Both see every namespace of the machine,
@@ -209,6 +210,7 @@ CLONE_NEWNET = 0x40000000
 COUNTERS = ("netstat", "snmp", "sockstat", "sockstat6", "stat/nf_conntrack")
 SYSCTL_DIRS = ("/proc/sys/net/ipv4", "/proc/sys/net/ipv6", "/proc/sys/net/core", "/proc/sys/net/netfilter")
 _REQ = struct.Struct("=IHHII BBBB I 48x")
+_REQ_V1 = struct.Struct("=IHHII BBBB 48x II")
 
 def _setns(fd):
     if _libc.setns(fd, CLONE_NEWNET) != 0:
@@ -259,7 +261,10 @@ def _strict_sysctls():
 def _dump(family):
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 4)  # NETLINK_SOCK_DIAG
     try:
-        s.send(_REQ.pack(_REQ.size, 20, 0x301, 1, 0, family, 6, 1 << 1, 0, 0xFFF))  # tcp_info, every state
+        if family == socket.AF_UNSPEC:  # TCPDIAG_GETSOCK: both families in one walk of the hash tables
+            s.send(_REQ_V1.pack(_REQ_V1.size, 18, 0x301, 1, 0, 0, 0, 0, 1 << 1, 0xFFF, 0))
+        else:  # SOCK_DIAG_BY_FAMILY, tcp_info, every state
+            s.send(_REQ.pack(_REQ.size, 20, 0x301, 1, 0, family, 6, 1 << 1, 0, 0xFFF))
         while True:
             buf = s.recv(1 << 16)
             off = 0
@@ -292,8 +297,11 @@ def floor_sweep(paths, strict=False):
             sysctls()
             for name in COUNTERS:
                 _read("/proc/thread-self/net/" + name)
-            _dump(socket.AF_INET)
-            _dump(socket.AF_INET6)
+            if strict:
+                _dump(socket.AF_UNSPEC)
+            else:
+                _dump(socket.AF_INET)
+                _dump(socket.AF_INET6)
             _setns(home)
             os.close(fd)
             done.append(path)
