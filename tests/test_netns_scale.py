@@ -134,8 +134,8 @@ def _signature(report: dict) -> list:
 
 
 def test_save_snapshot_round_trip(tmp_path) -> None:
-    """--all-netns --save-snapshot FILE writes one file; `tcpaudit audit FILE` gives the same targets, statuses
-    and findings, and the same report.extra["netns"]."""
+    """--all-netns --save-snapshot FILE (with --sample) writes one file; `tcpaudit audit FILE` gives the same
+    targets, statuses and findings, and the same report.extra["netns"]."""
     why = netns_unavailable()
     if why:
         pytest.skip(why)
@@ -144,7 +144,7 @@ def test_save_snapshot_round_trip(tmp_path) -> None:
     with ManyNetns(3) as many:
         live = subprocess.run(
             [*many.prefix(), sys.executable, "-m", "tcpaudit", "host", "--all-netns", "--format", "json"]
-            + ["--save-snapshot", str(saved)],
+            + ["--save-snapshot", str(saved), "--sample", "0.5"],
             capture_output=True,
             text=True,
             timeout=300,
@@ -158,6 +158,10 @@ def test_save_snapshot_round_trip(tmp_path) -> None:
     assert len(lines) == 1 + len(report["targets"])  # one line per namespace
     inodes = {(t.get("netns") or {}).get("inode") for t in report["targets"]}
     assert set(many.inodes) <= inodes
+    for line in lines[1:]:  # --sample through the CLI: each saved namespace carries its first sample
+        rec = json.loads(line)
+        if rec["netns"]["inode"] in many.inodes:
+            assert rec["status"] == "ok" and rec["snapshot"]["previous"]["interval_s"] >= 0.5
     back = subprocess.run(
         [sys.executable, "-m", "tcpaudit", "audit", str(saved), "--format", "json"],
         capture_output=True,
