@@ -34,7 +34,8 @@ PathsArg = Annotated[
         metavar="PATH",
         readable=False,
         show_default=False,
-        help="Snapshot JSON files, collector dumps (`tcpaudit collector-script` output), or a directory written by "
+        help="Snapshot JSON files, collector dumps (`tcpaudit collector-script` output), `tcpaudit host --all-netns "
+        "--save-snapshot` files (every namespace one target), or a directory written by "
         "`ansible HOSTS -m script -a \"$(tcpaudit collector-script path)\" -t DIR`; '-' reads one from stdin.",
     ),
 ]

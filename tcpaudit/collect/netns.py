@@ -28,6 +28,10 @@ Without CAP_SYS_ADMIN setns fails with EPERM; /proc/PID/net/* of a process insid
 (counters and the /proc socket table), so such a namespace is audited from those alone: status partial,
 and the gaps say so. A namespace that is gone by the time it is entered is skipped ("gone").
 
+With `--sample` every namespace's counters are read once before the sweep, then the worker sleeps once for
+all of them; with `--save-snapshot` the captures are streamed to one file (tcpaudit/netns_sweepfile.py).
+What the sweep costs, and why it reads the way it does: docs/benchmarks.md, `netns`.
+
 Kubelet's cgroup names (kubernetes/kubernetes):
   - pkg/kubelet/cm/pod_container_manager_linux.go @ 92bea270ca0436a5949680dbf5d12906a9ac896e:
     the pod cgroup is podCgroupNamePrefix ("pod") + the pod UID, a child of its QoS cgroup
