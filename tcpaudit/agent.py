@@ -159,7 +159,7 @@ def _audit_all_netns(opts: AuditOptions) -> Report:
         raise RuntimeError("--all-netns is not available in this version of tcpaudit")
     enum = netns_mod.enumerate_netns()
     report = build_report(audit_netns(netns_mod.collect_all_netns(enum), opts), opts.fail_on)
-    report.extra["netns"] = enum.summary()
+    report.extra.setdefault("netns", {}).update(enum.summary())  # beside build_report's "ns001" groups
     return report
 
 
