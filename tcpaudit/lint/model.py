@@ -73,6 +73,9 @@ class ConfigUnit:
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     kernel_hint: str | None = None  # kernel.osrelease found in a `sysctl -a` capture
+    # Parts recognised as setting sysctls but not read ("not read: FORMAT ..."): the target is reported as
+    # partial (exit code 3), never as "ok, no findings".
+    gaps: list[str] = field(default_factory=list)
 
 
 @dataclass
