@@ -77,10 +77,8 @@ class KubeletUnsafeSysctl(Rule):
                 first.setdefault(a.key, a)
         if not first:
             return self.na("no sysctls set through a Kubernetes pod's securityContext")
+        # every pod sysctl is judged (kernel.shm*, kernel.msg*, vm.*: the kubelet rejects the whole pod for any)
         net_keys = [k for k in first if k.startswith("net.")]
-        if not net_keys:
-            return self.na("the pod sets no net.* sysctls (its other sysctls are outside tcpaudit's scope)")
-
         db = f.kdb.kubernetes if f.kdb is not None else None
         if db is None:
             return self.na("the knowledge base (kernel_db/kubernetes.toml) is not loaded")
@@ -127,8 +125,18 @@ class KubeletUnsafeSysctl(Rule):
                     f"network namespace); on Linux {kernel} the kubelet drops it from its safe set"
                 )
                 severity = Severity.medium
+            elif db.namespaced is not None and db.namespaced.namespace_of(key) is None:
+                evidence["namespaced"] = False
+                why = (
+                    f"{key} is not in the kubelet's safe set and not a namespaced sysctl (the kubelet knows only "
+                    "kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.* and net.* as namespaced): no kubelet can allow "
+                    "it, since --allowed-unsafe-sysctls refuses a sysctl that is not known to be namespaced"
+                )
+                severity = Severity.high
             else:
                 why = f"{key} is not in the kubelet's default safe sysctl set (Kubernetes {shown})"
+                if db.namespaced is not None:
+                    evidence["namespaced"] = db.namespaced.namespace_of(key)
                 severity = Severity.medium
             # Pod Security admission judges by policy version, not by the node kernel.
             admission = (
@@ -140,12 +148,17 @@ class KubeletUnsafeSysctl(Rule):
                 ". Such a pod is scheduled but fails to launch with SysctlForbidden on every node whose kubelet "
                 f"does not allow it (--allowed-unsafe-sysctls){admission}, so none of the pod's sysctls apply there"
             )
-            if is_net:
-                keys = [key]
+            if evidence.get("namespaced") is False:
+                consequence = (
+                    ". Such a pod is scheduled but fails to launch with SysctlForbidden on every node, whatever the "
+                    "node's configuration, so none of its sysctls apply"
+                )
+            keys = [key]
+            if is_net or not affected:
                 tail = f", including {', '.join(affected)}." if affected else "."
             else:
-                # Outside tcpaudit's scope on its own; it matters because it takes the pod's net.* settings down.
-                keys = affected
+                # it matters for tcpaudit because it takes the pod's net.* settings down with it
+                keys = [key, *affected]
                 tail = f": {', '.join(affected)} never reach the kernel either."
             if severity is Severity.info:
                 consequence = (
