@@ -104,7 +104,7 @@ class KubeletUnsafeSysctl(Rule):
                 continue
             is_net = key.startswith("net.")
             affected = [k for k in net_keys if k != key]
-            evidence = {
+            evidence: dict[str, object] = {
                 "sysctl": key,
                 "value": a.value,
                 "kubernetes": shown,
