@@ -41,7 +41,6 @@ class CaptureDeployedAsConfig(Rule):
         title="A `sysctl -a` capture is deployed as configuration: applying it writes every key of another host",
         severity=Severity.medium,
         applies_to=["config"],
-        keys=[OSRELEASE],
         summary=(
             "The file is the output of `sysctl -a` (it lists kernel.osrelease, which only a capture does) but "
             "sits where it is applied: a sysctl.d or sysctl.conf file. At every boot and `sysctl --system` each of "
