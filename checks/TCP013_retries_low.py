@@ -14,9 +14,9 @@ ORPHAN = "net.ipv4.tcp_orphan_retries"
 # tcp_orphan_retries() replaces tcp_retries2 for orphans, with 0 meaning 8 while the RTO is below TCP_RTO_MAX.
 DEFAULT_RETRIES2 = 15  # TCP_RETR2 (kernel_db/sysctls.toml)
 RFC1122_MIN = 8  # ip-sysctl.rst: RFC 1122 asks for at least 100 s; 8 gives 102.2 s
-HIGH_AT_MOST = 2  # <= 1.4 s: the segment and one retransmission lost on a path with a 0.5 s RTO end it
-MEDIUM_AT_MOST = 5  # <= 12.6 s: a failover, link flap or BGP reconvergence of seconds ends it
-ORPHAN_LOW_AT_MOST = 2  # orphans given up after <= 1.4 s: a response tail lost twice is truncated
+HIGH_AT_MOST = 2  # budget <= 1.4 s, abort within 3 s: ordinary loss on a slow path ends connections
+MEDIUM_AT_MOST = 5  # budget <= 12.6 s: a failover, link flap or BGP reconvergence of seconds ends them
+ORPHAN_LOW_AT_MOST = 2  # orphans given up within 3 s: a response tail lost a few times is truncated
 ORPHAN_DEFAULT = 8  # tcp_orphan_retries(): 0 -> 8 while the socket's RTO is below TCP_RTO_MAX
 _SLOW_PATH_RTO_S = 1.0  # an RTO of a long or lossy path (mobile, intercontinental), to show the fewer retries
 
@@ -42,20 +42,21 @@ class RetriesLow(Rule):
             "tcp_retries2 bounds how long an established connection keeps retransmitting unacknowledged data "
             "before the kernel aborts it with ETIMEDOUT. The bound is a time, tcp_model_timeout(tcp_retries2, "
             "200 ms): 924.6 s (~15 min) for the default of 15, 102.2 s for 8 (RFC 1122's 100 s minimum), 12.6 s "
-            "for 5, 3 s for 3, 1.4 s for 2. Set that low, a failover, a link flap, a congested uplink or a VM "
-            "pause of a few seconds kills every connection that had data in flight, where the default would have "
+            "for 5, 3 s for 3, 1.4 s for 2, counted from the first retransmission. Set that low, a failover, a "
+            "link flap, a congested uplink or a VM pause of a few seconds kills every connection that had data in flight, where the default would have "
             "carried it through. tcp_orphan_retries does the same for connections the application already "
             "closed (0 means 8)."
         ),
         mechanism=[
             "Each retransmission timeout doubles the RTO (at least 200 ms, TCP_RTO_MIN; at most 120 s). "
             "tcp_write_timeout() (net/ipv4/tcp_timer.c) calls retransmits_timed_out(sk, tcp_retries2, 0): once "
-            "the time since the first unacknowledged segment was sent reaches tcp_model_timeout(tcp_retries2, "
-            "TCP_RTO_MIN) = ((2 << n) - 1) x 200 ms (n <= 9; then +120 s per retry), the next timeout aborts the "
-            "connection (tcp_write_err(): ETIMEDOUT, TcpExt.TCPAbortOnTimeout) instead of retransmitting.",
-            "It is a time budget, not a count: on a LAN with a 200 ms RTO, tcp_retries2=3 means 3 retransmissions "
-            "(0.2, 0.6, 1.4 s) and an abort at 3 s; on a path with a 1 s RTO the same budget allows one "
-            "retransmission (at 1 s) and the abort comes at 3 s.",
+            "the time since retrans_stamp (taken at the first retransmission) reaches tcp_model_timeout("
+            "tcp_retries2, TCP_RTO_MIN) = ((2 << n) - 1) x 200 ms (n <= 9; then +120 s per retry), the next "
+            "timeout aborts the connection (tcp_write_err(): ETIMEDOUT, TcpExt.TCPAbortOnTimeout) instead of "
+            "retransmitting.",
+            "It is a time budget, not a count: on a LAN with a 200 ms RTO, tcp_retries2=3 means 4 retransmissions "
+            "(0.2, 0.6, 1.4, 3 s) and an abort at 6.2 s (measured on 6.18: tests/test_kernel_retries2.py); on a "
+            "path with a 1 s RTO the same budget allows two (at 1 and 3 s) and the abort comes at 7 s.",
             "Losing a segment and its retransmissions for that long is ordinary during failovers (VRRP/keepalived, "
             "a load balancer draining a target, a NAT gateway or firewall cluster switching over, BGP "
             "reconvergence), Wi-Fi roaming, live migration and congestion: with the default the connection "
@@ -67,7 +68,7 @@ class RetriesLow(Rule):
             "recovery steps run.",
             "For orphans (closed by the application, data or FIN still unacknowledged) tcp_orphan_retries() "
             "replaces tcp_retries2; 0, the default, means 8 (~102 s) while the RTO is below 120 s. A value of 1 "
-            "or 2 gives up after 0.6 or 1.4 s: a response whose tail is lost twice is cut short without the "
+            "or 2 gives up within 1.4 or 3 s: a response whose tail is lost a few times is cut short without the "
             "application ever knowing. Front ends lower it on purpose to shed orphans under attack (values of 3 "
             "and more, or 0, are not reported).",
             "Per-socket TCP_USER_TIMEOUT overrides tcp_retries2 for sockets that set it, so applications that "
@@ -119,7 +120,7 @@ class RetriesLow(Rule):
 
     def _retries2(self, f: Facts, v: Value, r2: int, r1_v: Value, r1: int | None):
         lan, slow = rto.data_timeline(r2), rto.data_timeline(r2, _SLOW_PATH_RTO_S)
-        default = rto.data_timeline(DEFAULT_RETRIES2)
+        budget, budget_default = round(rto.model_timeout(r2), 1), round(rto.model_timeout(DEFAULT_RETRIES2), 1)
         if r2 <= HIGH_AT_MOST:
             sev = Severity.high
         elif r2 <= MEDIUM_AT_MOST:
@@ -129,24 +130,25 @@ class RetriesLow(Rule):
         ev = {
             "tcp_retries2": v.raw,
             "tcp_retries2_origin": v.origin,
+            "budget_s": budget,
+            "budget_s_default": budget_default,
             "aborted_after_s": lan.gives_up_at,
-            "aborted_after_s_default": default.gives_up_at,
             "retransmissions_rto_200ms": len(lan.retransmits_at),
             "retransmissions_rto_1s": len(slow.retransmits_at),
         }
         text = (
-            f"tcp_retries2={r2} ({v.where()}): an established connection whose data goes unacknowledged is aborted "
-            f"with ETIMEDOUT once {rto.fmt_s(lan.gives_up_at)} have passed since the first lost segment was sent "
-            f"(tcp_model_timeout({r2}, 200 ms)), instead of {rto.fmt_s(default.gives_up_at)} with the default of "
-            f"{DEFAULT_RETRIES2}. With a 200 ms RTO that is {len(lan.retransmits_at)} retransmission(s) (at "
-            f"{_schedule(lan)}); on a path with a 1 s RTO only {len(slow.retransmits_at)} (at {_schedule(slow)}). "
-            f"A failover, link flap or loss burst longer than {rto.fmt_s(lan.gives_up_at)} kills every connection "
-            "with data in flight."
+            f"tcp_retries2={r2} ({v.where()}): when data goes unacknowledged, the connection is aborted with "
+            f"ETIMEDOUT once tcp_model_timeout({r2}, 200 ms) = {rto.fmt_s(budget)} have passed since the first "
+            f"retransmission, instead of {rto.fmt_s(budget_default)} with the default of {DEFAULT_RETRIES2}. On a "
+            f"path with a 200 ms RTO that is {len(lan.retransmits_at)} retransmissions (at {_schedule(lan)}) and "
+            f"the abort at {rto.fmt_s(lan.gives_up_at)}; with a 1 s RTO {len(slow.retransmits_at)} (at "
+            f"{_schedule(slow)}) and the abort at {rto.fmt_s(slow.gives_up_at)}. A failover, link flap or loss "
+            "burst longer than that kills every connection with data in flight."
         )
         ctx = [
-            f"high for tcp_retries2 <= {HIGH_AT_MOST} (<= 1.4 s: ordinary loss on a slow path ends connections), "
-            f"medium for <= {MEDIUM_AT_MOST} (<= 12.6 s: a failover ends them), low below {RFC1122_MIN} "
-            "(RFC 1122's 100 s)"
+            f"high for tcp_retries2 <= {HIGH_AT_MOST} (aborted within 3 s: ordinary loss on a slow path ends "
+            f"connections), medium for <= {MEDIUM_AT_MOST} (a budget of <= 12.6 s: a failover ends them), low below "
+            f"{RFC1122_MIN} (RFC 1122's 100 s)"
         ]
         if r1 is not None and r1 >= r2:
             ev["tcp_retries1"] = r1_v.raw
@@ -174,7 +176,7 @@ class RetriesLow(Rule):
                 "tcp_orphan_retries": v.raw,
                 "tcp_orphan_retries_origin": v.origin,
                 "orphan_given_up_after_s": t.gives_up_at,
-                "orphan_given_up_after_s_default": rto.data_timeline(ORPHAN_DEFAULT).gives_up_at,
+                "orphan_budget_s_default": round(rto.model_timeout(ORPHAN_DEFAULT), 1),
             },
             context=["tcp_orphan_retries 0 (the default, meaning 8) and 3 or more are not reported"],
             fix={ORPHAN: "0"},
@@ -185,8 +187,8 @@ class RetriesLow(Rule):
             explanation=(
                 f"tcp_orphan_retries={n} ({v.where()}): a connection the application has closed while data or its "
                 f"FIN is still unacknowledged is given up after {rto.fmt_s(t.gives_up_at)} "
-                f"({len(t.retransmits_at)} retransmission(s) with a 200 ms RTO) instead of ~102 s with the default "
-                "(0, meaning 8). Losing the tail of a response that often cuts it short silently: the application "
-                "already returned from close() and the peer sees a truncated transfer."
+                f"({len(t.retransmits_at)} retransmissions with a 200 ms RTO) instead of a budget of ~102 s with the "
+                "default (0, meaning 8). Losing the tail of a response that often cuts it short silently: the "
+                "application already returned from close(), and the peer never receives the rest."
             ),
         )
