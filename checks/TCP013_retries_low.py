@@ -43,7 +43,8 @@ class RetriesLow(Rule):
             "before the kernel aborts it with ETIMEDOUT. The bound is a time, tcp_model_timeout(tcp_retries2, "
             "200 ms): 924.6 s (~15 min) for the default of 15, 102.2 s for 8 (RFC 1122's 100 s minimum), 12.6 s "
             "for 5, 3 s for 3, 1.4 s for 2, counted from the first retransmission. Set that low, a failover, a "
-            "link flap, a congested uplink or a VM pause of a few seconds kills every connection that had data in flight, where the default would have "
+            "link flap, a congested uplink or a VM pause of a few seconds kills every connection that had data "
+            "in flight, where the default would have "
             "carried it through. tcp_orphan_retries does the same for connections the application already "
             "closed (0 means 8)."
         ),
