@@ -1,6 +1,6 @@
 """SYS007: a pod sets a sysctl outside the kubelet's default safe set, so the pod does not start."""
 
-from tcpaudit.kernel.kubernetes import parse_k8s_version
+from tcpaudit.kernel.kubernetes import KubeletSafeSysctls, parse_k8s_version
 from tcpaudit.lint.model import Assignment, ConfigFacts
 from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
@@ -31,6 +31,10 @@ class KubeletUnsafeSysctl(Rule):
             "ip_local_reserved_ports 1.27, the tcp_keepalive_* trio and tcp_fin_timeout 1.29, tcp_rmem/wmem 1.32) "
             "and some entries count only on kernels where the sysctl is per network namespace, so a manifest "
             "that starts on a new cluster fails on an older kubelet or an old node kernel.",
+            "Only sysctls the kubelet knows to be namespaced (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, "
+            "net.*; pkg/kubelet/sysctl/namespace.go) can be allowed at all; any other (vm.*, fs.file-max, "
+            "kernel.pid_max) is refused on every node. A pod with hostNetwork: true (hostIPC: true) has every net.* "
+            "(IPC) sysctl refused, safe or allowed, because it would change the node itself.",
             "The pod is rejected as a whole: the keepalive, port-range or backlog setting it carries never "
             "reaches the kernel, and the workload does not run on any node whose kubelet does not allow it.",
         ],
@@ -98,6 +102,9 @@ class KubeletUnsafeSysctl(Rule):
         kernel = f.snapshot.kernel.release
 
         out = []
+        shared = self._host_namespace(f, first, db, context)
+        if shared is not None:
+            return shared
         for key, a in first.items():
             entry = db.lookup(key)
             if entry is not None and entry.safe_in(version) and not entry.kernel_too_old(f.release):
@@ -176,6 +183,40 @@ class KubeletUnsafeSysctl(Rule):
                     context=context,
                     evidence=evidence,
                     explanation=why + consequence + tail,
+                )
+            )
+        return out or None
+
+    def _host_namespace(
+        self, f: ConfigFacts, first: dict[str, Assignment], db: KubeletSafeSysctls, context: list[str]
+    ) -> list | None:
+        """hostNetwork / hostIPC: the kubelet refuses every sysctl of that namespace, safe or allowed."""
+        if not f.host_namespaces or db.namespaced is None:
+            return None
+        out = []
+        for key, a in first.items():
+            ns = db.namespaced.namespace_of(key)
+            if ns is None or ns not in f.host_namespaces:
+                continue
+            field = "hostNetwork" if ns == "net" else "hostIPC"
+            out.append(
+                self.finding(
+                    f,
+                    keys=[key],
+                    location=a.location,
+                    severity=Severity.high,
+                    context=context,
+                    evidence={"sysctl": key, "value": a.value, "shared_namespace": ns, "pod_field": f"{field}: true"},
+                    explanation=(
+                        f"{key} is set by a pod with {field}: true. The pod shares the node's {ns} namespace, so "
+                        "the sysctl would change the node itself; the kubelet's admission refuses it on every node, "
+                        f'safe set or --allowed-unsafe-sysctls alike ("{key}" not allowed with host {ns} '
+                        "enabled), and the pod fails to launch with SysctlForbidden."
+                    ),
+                    remediation=(
+                        f"Remove the sysctl from the pod, or drop {field}: true; to tune the node itself, set it "
+                        "on the node (sysctl.d, tuned, the node configuration of your distribution)."
+                    ),
                 )
             )
         return out or None

@@ -128,6 +128,7 @@ def units_for_paths(paths: Iterable[str | Path], merge: bool = False) -> list[Co
             merged.files += [f for f in u.files if f not in merged.files]
             merged.notes += u.notes
             merged.gaps += u.gaps
+            merged.host_namespaces = tuple(dict.fromkeys(merged.host_namespaces + u.host_namespaces))
             merged.kernel_hint = merged.kernel_hint or u.kernel_hint
         merged.notes.insert(0, "files applied as one configuration, in the order given (--merge)")
         return [merged]

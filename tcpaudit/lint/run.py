@@ -171,6 +171,7 @@ def config_facts(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None
         assignments=list(unit.assignments),
         problems=list(unit.problems) + typos,
         captured=bool(unit.kernel_hint),
+        host_namespaces=unit.host_namespaces,
     )
     return facts, notes + ctx.assumed
 

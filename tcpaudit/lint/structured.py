@@ -429,6 +429,9 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
         for path, spec in pods:
             c = _Collector(text, file, "kubernetes")
             c.pod(spec)
+            shared = tuple(
+                ns for ns, key in (("net", "hostNetwork"), ("ipc", "hostIPC")) if _scalar(_get(spec, key)) == "true"
+            )
             label = f"{kind}/{name}" if kind and name else (path or "pod")
             if len(pods) > 1 and kind:
                 label += f" ({path})"
@@ -440,6 +443,7 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
                     problems=c.problems,
                     files=[file],
                     notes=c.notes,
+                    host_namespaces=shared,
                 )
             )
             rest.seen |= c.seen | {id(spec)}
