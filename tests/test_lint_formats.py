@@ -175,3 +175,20 @@ def test_capture_installed_as_sysctl_d_file(tmp_path: Path) -> None:
     # the same capture kept as a record is judged as a capture, not as deployed configuration
     p = run("lint", str(capture), "--format", "json")
     assert "SYS009" not in {f["rule"] for t in json.loads(p.stdout)["targets"] for f in t["findings"]}
+
+
+@pytest.mark.parametrize(
+    "text,gap",
+    [
+        ("net.core.somaxconn:\n  sysctl.present: []\n", "it has no literal `value`"),
+        ("net.core.somaxconn:\n  sysctl.present: {value: 1}\n", "it has no literal `value`"),
+        ("tune:\n  sysctl.present:\n    - name: '{{ k }}'\n    - value: 1\n", "is not a sysctl name"),
+        ("net.core.somaxconn:\n  sysctl.present:\n    - value: [1, 2]\n", "it has no literal `value`"),
+        ("a: &x\n  sysctl.present:\n    - value: 1\nb: *x\n", "is not a sysctl name"),
+    ],
+)
+def test_odd_salt_states_are_gaps_not_passes(text: str, gap: str) -> None:
+    units = parse_text(text, "odd.sls")
+    gaps = [g for u in units for g in u.gaps]
+    assert gaps and all(g.startswith("not read: Salt sysctl.present state") for g in gaps), gaps
+    assert any(gap in g for g in gaps), gaps
