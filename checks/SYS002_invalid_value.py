@@ -8,6 +8,8 @@ from tcpaudit.lint.values import NAMED_TEXT, ValueCheck, check_value, presence
 from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
 
+POD_SYSCTLS = "kubernetes securityContext.sysctls"  # tcpaudit.lint.structured's syntax for pod sysctls
+
 
 class InvalidValue(Rule):
     meta = RuleMeta(
@@ -80,7 +82,12 @@ class InvalidValue(Rule):
     )
 
     def check(self, f: Facts):
-        items = [a for a in assignments_of(f) if a.value is not None and not a.is_glob and not a.templated]
+        # Pod sysctls are SYS008's: a refused value there means the pod never starts, which is that finding's text.
+        items = [
+            a
+            for a in assignments_of(f)
+            if a.value is not None and not a.is_glob and not a.templated and a.syntax != POD_SYSCTLS
+        ]
         if not items:
             return self.na("the configuration sets no sysctls with a literal value")
         out = []

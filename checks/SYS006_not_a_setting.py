@@ -108,7 +108,9 @@ class NotASetting(Rule):
             return self.na("the configuration sets no sysctls")
         if any(a.key == "kernel.osrelease" for a in items):
             # kernel.osrelease is read-only: only a `sysctl -a` capture lists it (see lint/files.py).
-            return self.na("a `sysctl -a` capture records the state of a host; nothing in it is applied")
+            return self.na(
+                "a `sysctl -a` capture records the state of a host (SYS009 reports one installed as configuration)"
+            )
         db = f.kdb.effects if f.kdb is not None else None
         if db is None:
             return self.na("the knowledge base (kernel_db/effects.toml) is not loaded")

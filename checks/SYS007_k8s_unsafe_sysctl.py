@@ -1,6 +1,6 @@
 """SYS007: a pod sets a sysctl outside the kubelet's default safe set, so the pod does not start."""
 
-from tcpaudit.kernel.kubernetes import parse_k8s_version
+from tcpaudit.kernel.kubernetes import KubeletSafeSysctls, parse_k8s_version
 from tcpaudit.lint.model import Assignment, ConfigFacts
 from tcpaudit.model import Severity
 from tcpaudit.rules.base import Facts, Reference, Rule, RuleMeta
@@ -31,6 +31,10 @@ class KubeletUnsafeSysctl(Rule):
             "ip_local_reserved_ports 1.27, the tcp_keepalive_* trio and tcp_fin_timeout 1.29, tcp_rmem/wmem 1.32) "
             "and some entries count only on kernels where the sysctl is per network namespace, so a manifest "
             "that starts on a new cluster fails on an older kubelet or an old node kernel.",
+            "Only sysctls the kubelet knows to be namespaced (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, "
+            "net.*; pkg/kubelet/sysctl/namespace.go) can be allowed at all; any other (vm.*, fs.file-max, "
+            "kernel.pid_max) is refused on every node. A pod with hostNetwork: true (hostIPC: true) has every net.* "
+            "(IPC) sysctl refused, safe or allowed, because it would change the node itself.",
             "The pod is rejected as a whole: the keepalive, port-range or backlog setting it carries never "
             "reaches the kernel, and the workload does not run on any node whose kubelet does not allow it.",
         ],
@@ -77,10 +81,8 @@ class KubeletUnsafeSysctl(Rule):
                 first.setdefault(a.key, a)
         if not first:
             return self.na("no sysctls set through a Kubernetes pod's securityContext")
+        # every pod sysctl is judged (kernel.shm*, kernel.msg*, vm.*: the kubelet rejects the whole pod for any)
         net_keys = [k for k in first if k.startswith("net.")]
-        if not net_keys:
-            return self.na("the pod sets no net.* sysctls (its other sysctls are outside tcpaudit's scope)")
-
         db = f.kdb.kubernetes if f.kdb is not None else None
         if db is None:
             return self.na("the knowledge base (kernel_db/kubernetes.toml) is not loaded")
@@ -100,13 +102,16 @@ class KubeletUnsafeSysctl(Rule):
         kernel = f.snapshot.kernel.release
 
         out = []
+        shared = self._host_namespace(f, first, db, context)
+        if shared is not None:
+            return shared
         for key, a in first.items():
             entry = db.lookup(key)
             if entry is not None and entry.safe_in(version) and not entry.kernel_too_old(f.release):
                 continue
             is_net = key.startswith("net.")
             affected = [k for k in net_keys if k != key]
-            evidence = {
+            evidence: dict[str, object] = {
                 "sysctl": key,
                 "value": a.value,
                 "kubernetes": shown,
@@ -127,8 +132,18 @@ class KubeletUnsafeSysctl(Rule):
                     f"network namespace); on Linux {kernel} the kubelet drops it from its safe set"
                 )
                 severity = Severity.medium
+            elif db.namespaced is not None and db.namespaced.namespace_of(key) is None:
+                evidence["namespaced"] = False
+                why = (
+                    f"{key} is not in the kubelet's safe set and not a namespaced sysctl (the kubelet knows only "
+                    "kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.* and net.* as namespaced): no kubelet can allow "
+                    "it, since --allowed-unsafe-sysctls refuses a sysctl that is not known to be namespaced"
+                )
+                severity = Severity.high
             else:
                 why = f"{key} is not in the kubelet's default safe sysctl set (Kubernetes {shown})"
+                if db.namespaced is not None:
+                    evidence["namespaced"] = db.namespaced.namespace_of(key)
                 severity = Severity.medium
             # Pod Security admission judges by policy version, not by the node kernel.
             admission = (
@@ -140,12 +155,17 @@ class KubeletUnsafeSysctl(Rule):
                 ". Such a pod is scheduled but fails to launch with SysctlForbidden on every node whose kubelet "
                 f"does not allow it (--allowed-unsafe-sysctls){admission}, so none of the pod's sysctls apply there"
             )
-            if is_net:
-                keys = [key]
+            if evidence.get("namespaced") is False:
+                consequence = (
+                    ". Such a pod is scheduled but fails to launch with SysctlForbidden on every node, whatever the "
+                    "node's configuration, so none of its sysctls apply"
+                )
+            keys = [key]
+            if is_net or not affected:
                 tail = f", including {', '.join(affected)}." if affected else "."
             else:
-                # Outside tcpaudit's scope on its own; it matters because it takes the pod's net.* settings down.
-                keys = affected
+                # it matters for tcpaudit because it takes the pod's net.* settings down with it
+                keys = [key, *affected]
                 tail = f": {', '.join(affected)} never reach the kernel either."
             if severity is Severity.info:
                 consequence = (
@@ -163,6 +183,40 @@ class KubeletUnsafeSysctl(Rule):
                     context=context,
                     evidence=evidence,
                     explanation=why + consequence + tail,
+                )
+            )
+        return out or None
+
+    def _host_namespace(
+        self, f: ConfigFacts, first: dict[str, Assignment], db: KubeletSafeSysctls, context: list[str]
+    ) -> list | None:
+        """hostNetwork / hostIPC: the kubelet refuses every sysctl of that namespace, safe or allowed."""
+        if not f.host_namespaces or db.namespaced is None:
+            return None
+        out = []
+        for key, a in first.items():
+            ns = db.namespaced.namespace_of(key)
+            if ns is None or ns not in f.host_namespaces:
+                continue
+            field = "hostNetwork" if ns == "net" else "hostIPC"
+            out.append(
+                self.finding(
+                    f,
+                    keys=[key],
+                    location=a.location,
+                    severity=Severity.high,
+                    context=context,
+                    evidence={"sysctl": key, "value": a.value, "shared_namespace": ns, "pod_field": f"{field}: true"},
+                    explanation=(
+                        f"{key} is set by a pod with {field}: true. The pod shares the node's {ns} namespace, so "
+                        "the sysctl would change the node itself; the kubelet's admission refuses it on every node, "
+                        f'safe set or --allowed-unsafe-sysctls alike ("{key}" not allowed with host {ns} '
+                        "enabled), and the pod fails to launch with SysctlForbidden."
+                    ),
+                    remediation=(
+                        f"Remove the sysctl from the pod, or drop {field}: true; to tune the node itself, set it "
+                        "on the node (sysctl.d, tuned, the node configuration of your distribution)."
+                    ),
                 )
             )
         return out or None

@@ -10,7 +10,7 @@ class TwRecycle(ValueRule):
     key = "net.ipv4.tcp_tw_recycle"
     meta = RuleMeta(
         id="TCP001",
-        title="tcp_tw_recycle is on: SYNs from clients behind NAT are silently dropped",
+        title="tcp_tw_recycle is on: SYNs from clients behind NAT are dropped at random",
         severity=Severity.critical,
         keys=["net.ipv4.tcp_tw_recycle", "net.ipv4.tcp_timestamps"],
         summary=(

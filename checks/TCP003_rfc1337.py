@@ -8,7 +8,8 @@ class Rfc1337(ValueRule):
     key = "net.ipv4.tcp_rfc1337"
     meta = RuleMeta(
         id="TCP003",
-        title="tcp_rfc1337=1: RSTs are ignored in TIME-WAIT, clients behind NAT retry into a wall",
+        title="tcp_rfc1337=1: RSTs are ignored in TIME-WAIT, so a client reusing a NAT port can fail to connect "
+        "until TIME-WAIT ends",
         severity=Severity.medium,
         keys=["net.ipv4.tcp_rfc1337"],
         summary=(

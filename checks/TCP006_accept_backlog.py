@@ -14,6 +14,13 @@ _U16_MAX = 65535
 _TINY_QUEUE = 128  # a wrapped backlog below the old default somaxconn is a real outage under any burst
 
 
+def _release_default(f: Facts) -> int | None:
+    """net.core.somaxconn's default on the target kernel (128 before 5.4, 4096 from it), from the knowledge base."""
+    fact = f.kdb.sysctl(SOMAXCONN) if f.kdb is not None else None
+    raw = fact.default_in(f.release) if fact is not None and f.release is not None else None
+    return int(raw) if raw is not None and str(raw).strip().isdigit() else None
+
+
 def _judged(f: Facts, v: Value) -> int | None:
     """The integer to judge: config targets only judge what the file sets."""
     if f.kind == "config" and v.origin != "config":
@@ -158,13 +165,27 @@ class AcceptBacklog(Rule):
         fix: dict[str, str] = {}
         target = str(int(max(limit, 4096)))
         if som_low:
-            sev = Severity.low
+            assert som is not None
+            default = _release_default(f)
+            ev["somaxconn_default"] = default
+            # A threshold is an opinion: at or above what the kernel itself ships, with no listener capped and no
+            # overflow seen, a lower somaxconn is a note (info), not a risk; below the release's default it is low.
+            opinion = default is not None and som >= default and not capped
+            sev = Severity.info if opinion else Severity.low
             fix[SOMAXCONN] = target
             parts.append(
                 f"somaxconn={som} ({som_v.where()}) caps every listen() backlog at {som}: as soon as {som} "
                 "connections wait for accept(), further handshakes are dropped and clients wait for SYN/SYN-ACK "
                 "retransmissions (1 s, then 2 s, ...)."
             )
+            if opinion:
+                assert default is not None
+                ratio = f"{som / default:g} times" if som > default else "the same as"
+                parts.append(
+                    f"That is {ratio} this kernel's own default ({default}) and below tcpaudit's threshold "
+                    f"min_somaxconn={limit:.0f} only: it matters for a server that asks listen() for more and gets "
+                    "bursts of more than that many connections waiting; nothing here shows that."
+                )
             if capped:
                 parts.append(
                     f"{len(capped)} listener(s) asked for at least that much and were capped: "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -100,10 +101,90 @@ class SafeSysctl(_Model):
         return self.kernel is not None and release is not None and release < parse_release(self.kernel)
 
 
+class Namespaced(_Model):
+    """The kubelet's NamespacedBy(): which sysctls --allowed-unsafe-sysctls may allow at all."""
+
+    ipc: list[str]
+    ipc_prefixes: list[str]
+    net_prefixes: list[str]
+    confidence: Confidence
+    source: Source
+
+    def namespace_of(self, name: str) -> str | None:
+        """'ipc', 'net', or None: not known to be namespaced (the kubelet can never allow it)."""
+        name = name.replace("/", ".")
+        if name in self.ipc or any(name.startswith(p) for p in self.ipc_prefixes):
+            return "ipc"
+        if any(name.startswith(p) for p in self.net_prefixes):
+            return "net"
+        return None
+
+
+_U32_GID_MAX = 4294967294  # (gid_t)-1 is never a valid group id
+_INT_RE = re.compile(r"^-?\d+$")
+
+
+class Accepts(_Model):
+    """What the kernel accepts for one pod-settable sysctl (kernel_db/kubernetes.toml [accepts])."""
+
+    name: str
+    shape: Literal["u8", "minmax", "gid_range", "port_range", "port_list", "uint"]
+    min: int | None = None
+    max: int | None = None
+    kernel: str | None = Field(None, description="the bound holds from this kernel on (u8 keys: 5.13); None = always")
+    confidence: Confidence
+    source: Source
+
+    def applies_to(self, release: KernelRelease | None) -> bool:
+        """The bound holds on `release` (an unknown kernel counts as current)."""
+        return self.kernel is None or release is None or not release < parse_release(self.kernel)
+
+    def rejects(self, value: str) -> str | None:
+        """Why the kernel refuses `value` with EINVAL, or None if it accepts it (cross-key checks aside)."""
+        fields = value.split()
+        if self.shape == "port_list":
+            return self._port_list(value.strip())
+        if not fields or not all(_INT_RE.match(f) for f in fields):
+            return f"{value.strip()[:40]!r} is not a list of integers"
+        nums = [int(f) for f in fields]
+        if self.shape == "u8":
+            return None if 0 <= nums[0] <= 255 else f"{nums[0]} is outside 0..255 (an unsigned 8-bit value)"
+        if self.shape == "uint":
+            return None if 0 <= nums[0] <= 2**32 - 1 else f"{nums[0]} is outside 0..4294967295"
+        if self.shape == "minmax":
+            lo, hi = self.min if self.min is not None else -(2**31), self.max if self.max is not None else 2**31 - 1
+            return None if lo <= nums[0] <= hi else f"{nums[0]} is outside {lo}..{hi}"
+        if self.shape == "gid_range":
+            bad = [n for n in nums[:2] if not 0 <= n <= _U32_GID_MAX]
+            return f"group id {bad[0]} is not valid (0..{_U32_GID_MAX})" if bad else None
+        # port_range
+        lo, hi = self.min or 1, self.max or 65535
+        bad = [n for n in nums[:2] if not lo <= n <= hi]
+        if bad:
+            return f"port {bad[0]} is outside {lo}..{hi}"
+        if len(nums) >= 2 and nums[1] < nums[0]:
+            return f"the low end {nums[0]} is above the high end {nums[1]}"
+        return None
+
+    @staticmethod
+    def _port_list(value: str) -> str | None:
+        if not value:
+            return None
+        for part in value.split(","):
+            ends = part.strip().split("-")
+            if len(ends) > 2 or not all(e.isdigit() for e in ends):
+                return f"{part.strip()[:20]!r} is not a port or a range a-b (the list is comma-separated)"
+            if any(int(e) > 65535 for e in ends):
+                return f"{part.strip()[:20]!r} is outside 0..65535"
+        return None
+
+
 class KubeletSafeSysctls(_Model):
     default_version: str
     default_version_note: str = Field(min_length=20)
     safe: dict[str, SafeSysctl]
+    namespaced: Namespaced | None = None
+    accepts: dict[str, Accepts] = Field(default_factory=dict)
 
     @field_validator("default_version")
     @classmethod
@@ -129,11 +210,16 @@ def _load(path: Path | None) -> KubeletSafeSysctls:
     table = raw.get("safe")
     if not isinstance(table, dict) or not table:
         raise KernelDBError(f'{KUBERNETES_FILE}: a [safe."NAME"] table per safe sysctl is required')
-    unknown = set(raw) - {"meta", "safe"}
+    unknown = set(raw) - {"meta", "safe", "namespaced", "accepts"}
     if unknown:
         raise KernelDBError(f"{KUBERNETES_FILE}: unknown top-level table(s) {', '.join(sorted(unknown))}")
     safe = {key: _build(SafeSysctl, KUBERNETES_FILE, key, body, name=key) for key, body in table.items()}
-    return _build(KubeletSafeSysctls, KUBERNETES_FILE, "meta", {**meta, "safe": safe})
+    extra: dict = {}
+    if isinstance(raw.get("namespaced"), dict):
+        extra["namespaced"] = _build(Namespaced, KUBERNETES_FILE, "namespaced", raw["namespaced"])
+    accepts = raw.get("accepts") or {}
+    extra["accepts"] = {key: _build(Accepts, KUBERNETES_FILE, key, body, name=key) for key, body in accepts.items()}
+    return _build(KubeletSafeSysctls, KUBERNETES_FILE, "meta", {**meta, "safe": safe, **extra})
 
 
 @functools.lru_cache(maxsize=8)

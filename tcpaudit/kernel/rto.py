@@ -92,3 +92,24 @@ def fmt_s(seconds: float) -> str:
     if seconds >= 600:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:g} s" if seconds == int(seconds) else f"{seconds:.1f} s"
+
+
+def data_timeline(retries: int, rto_s: float = RTO_MIN_S) -> Timeline:
+    """When an established connection with unacknowledged data gives up, for tcp_retries2 (or the orphan limit).
+
+    tcp_write_timeout() (net/ipv4/tcp_timer.c, stored mainline copy 01a523b07161) aborts once
+    retransmits_timed_out() finds the time since retrans_stamp at least tcp_model_timeout(retries, TCP_RTO_MIN): a
+    time budget, not a count. retrans_stamp is taken from the segment's timestamp right after its first
+    retransmission (tcp_retransmit_skb()), so the budget runs from the first retransmission. The timer fires at
+    rto, 3 rto, 7 rto ... (doubling up to TCP_RTO_MAX); the first firing at least the budget after the first
+    retransmission aborts with ETIMEDOUT instead of retransmitting. Measured on 6.18 on a 200 ms-RTO path:
+    tcp_retries2=2 gives 3 retransmissions, 3 gives 4 (tests/test_kernel_retries2.py)."""
+    budget = model_timeout(max(retries, 0))
+    rto, t = max(rto_s, RTO_MIN_S), 0.0
+    at: list[float] = []
+    while True:
+        t += rto
+        if at and t - at[0] >= budget - 1e-9:
+            return Timeline(tuple(round(x, 3) for x in at), round(t, 3))
+        at.append(t)
+        rto = min(rto * 2, RTO_MAX_S)

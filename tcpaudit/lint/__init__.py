@@ -108,7 +108,7 @@ def units_for_paths(paths: Iterable[str | Path], merge: bool = False) -> list[Co
                 )
             for f in found_files:
                 found = parse_file(f, str(f))
-                units += [u for u in found if u.assignments or u.problems]
+                units += [u for u in found if u.assignments or u.problems or u.gaps]
         elif str(raw) == "-":
             text = _stdin()
             refuse_binary(text, "<stdin>")
@@ -127,6 +127,8 @@ def units_for_paths(paths: Iterable[str | Path], merge: bool = False) -> list[Co
             merged.ignores += u.ignores
             merged.files += [f for f in u.files if f not in merged.files]
             merged.notes += u.notes
+            merged.gaps += u.gaps
+            merged.host_namespaces = tuple(dict.fromkeys(merged.host_namespaces + u.host_namespaces))
             merged.kernel_hint = merged.kernel_hint or u.kernel_hint
         merged.notes.insert(0, "files applied as one configuration, in the order given (--merge)")
         return [merged]

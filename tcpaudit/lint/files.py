@@ -108,6 +108,7 @@ def parse_text(text: str, display: str, name: str | None = None) -> list[ConfigU
                     problems=p,
                     files=[display],
                     notes=[f"{display}: {reason}; read only its `sysctl -w` and key=value lines"],
+                    gaps=_unread_structured(text, display, reason, bool(a or p)),
                 )
             ]
     elif low.endswith(_MARKDOWN):
@@ -127,9 +128,30 @@ def parse_text(text: str, display: str, name: str | None = None) -> list[ConfigU
         u.ignores += ignores
         u.notes += notes
         _kernel_hint(u)
-        if not u.assignments and not u.problems:
+        if not u.assignments and not u.problems and not u.gaps:
             u.notes.append(f"{display}: no sysctl settings found")
     return units
+
+
+# Text that says a file sets sysctls in a structured form: when such a file cannot be parsed, what it sets is
+# unknown, which is a gap in the report ("not read: FORMAT"), never "no sysctl settings found".
+_SALT_STATE = re.compile(r"^\s*(?:sysctl\.present\s*:|-\s*present\s*$)", re.MULTILINE)
+_SYSCTL_BEARING = re.compile(
+    r"sysctls\s*:|sysctl\.present|\[sysctl\]|^\s*-?\s*name:\s*['\"]?(?:net|kernel|vm|fs)\.", re.MULTILINE
+)
+
+
+def _unread_structured(text: str, display: str, reason: str, read_some: bool) -> list[str]:
+    """The gap for a YAML/JSON file that did not parse but is recognisably sysctl configuration."""
+    if _SALT_STATE.search(text) and ("{%" in text or "{{" in text):
+        return [
+            f"not read: Salt state with Jinja templating ({display}: {reason}); Salt renders the template "
+            "before the YAML exists, so the sysctl.present states it generates are unknown"
+        ]
+    if _SYSCTL_BEARING.search(text):
+        part = "partly" if read_some else "not"
+        return [f"not read: {display} ({reason}); it sets sysctls in a structured form that was {part} read"]
+    return []
 
 
 def shown_name(name: str) -> str:

@@ -73,6 +73,11 @@ class ConfigUnit:
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     kernel_hint: str | None = None  # kernel.osrelease found in a `sysctl -a` capture
+    # Parts recognised as setting sysctls but not read ("not read: FORMAT ..."): the target is reported as
+    # partial (exit code 3), never as "ok, no findings".
+    gaps: list[str] = field(default_factory=list)
+    # A pod spec's hostNetwork / hostIPC: "net" and/or "ipc" when the pod shares that namespace with the node.
+    host_namespaces: tuple[str, ...] = ()
 
 
 @dataclass
@@ -86,6 +91,7 @@ class ConfigFacts(Facts):
 
     assignments: list[Assignment] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    host_namespaces: tuple[str, ...] = ()  # a pod with hostNetwork / hostIPC: ("net",), ("ipc",), both
 
 
 def assignments_of(f: Facts) -> list[Assignment]:

@@ -9,7 +9,7 @@ from typing import Any
 from ..audit import AuditOptions, kernel_db, parse_release_or_none, rule_keys
 from ..context import resolve_context
 from ..kernel.keys import key_status
-from ..model import KernelRef, Location, Target
+from ..model import KernelRef, Location, Target, TargetStatus
 from ..rules.engine import catalogue, run_rules
 from ..sanitize import clean_text
 from ..snapshot import KernelInfo, Snapshot, Source
@@ -171,6 +171,7 @@ def config_facts(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None
         assignments=list(unit.assignments),
         problems=list(unit.problems) + typos,
         captured=bool(unit.kernel_hint),
+        host_namespaces=unit.host_namespaces,
     )
     return facts, notes + ctx.assumed
 
@@ -181,9 +182,14 @@ def lint_unit(unit: ConfigUnit, opts: AuditOptions, kernel: str | None = None) -
     read_by_rules = set(rule_keys())
     name = clean_text(unit.name, 400)
     findings, results = run_rules(facts, name, disabled=opts.disabled_rules)
+    gaps = [clean_text(g, 400) for g in unit.gaps]
     return Target(
         name=name,
         kind="config",
+        status=TargetStatus.partial if gaps else TargetStatus.ok,
+        # every reporter shows a partial target's error (SARIF notifications, Markdown, the table's gaps)
+        error=clean_text("; ".join(gaps), 600) if gaps else None,
+        gaps=gaps,
         kernel=KernelRef(release=facts.snapshot.kernel.release, version=facts.snapshot.kernel.version),
         findings=findings,
         checks=results,

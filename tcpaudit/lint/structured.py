@@ -8,6 +8,11 @@ numbers survive) and looks for sysctls where each tool takes them:
   first, then `sysctl -w` in the command/args of initContainers and containers, in that order.
   `sysctls` under a *container* securityContext is a placement problem: it never applies.
 - docker-compose services: `sysctls:` as a list of `k=v` or a mapping; one unit per service.
+- Salt states (salt/states/sysctl.py `present(name, value, config=None)`): `ID: {sysctl.present: [{value: V}]}`
+  (the state ID is the key) or with `- name: KEY`, and the `sysctl: [present, {name: ..}, {value: ..}]` form.
+  A state whose name or value is not a literal is a gap ("not read: Salt sysctl.present ..."), never a pass.
+- Talos machine configuration: `machine.sysctls` (a map of key -> string, v1alpha1 MachineSysctls) and the
+  `SysctlConfig` document's `params` (siderolabs/talos pkg/machinery/config/types/runtime/sysctl.go).
 - Anything else (Ansible vars, Salt pillars, CNI `tuning` plugin config, kustomize patches):
   mapping entries whose key is a sysctl name, `{name: k, value: v}` items, `sysctls:` lists,
   embedded `sysctl -w` commands, tuned `[sysctl]` text and `*.conf` file bodies.
@@ -68,6 +73,7 @@ class _Collector:
     assignments: list[Assignment] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
 
     # -- helpers --------------------------------------------------------------
@@ -148,7 +154,9 @@ class _Collector:
                 ks = _scalar(k)
                 if ks is None or (pair and ks in ("name", "value")):
                     continue
-                if looks_like_sysctl(ks) and isinstance(v, yaml.ScalarNode):
+                if isinstance(v, yaml.MappingNode) and _salt_args(v) is not None:
+                    self.salt_state(k, ks, v)
+                elif looks_like_sysctl(ks) and isinstance(v, yaml.ScalarNode):
                     self.add(k, ks, v.value if v.tag != "tag:yaml.org,2002:null" else "")
                 elif ks == "sysctls":
                     if id(v) not in self.seen:
@@ -197,6 +205,37 @@ class _Collector:
 
         visit(data)
         self.assignments += self._relocate(found, node)
+
+    def salt_state(self, id_node: Node, state_id: str, body: yaml.MappingNode) -> None:
+        """`ID: {sysctl.present: [{name: K}, {value: V}, {config: F}]}`; the name defaults to the state ID."""
+        self.seen.add(id(body))
+        args = _salt_args(body) or []
+        given: dict[str, Node] = {}
+        for item in args:
+            self.seen.add(id(item))
+            if isinstance(item, yaml.MappingNode):
+                for k, v in item.value:
+                    if _scalar(k) is not None:
+                        given[_scalar(k) or ""] = v
+        name_node = given.get("name")
+        name = _scalar(name_node) if name_node is not None else state_id
+        value_node = given.get("value")
+        value = _scalar(value_node) if value_node is not None else None
+        where = f"{self.file}:{_line(id_node)}"
+        templated = value is not None and ("{{" in value or "{%" in value)
+        if not name or not looks_like_sysctl(name) or value is None or templated:
+            if value is None:
+                why = "it has no literal `value`"
+            elif templated:
+                why = f"its value {value[:60]!r} is a template Salt renders at apply time"
+            else:
+                why = f"its name {str(name)[:60]!r} is not a sysctl name (a template or pillar lookup?)"
+            self.gaps.append(f"not read: Salt sysctl.present state {state_id[:80]!r} at {where}: {why}")
+            return
+        self.add(name_node if name_node is not None else id_node, name, value, syntax="salt sysctl.present")
+        config = _scalar(given.get("config"))
+        if config:
+            self.notes.append(f"{where}: Salt persists {name} to {config[:120]} (sysctl.persist) and applies it")
 
     def compose_sysctls(self, node: Node) -> None:
         """`sysctls:` as docker-compose writes it (list of k=v, or a mapping), or a k8s name/value list."""
@@ -270,6 +309,45 @@ class _Collector:
         return self.argv(items)
 
 
+def _salt_args(body: yaml.MappingNode) -> list[Node] | None:
+    """The argument list of a Salt `sysctl.present` state body, or None if `body` is not one.
+
+    Salt accepts `sysctl.present: [args]` and `sysctl: [present, args...]` (the function as a bare list item)."""
+    present = _get(body, "sysctl.present")
+    if isinstance(present, yaml.SequenceNode):
+        return list(present.value)
+    if present is not None:
+        return []  # `sysctl.present:` with no arguments, or a mapping: a state that sets nothing readable
+    short = _get(body, "sysctl")
+    if isinstance(short, yaml.SequenceNode) and any(_scalar(i) == "present" for i in short.value):
+        return [i for i in short.value if not isinstance(i, yaml.ScalarNode)]
+    return None
+
+
+def _talos(doc: Node, c: _Collector) -> bool:
+    """Talos v1alpha1 machine configuration (`machine.sysctls`) or a SysctlConfig document (`params`)."""
+    kind, api = _scalar(_get(doc, "kind")), _scalar(_get(doc, "apiVersion"))
+    if kind == "SysctlConfig" and api == "v1alpha1":
+        where, node = "SysctlConfig.params", _get(doc, "params")
+    elif _scalar(_get(doc, "version")) == "v1alpha1" and isinstance(_get(doc, "machine"), yaml.MappingNode):
+        where, node = "machine.sysctls", _get(_get(doc, "machine"), "sysctls")
+    else:
+        return False
+    if node is None:
+        return True
+    c.seen.add(id(node))
+    if not isinstance(node, yaml.MappingNode):
+        c.gaps.append(f"not read: Talos {where} at {c.file}:{_line(node)} is not a mapping of key: value")
+        return True
+    for k, v in node.value:
+        ks, vs = _scalar(k), _scalar(v)
+        if ks is not None and vs is not None:
+            c.add(k, ks, vs, syntax=f"talos {where}")
+        else:
+            c.gaps.append(f"not read: Talos {where} entry at {c.file}:{_line(k)} (value is not a string)")
+    return True
+
+
 def _pod_specs(node: Node, path: str = "", out: list | None = None, seen: set | None = None) -> list:
     out = [] if out is None else out
     seen = set() if seen is None else seen
@@ -333,10 +411,27 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
     rest = _Collector(text, file, syntax)
     for doc in docs:
         kind, name = _scalar(_get(doc, "kind")), _scalar(_get(_get(doc, "metadata"), "name"))
+        talos = _Collector(text, file, "talos")
+        if _talos(doc, talos):
+            units.append(
+                ConfigUnit(
+                    name=f"{file}#{kind or 'machine'}",
+                    syntax="talos",
+                    assignments=talos.assignments,
+                    problems=talos.problems,
+                    files=[file],
+                    notes=talos.notes,
+                    gaps=talos.gaps,
+                )
+            )
+            continue
         pods = _pod_specs(doc)
         for path, spec in pods:
             c = _Collector(text, file, "kubernetes")
             c.pod(spec)
+            shared = tuple(
+                ns for ns, key in (("net", "hostNetwork"), ("ipc", "hostIPC")) if _scalar(_get(spec, key)) == "true"
+            )
             label = f"{kind}/{name}" if kind and name else (path or "pod")
             if len(pods) > 1 and kind:
                 label += f" ({path})"
@@ -348,6 +443,7 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
                     problems=c.problems,
                     files=[file],
                     notes=c.notes,
+                    host_namespaces=shared,
                 )
             )
             rest.seen |= c.seen | {id(spec)}
@@ -373,7 +469,7 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
             c = _Collector(text, file, syntax)
             c.seen = rest.seen
             c.walk(doc)
-            if c.assignments or c.problems:
+            if c.assignments or c.problems or c.gaps:
                 units.append(
                     ConfigUnit(
                         name=f"{file}#{kind}/{name or '?'}",
@@ -382,11 +478,12 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
                         problems=c.problems,
                         files=[file],
                         notes=c.notes,
+                        gaps=c.gaps,
                     )
                 )
         elif not pods:
             rest.walk(doc)
-    if rest.assignments or rest.problems or not units:
+    if rest.assignments or rest.problems or rest.gaps or not units:
         units.insert(
             0,
             ConfigUnit(
@@ -396,6 +493,7 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
                 problems=rest.problems,
                 files=[file],
                 notes=rest.notes,
+                gaps=rest.gaps,
             ),
         )
     return units
