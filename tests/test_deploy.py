@@ -10,6 +10,7 @@ them as root); without them those tests skip and say so.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -27,7 +28,8 @@ RULES = DEPLOY / "prometheus" / "tcpaudit-rules.yaml"
 RULE_TESTS = sorted((DEPLOY / "prometheus" / "tests").glob("*.yaml"))
 K8S = DEPLOY / "kubernetes"
 SYSTEMD = DEPLOY / "systemd"
-DASHBOARD = DEPLOY / "grafana" / "tcpaudit-dashboard.json"
+DASHBOARD = DEPLOY / "grafana" / "tcpaudit.json"
+IMAGE = DEPLOY / "image"
 
 # Metrics the alerts and the dashboard read that come from other exporters, and from which.
 EXTERNAL_METRICS = {
@@ -449,32 +451,172 @@ def test_systemd_exposure_score(tmp_path: Path) -> None:
     assert float(m.group(1)) < 4.0, m.group(0)
 
 
-# ---- Grafana -------------------------------------------------------------------------------------
+# ---- Grafana ---------------------------------------------------------------------------------------
+# How the checks fill in the dashboard's variables: every node (the $node variable's "All", a regex), and
+# Grafana's interval macros as fixed durations.
+DASHBOARD_VARIABLES = {"node": ".*", "__rate_interval": "5m", "__interval": "1m", "__range": "1h"}
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def substitute(expr: str) -> str:
+    """The PromQL Grafana sends for `expr`, with DASHBOARD_VARIABLES; an unknown variable fails."""
+
+    def var(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2) or m.group(3)
+        assert name in DASHBOARD_VARIABLES, f"unknown dashboard variable ${name} in {expr}"
+        return DASHBOARD_VARIABLES[name]
+
+    # `$1` (a label_replace group) is no variable: Grafana leaves names it does not know as they are
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$([A-Za-z_]\w*)", var, expr)
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(where, PromQL) of every panel target and every query variable, variables substituted; a variable's
+    label_values(METRIC, LABEL) becomes the selector METRIC (what Grafana asks the series API for)."""
+    out: list[tuple[str, str]] = []
+    board = dashboard()
+    for v in board["templating"]["list"]:
+        if v["type"] == "query":
+            q = v["query"]["query"] if isinstance(v["query"], dict) else v["query"]
+            m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", q)
+            assert m, f"variable {v['name']}: {q}"
+            out.append((f"variable {v['name']}", substitute(m.group(1))))
+    for p in _panels(board):
+        for t in p.get("targets", []):
+            out.append((f"panel {p['title']!r} {t['refId']}", substitute(t["expr"])))
+    return out
+
+
+def _panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for p in board["panels"]:
+        out.append(p)
+        out.extend(p.get("panels", []))  # a collapsed row keeps its panels inside it
+    return out
+
+
+def test_dashboard_is_provisioning_ready() -> None:
+    """A dashboard file Grafana's file provisioning (and the UI's import) takes as it is: no exported-dashboard
+    placeholders, a fixed uid, the Prometheus data source chosen by a variable, panels on the 24-column grid
+    without overlaps, and every variable a query uses defined."""
+    text = DASHBOARD.read_text(encoding="utf-8")
+    board = dashboard()
+    assert "__inputs" not in board and "${DS_" not in text, "an exported dashboard's placeholders"
+    assert board.get("id") is None and re.fullmatch(r"[a-z0-9-]{1,40}", board["uid"]) and board["title"]
+    assert isinstance(board["schemaVersion"], int) and board["schemaVersion"] >= 36
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert variables["node"]["includeAll"] and variables["node"]["allValue"] == DASHBOARD_VARIABLES["node"]
+    assert set(variables) - {"datasource"} <= set(DASHBOARD_VARIABLES)
+    panels = _panels(board)
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)) and all(isinstance(i, int) for i in ids)
+    cells: dict[tuple[int, int], str] = {}
+    for p in panels:
+        g = p["gridPos"]
+        assert all(isinstance(g[k], int) for k in "xywh") and g["x"] >= 0 and g["x"] + g["w"] <= 24, p["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{p['title']!r} overlaps {cells[(x, y)]!r}"
+                cells[(x, y)] = p["title"]
+        if p["type"] == "row":
+            continue
+        assert p["type"] in {"stat", "timeseries", "table", "gauge", "bargauge"}, p["type"]
+        assert p["datasource"] == DATASOURCE and p.get("description"), p["title"]
+        refs = [t["refId"] for t in p["targets"]]
+        assert refs and len(refs) == len(set(refs)), p["title"]
+        for t in p["targets"]:
+            assert t["datasource"] == DATASOURCE and t["expr"].strip(), p["title"]
+    assert len(dashboard_queries()) >= 15
+
+
+def test_substitute() -> None:
+    assert substitute('x{instance=~"$node"}[$__rate_interval] ${node} [[node]]') == 'x{instance=~".*"}[5m] .* .*'
+    with pytest.raises(AssertionError, match="unknown dashboard variable"):
+        substitute("x{a=~'$nosuch'}")
+
+
 def test_dashboard_reads_only_metrics_that_exist() -> None:
-    import json
-
-    if not DASHBOARD.exists():
-        pytest.skip("no Grafana dashboard in deploy/grafana/")
-    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    exprs = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("expr"), str):
-                exprs.append(node["expr"])
-            if isinstance(node.get("query"), str) and node.get("type") == "query":
-                exprs.append(node["query"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(board)
-    assert exprs, "the dashboard has no queries"
     emitted = emitted_metrics()
-    for expr in exprs:
-        expr = re.sub(r"\$\{?\w+\}?", "x", expr)  # dashboard variables
-        expr = re.sub(r"label_values\(([^,)]*)(?:,[^)]*)?\)", r"\1", expr)
-        for name in metric_names(expr):
-            assert name in emitted or name in EXTERNAL_METRICS, f"dashboard reads {name}: {expr}"
+    for where, expr in dashboard_queries():
+        names = metric_names(expr)
+        assert names, f"{where} reads no metric: {expr}"
+        for name in names:
+            assert name in emitted or name in EXTERNAL_METRICS, f"{where} reads {name}: {expr}"
+
+
+def test_dashboard_shows_what_it_is_for() -> None:
+    """Findings by severity per node, firing rules with their titles, pods joined to kube_pod_info by UID, run
+    health and staleness, and every evidence metric the reporter emits."""
+    queries = [q for _, q in dashboard_queries()]
+    read = set().union(*(metric_names(q) for q in queries))
+    evidence = {n for n in emitted_metrics() if n not in {"tcpaudit_paws_rejects"}} - {
+        "tcpaudit_findings_suppressed",
+        "tcpaudit_checks",
+        "tcpaudit_rule_info",
+        "tcpaudit_build_info",
+    }
+    assert evidence - read == set(), "emitted metrics the dashboard does not show"
+    assert any("by (instance, severity)" in q and "tcpaudit_findings" in q for q in queries)
+    assert any("tcpaudit_rule_info" in q and "group_left (title)" in q for q in queries)
+    pods = [q for q in queries if "kube_pod_info" in q]
+    assert pods and all('label_replace(kube_pod_info, "pod_uid", "$1", "uid", "(.+)")' in q for q in pods)
+    assert all("on (pod_uid)" in q and "tcpaudit_netns_findings" in q for q in pods)
+    assert any("time() - tcpaudit_last_run_timestamp_seconds" in q for q in queries)
+
+
+def _promtool_check_queries(tmp_path: Path, queries: list[str]) -> subprocess.CompletedProcess[str]:
+    """promtool parses PromQL only inside rules: each query becomes a recording rule."""
+    rules = {
+        "groups": [
+            {"name": "dashboard", "rules": [{"record": f"dashboard:q{i}", "expr": q} for i, q in enumerate(queries)]}
+        ]
+    }
+    path = tmp_path / "dashboard-rules.yaml"
+    path.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    return subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+
+
+@needs_promtool
+def test_dashboard_queries_parse(tmp_path: Path) -> None:
+    queries = [q for _, q in dashboard_queries()]
+    p = _promtool_check_queries(tmp_path, queries)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in p.stdout
+
+
+@needs_promtool
+def test_promtool_rejects_a_broken_query(tmp_path: Path) -> None:
+    p = _promtool_check_queries(tmp_path, ['sum by (instance (tcpaudit_findings{instance=~".*"})'])
+    assert p.returncode != 0
+
+
+# ---- the image -------------------------------------------------------------------------------------
+def _build_sh_config() -> dict[str, str]:
+    text = (IMAGE / "build.sh").read_text(encoding="utf-8")
+    return {
+        "suite": re.search(r'suite="\$\{SUITE:-(\w+)\}"', text).group(1),  # type: ignore[union-attr]
+        "entrypoint": re.search(r"--config\.entrypoint (\S+)", text).group(1),  # type: ignore[union-attr]
+        "user": re.search(r"--config\.user (\S+)", text).group(1),  # type: ignore[union-attr]
+        "path": re.search(r"--config\.env (PATH=\S+)", text).group(1),  # type: ignore[union-attr]
+    }
+
+
+def test_dockerfile_builds_the_image_build_sh_builds() -> None:
+    """The Dockerfile (for those with a registry) and build.sh (without one) make the same image: the same
+    Debian release, packages.txt, entrypoint, user and PATH; build.sh's result is what the DaemonSet names."""
+    df = (IMAGE / "Dockerfile").read_text(encoding="utf-8")
+    cfg = _build_sh_config()
+    froms = re.findall(r"^FROM (\S+)", df, re.M)
+    assert froms and all(f == f"debian:{cfg['suite']}-slim" for f in froms), froms
+    assert "COPY deploy/image/packages.txt" in df and "mmdebstrap" in (IMAGE / "build.sh").read_text()
+    assert f'ENTRYPOINT ["{cfg["entrypoint"]}"]' in df
+    assert re.search(rf"^USER {re.escape(cfg['user'])}$", df, re.M)
+    assert cfg["path"] in df.replace("ENV ", "")
+    assert "-c /src/constraints/ci.txt" in df and '-c "$repo/constraints/ci.txt"' in (IMAGE / "build.sh").read_text()
+    packages = [ln.split("#")[0].strip() for ln in (IMAGE / "packages.txt").read_text().splitlines()]
+    assert {"python3", "python3-venv", "iproute2", "iptables"} <= {p for p in packages if p}

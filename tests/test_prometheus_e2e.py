@@ -27,6 +27,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from .netns import Netns, require_netns
+from .test_deploy import dashboard_queries, metric_names
 
 NODE_EXPORTER = shutil.which("prometheus-node-exporter")
 PROMETHEUS = shutil.which("prometheus")
@@ -95,6 +96,26 @@ def query(port: int, promql: str) -> list[dict[str, Any]]:
     doc = json.loads(_get(url))
     assert doc["status"] == "success", doc
     return doc["data"]["result"]  # type: ignore[no-any-return]
+
+
+def check_dashboard(port: int, exposition: str) -> None:
+    """Every query of deploy/grafana/tcpaudit.json evaluates; the ones that read only series this run wrote
+    (and node_exporter's) return data. The others read what this test does not make: kube-state-metrics'
+    kube_pod_info, and the per-namespace series of --all-netns."""
+    present = {s.name for fam in text_string_to_metric_families(exposition) for s in fam.samples}
+    present |= {"node_textfile_scrape_error"}
+    pending = {}
+    for where, promql in dashboard_queries():
+        result = query(port, promql)  # evaluates (a parse or evaluation error fails in query())
+        if metric_names(promql) <= present and not result:
+            pending[where] = promql  # a range function may need a second scrape first
+    deadline = time.monotonic() + 120
+    while pending and time.monotonic() < deadline:
+        pending = {w: q for w, q in pending.items() if not query(port, q)}
+        time.sleep(0.5)
+    assert not pending, f"dashboard queries without data: {pending}"
+    provoked = [q for _, q in dashboard_queries() if metric_names(q) <= present]
+    assert len(provoked) >= 10, provoked
 
 
 def test_finding_reaches_promql(netns: Netns, tmp_path: Path) -> None:
@@ -181,6 +202,9 @@ def test_finding_reaches_promql(netns: Netns, tmp_path: Path) -> None:
         assert query(prom.port, "node_textfile_scrape_error == 0"), "node_exporter read the textfile without error"
         info = query(prom.port, 'tcpaudit_rule_info{rule="TCP003"}')
         assert info and info[0]["metric"]["severity"] == "medium"
+
+        # 5. the Grafana dashboard's queries, as Grafana sends them, against this Prometheus
+        check_dashboard(prom.port, text)
     finally:
         if prom is not None:
             prom.stop()
