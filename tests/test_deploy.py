@@ -16,6 +16,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -620,3 +622,121 @@ def test_dockerfile_builds_the_image_build_sh_builds() -> None:
     assert "-c /src/constraints/ci.txt" in df and '-c "$repo/constraints/ci.txt"' in (IMAGE / "build.sh").read_text()
     packages = [ln.split("#")[0].strip() for ln in (IMAGE / "packages.txt").read_text().splitlines()]
     assert {"python3", "python3-venv", "iproute2", "iptables"} <= {p for p in packages if p}
+
+
+# ---- bad input at the deployed command lines ---------------------------------------------------------
+# The systemd service's and the DaemonSet's own command lines (the textfile path moved to a test directory;
+# the DaemonSet's without --all-netns, which would audit every namespace of this machine, and for one run):
+# a missing or unwritable textfile directory, a full disk, a second writer. Each is one line on stderr, exit 5
+# (README "Exit codes"), and the previous file intact; the agent, whose job is to keep going, logs a failed
+# write and tries again next interval (exit 0 when its runs are done).
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _deployed_argv(which: str, out: Path) -> list[str]:
+    if which == "systemd":
+        (exec_start,) = _unit_values(SYSTEMD / "tcpaudit.service")["ExecStart"]
+        argv = exec_start.split()[1:]
+    else:
+        argv = [a for a in _agent_args() if a != "--all-netns"] + ["--runs", "1"]
+    i = argv.index("--format") + 1
+    assert argv[i].startswith("prometheus:")
+    argv[i] = f"prometheus:{out}"
+    return [sys.executable, "-m", "tcpaudit", *argv]
+
+
+def _run_deployed(which: str, out: Path, as_nobody: bool = False) -> subprocess.CompletedProcess[str]:
+    argv = _deployed_argv(which, out)
+    return subprocess.run(
+        [*NOBODY, *argv] if as_nobody else argv, capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+
+
+def _one_line(p: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == code and len(lines) == 1 and "Traceback" not in p.stderr, (p.returncode, p.stderr)
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+DEPLOYED = pytest.mark.parametrize("which", ["systemd", "daemonset"])
+
+
+@DEPLOYED
+def test_missing_textfile_directory(which: str, tmp_path: Path) -> None:
+    out = tmp_path / "nosuch" / "tcpaudit.prom"
+    _one_line(_run_deployed(which, out), 5, str(out), "no such directory")
+    assert not (tmp_path / "nosuch").exists()
+
+
+@DEPLOYED
+def test_unwritable_textfile_directory(which: str, tmp_path: Path) -> None:
+    """node_exporter's directory, owned by root, and tcpaudit running as another user (no DAC override)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run tcpaudit as nobody")
+    probe = subprocess.run([*NOBODY, sys.executable, "-c", "import tcpaudit"], capture_output=True, cwd=REPO)
+    if probe.returncode != 0:
+        pytest.skip("nobody cannot run this checkout's interpreter")
+    tmp_path.chmod(0o755)
+    textfile = tmp_path / "textfile"
+    textfile.mkdir(mode=0o755)
+    out = textfile / "tcpaudit.prom"
+    out.write_text("previous\n")
+    _one_line(_run_deployed(which, out, as_nobody=True), 5, str(out), "Permission denied")
+    assert out.read_text() == "previous\n"
+    assert [p.name for p in textfile.iterdir()] == ["tcpaudit.prom"]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a tmpfs")
+    mnt = tmp_path / "ta-deploy2-tmpfs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "ta-deploy2-tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@DEPLOYED
+def test_full_disk(which: str, small_tmpfs: Path) -> None:
+    out = small_tmpfs / "tcpaudit.prom"
+    out.write_text("previous\n")
+    fd = os.open(small_tmpfs / "filler", os.O_WRONLY | os.O_CREAT, 0o644)  # fill it to the last block
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    p = _run_deployed(which, out)
+    if which == "systemd":
+        _one_line(p, 5, str(out), "no space left on device")
+    else:  # the agent logs the failed write and goes on; its one run is done
+        _one_line(p, 0, str(out), "no space left on device")
+    assert out.read_text() == "previous\n"
+    assert sorted(x.name for x in small_tmpfs.iterdir() if not x.name.endswith(".lock")) == ["filler", "tcpaudit.prom"]
+
+
+def test_second_writer_of_the_textfile(tmp_path: Path) -> None:
+    """The DaemonSet's agent holds the file; the systemd service's run on the same node is refused."""
+    out = tmp_path / "tcpaudit.prom"
+    agent_argv = _deployed_argv("daemonset", out)
+    agent_argv = agent_argv[: agent_argv.index("--runs")]  # until SIGTERM
+    agent = subprocess.Popen(agent_argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not out.exists():
+            assert agent.poll() is None, agent.communicate()
+            assert time.monotonic() < deadline, "the agent wrote nothing"
+            time.sleep(0.1)
+        before = out.read_bytes()
+        _one_line(_run_deployed("systemd", out), 5, str(out), "another tcpaudit", f"pid {agent.pid}")
+        assert out.read_bytes() == before
+    finally:
+        agent.terminate()
+        agent.communicate(timeout=60)
+    assert agent.returncode == 0

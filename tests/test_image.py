@@ -49,7 +49,12 @@ def _pod() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """OUTDIR of one build.sh run: tcpaudit-VERSION.tar (docker-archive) and oci/."""
+    """OUTDIR of one build.sh run: tcpaudit-VERSION.tar (docker-archive) and oci/. TCPAUDIT_TEST_IMAGE_DIR names
+    the OUTDIR of an earlier build to test instead of building (while working on these tests)."""
+    prebuilt = os.environ.get("TCPAUDIT_TEST_IMAGE_DIR")
+    if prebuilt:
+        yield Path(prebuilt)
+        return
     if os.geteuid() != 0:
         pytest.skip("build.sh needs root (mmdebstrap's root mode)")
     missing = [t for t in TOOLS if shutil.which(t) is None]
@@ -124,8 +129,10 @@ def run_in_image(bundle: Path, args: list[str], textfile: Path | None = None, as
         proc["env"] += [f"{e['name']}={e['value']}" for e in c.get("env", [])]
         cfg["root"]["readonly"] = sc["readOnlyRootFilesystem"]
         drop = {"pid"} if pod["hostPID"] else set()
-        drop |= {"network"} if pod["hostNetwork"] else set()
+        drop |= {"network", "uts"} if pod["hostNetwork"] else set()  # the kubelet shares both
         cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] not in drop]
+        if "uts" in drop:
+            cfg.pop("hostname", None)
         volumes = {v["name"]: v for v in pod["volumes"]}
         for m in c["volumeMounts"]:
             v = volumes[m["name"]]
@@ -168,9 +175,15 @@ def test_version_as_the_images_own_user(fresh: Path) -> None:
 
 @pytest.fixture
 def netns() -> Iterator[Netns]:
+    """A namespace with TCP003 provoked (tcp_rfc1337=1, medium with clients behind NAT) and a process in it, as
+    a pod's namespace has: --all-netns finds it through /proc/PID/ns/net. (Its /run/netns bind mount is
+    reached only through /proc/1/root, and this machine's PID 1, a sandbox process with capabilities beyond
+    any other, may not be opened with CAP_SYS_PTRACE alone; a node's systemd may.)"""
     require_netns()
     ns = Netns(name=f"ta-deploy2-{secrets.token_hex(3)}").create()
     try:
+        ns.sysctl(net__ipv4__tcp_rfc1337=1)
+        ns.spawn("ready()\nfor _ in commands():\n    pass\n").ready()
         yield ns
     finally:
         ns.close()
@@ -191,32 +204,29 @@ def _check_exposition(text: str, inode: int) -> None:
         assert p.returncode == 0 and not (p.stdout + p.stderr).strip(), p.stdout + p.stderr
     m = _families(text)
     assert m["tcpaudit_run_success"] == [({}, 1.0)]
-    mine = [(lab, v) for lab, v in m["tcpaudit_netns_findings"] if lab["netns_inode"] == str(inode)]
-    assert ({"rule": "TCP003", "severity": "medium", "pod_uid": "", "netns_inode": str(inode)}, 1.0) in mine, m.get(
-        "tcpaudit_netns_findings"
-    )
-    # the DaemonSet's capabilities are enough: no namespace refused for want of permission
-    skipped = {lab["reason"]: v for lab, v in m["tcpaudit_netns_skipped"]}
-    assert skipped["permission_denied"] == 0, skipped
+    # the DaemonSet's capabilities are enough to enter the namespace and audit it: the provoked finding is there
+    mine = [(lab, v) for lab, v in m.get("tcpaudit_netns_findings", []) if lab["netns_inode"] == str(inode)]
+    assert ({"rule": "TCP003", "severity": "medium", "pod_uid": "", "netns_inode": str(inode)}, 1.0) in mine, m
     assert m["tcpaudit_netns_inspected"][0][1] >= 1
+    evidence = [lab for lab, _ in m["tcpaudit_tcp_keepalive_time_seconds"] if lab["netns_inode"] == str(inode)]
+    assert evidence == [{"scope": "netns", "pod_uid": "", "netns_inode": str(inode)}]
 
 
 def test_host_all_netns_inside_the_image(fresh: Path, netns: Netns, tmp_path: Path) -> None:
     """The image, run as the DaemonSet runs it, audits a namespace of this host and finds what was provoked."""
-    netns.sysctl(net__ipv4__tcp_rfc1337=1)  # TCP003 (medium with clients behind NAT)
     inode = os.stat(f"/run/netns/{netns.name}").st_ino
     textfile = tmp_path / "textfile"
     textfile.mkdir()
     mount = next(m["mountPath"] for m in _container()["volumeMounts"] if m["name"] == "textfile")
     args = ["host", "--all-netns", "--clients-behind-nat", "yes", "--format", f"prometheus:{mount}/tcpaudit.prom"]
     p = run_in_image(fresh, args, textfile)
-    assert p.returncode in (0, 1), p.stderr[-3000:]
+    # 3: some namespace could not be audited (this machine has others' test namespaces, coming and going)
+    assert p.returncode in (0, 1, 3), p.stderr[-3000:]
     _check_exposition((textfile / "tcpaudit.prom").read_text(), inode)
 
 
 def test_daemonset_command_line_inside_the_image(fresh: Path, netns: Netns, tmp_path: Path) -> None:
     """The DaemonSet's own arguments (agent --all-netns ... --interval 10m), for one run, write the textfile."""
-    netns.sysctl(net__ipv4__tcp_rfc1337=1)
     inode = os.stat(f"/run/netns/{netns.name}").st_ino
     textfile = tmp_path / "textfile"
     textfile.mkdir()

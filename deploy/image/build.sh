@@ -53,8 +53,14 @@ include="$(IFS=,; echo "${packages[*]}")"
 echo "build.sh: mmdebstrap $suite with $include" >&2
 # minbase: Essential packages and apt; docs, man pages and locales are left out (a CLI reads none of them).
 # The .deb files stay until the hook has counted them (the size of the download), then go with apt's lists.
+# maybe-merged-usr: the /usr symlinks made by the hook rather than by the usrmerge package, which would pull in
+# perl (some 50 MB) that nothing here runs.
+hooks=()
+merged=/usr/share/mmdebstrap/hooks/maybe-merged-usr
+[ -d "$merged" ] && hooks=(--hook-dir="$merged")
 start=$SECONDS
-mmdebstrap --quiet --mode=root --variant=minbase --include="$include" --skip=download/empty \
+mmdebstrap --quiet --mode=root --variant=minbase --include="$include" "${hooks[@]}" \
+  --skip=essential/unlink --skip=download/empty \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
