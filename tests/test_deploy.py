@@ -740,3 +740,92 @@ def test_second_writer_of_the_textfile(tmp_path: Path) -> None:
         agent.terminate()
         agent.communicate(timeout=60)
     assert agent.returncode == 0
+
+
+# ---- the documented commands -------------------------------------------------------------------------
+README = REPO / "README.md"
+DEPLOY_README = DEPLOY / "README.md"
+# Programs the docs may name that these tests cannot run here (no systemd as PID 1, no cluster, no docker
+# daemon): their repository paths are still checked.
+NOT_RUN = {"install", "systemctl", "kubectl", "kustomize", "docker", "ctr", "apt-get", "ln", "ansible", "skopeo"}
+
+
+def _sh_blocks(text: str) -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", text, re.S)
+
+
+def _commands(block: str) -> list[str]:
+    out = []
+    for line in block.splitlines():
+        line = line.split("  #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            out.extend(part.strip() for part in line.split("&&"))
+    return out
+
+
+def continuous_audit_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n## Continuous audit\n")
+    end = text.index("\n## ", start + 1)
+    return text[start:end]
+
+
+def _check_command(cmd: str, tmp_path: Path) -> str:
+    """Check one documented command against this checkout; returns the program's name."""
+    import shlex
+
+    import typer
+
+    import tcpaudit.cli as cli
+    from tcpaudit import __version__
+
+    script = subprocess.run(
+        [sys.executable, "-m", "tcpaudit", "collector-script", "path"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    argv = shlex.split(cmd.replace('"$(tcpaudit collector-script path)"', shlex.quote(script)))
+    prog = argv[0]
+    for arg in argv[1:]:
+        if arg.startswith("deploy/"):
+            assert (REPO / arg).exists(), f"{cmd}: {arg} does not exist"
+        if arg.startswith("build/image/"):
+            assert arg == f"build/image/tcpaudit-{__version__}.tar", f"{cmd}: build.sh writes no {arg}"
+            assert '"$out/tcpaudit-$version.tar"' in (IMAGE / "build.sh").read_text()
+    if prog == "tcpaudit":
+        group = typer.main.get_command(cli._app.app)
+        sub = group.commands[argv[1]]  # type: ignore[attr-defined]
+        sub.make_context(argv[1], argv[2:])  # a UsageError on an unknown option or bad value
+    elif prog == "promtool":
+        if shutil.which("promtool") is None:
+            pytest.skip("promtool not installed")
+        p = subprocess.run([promtool, *argv[1:]], capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert p.returncode == 0, cmd + p.stdout + p.stderr
+    elif prog == "python3":
+        assert argv[1:3] == ["-m", "venv"] or (REPO / argv[1]).is_file(), cmd
+    elif prog == "deploy/image/build.sh":
+        assert os.access(REPO / prog, os.X_OK), cmd
+    elif prog == "ansible":
+        # the form tests/test_ansible_tree.py runs for real (with -i INVENTORY in front of -m)
+        assert argv[1:] == ["all", "-m", "script", "-a", script, "-t", "DIR"] and os.path.isfile(script), argv
+    elif prog == "systemctl" and "enable" in argv:
+        for unit in argv[argv.index("enable") + 1 :]:
+            assert unit.startswith("-") or (SYSTEMD / unit).exists(), cmd
+    elif prog.startswith("/opt/tcpaudit/bin/"):
+        assert argv[1:3] == ["install", "."] and prog.endswith("/pip"), cmd
+    else:
+        assert prog in NOT_RUN, f"{cmd}: a program these tests know nothing about"
+    return prog
+
+
+def test_continuous_audit_commands_work(tmp_path: Path) -> None:
+    """README's "Continuous audit": each command names files that exist, tcpaudit's parse with this CLI, promtool's
+    run and pass, the Ansible line is the one tests/test_ansible_tree.py runs."""
+    (block,) = _sh_blocks(continuous_audit_section())
+    progs = [_check_command(c, tmp_path) for c in _commands(block)]
+    assert {"tcpaudit", "promtool", "ansible", "kubectl", "deploy/image/build.sh"} <= set(progs)
+
+
+def test_deploy_readme_commands_work(tmp_path: Path) -> None:
+    progs = []
+    for block in _sh_blocks(DEPLOY_README.read_text(encoding="utf-8")):
+        progs += [_check_command(c, tmp_path) for c in _commands(block)]
+    assert {"promtool", "deploy/image/build.sh", "kubectl", "systemctl"} <= set(progs)
