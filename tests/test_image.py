@@ -110,9 +110,12 @@ def _caps(names: list[str]) -> list[str]:
     return [f"CAP_{n}" for n in names]
 
 
-def run_in_image(bundle: Path, args: list[str], textfile: Path | None = None, as_daemonset: bool = True) -> Any:
+def run_in_image(
+    bundle: Path, args: list[str], textfile: Path | None = None, as_daemonset: bool = True, without: str = ""
+) -> Any:
     """runc run of the image with its entrypoint and `args`. as_daemonset: the DaemonSet's pod and container
-    security settings, translated to the OCI runtime config the kubelet's runtime would give."""
+    security settings, translated to the OCI runtime config the kubelet's runtime would give; `without`: less
+    that one capability."""
     cfg = json.loads((bundle / "config.json").read_text())
     proc = cfg["process"]
     proc["terminal"] = False
@@ -122,7 +125,7 @@ def run_in_image(bundle: Path, args: list[str], textfile: Path | None = None, as
         pod, c = _pod(), _container()
         sc = c["securityContext"]
         assert sc["capabilities"]["drop"] == ["ALL"]
-        caps = _caps(sc["capabilities"]["add"])
+        caps = _caps([c for c in sc["capabilities"]["add"] if c != without])
         proc["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
         proc["user"] = {"uid": sc["runAsUser"], "gid": sc["runAsGroup"]}
         proc["noNewPrivileges"] = not sc["allowPrivilegeEscalation"]
@@ -235,3 +238,19 @@ def test_daemonset_command_line_inside_the_image(fresh: Path, netns: Netns, tmp_
     assert p.returncode == 0, p.stderr[-3000:]
     assert sorted(x.name for x in textfile.iterdir() if not x.name.startswith(".")) == ["tcpaudit.prom"]
     _check_exposition((textfile / "tcpaudit.prom").read_text(), inode)
+
+
+@pytest.mark.parametrize("cap", ["SYS_PTRACE", "SYS_ADMIN"])
+def test_each_namespace_capability_is_needed(fresh: Path, netns: Netns, cap: str, tmp_path: Path) -> None:
+    """Without CAP_SYS_PTRACE no other process's namespace can be looked at (one line, exit 3); without
+    CAP_SYS_ADMIN there is no setns(2), and the namespace is read only through /proc/PID/net (partial)."""
+    inode = os.stat(f"/run/netns/{netns.name}").st_ino
+    p = run_in_image(fresh, ["host", "--all-netns", "--format", "json"], tmp_path, without=cap)
+    if cap == "SYS_PTRACE":
+        assert p.returncode == 3 and p.stdout == "", p.stderr
+        (line,) = p.stderr.strip().splitlines()
+        assert "without CAP_SYS_PTRACE" in line, line
+        return
+    targets = json.loads(p.stdout)["targets"]
+    (mine,) = [t for t in targets if (t.get("netns") or {}).get("inode") == inode]
+    assert mine["status"] == "partial", mine["status"]
