@@ -5,7 +5,7 @@ mounted at the DaemonSet's path. Inside it `tcpaudit host --all-netns` must find
 this test made (with a finding provoked in it), and the DaemonSet's own command line must run and write its file.
 
 Needs root and the Debian packages mmdebstrap, umoci, skopeo and runc (scripts/test installs them as root); the
-build downloads about 48 MB of .deb files and 13 MB of wheels and takes 2-5 minutes here (deploy/README.md).
+build downloads about 48 MB of .deb files and 13 MB of wheels and takes 1.5-5 minutes here (deploy/README.md).
 Without them the tests skip and say so.
 """
 
