@@ -18,11 +18,13 @@ def run(
     timeout: float = 120,
     cwd: str | Path | None = None,
     env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
+    """`prefix`: a command the CLI runs under, e.g. ("unshare", "--net") for a namespace of the test's own."""
     e = {**os.environ, **(env or {})}
     e.pop("TCPAUDIT_DEBUG", None)
     return subprocess.run(
-        [sys.executable, "-m", "tcpaudit", *args],
+        [*prefix, sys.executable, "-m", "tcpaudit", *args],
         capture_output=True,
         text=True,
         input=input,
