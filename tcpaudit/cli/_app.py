@@ -57,6 +57,9 @@ class _Group(TyperGroup):
         return cmd
 
     def invoke(self, ctx):
+        from .. import terminal
+
+        terminal.reset_choices()  # one run, one set of --color/-q choices (tests run many in one process)
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:

@@ -25,6 +25,78 @@ def die(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+# ---- terminal output: --color, -q, --show-suppressed (tcpaudit.terminal) ------------------------------------
+# Every command printing human output declares ColorOpt; the report commands also QuietOpt and ShowSuppressedOpt.
+# Their callbacks record the choice in tcpaudit.terminal; the command functions ignore the values.
+def _set_color(value: str | None) -> str | None:
+    from .. import terminal
+
+    if value is not None:
+        if value not in terminal.COLOR_MODES:
+            raise typer.BadParameter(f"must be auto, always or never, not {value!r}")
+        terminal.set_choices(color=value)
+    return value
+
+
+def _set_quiet(value: bool) -> bool:
+    from .. import terminal
+
+    if value:
+        terminal.set_choices(quiet=True)
+    return value
+
+
+def _set_show_suppressed(value: bool) -> bool:
+    from .. import terminal
+
+    if value:
+        terminal.set_choices(show_suppressed=True)
+    return value
+
+
+ColorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--color",
+        metavar="auto|always|never",
+        callback=_set_color,
+        show_default=False,
+        help="Colour: auto (the default: on a terminal, unless NO_COLOR is set; FORCE_COLOR forces it), always, "
+        "never. Pipes and files get no escape codes unless `always`.",
+    ),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", callback=_set_quiet, help="Only the findings and the summary line (for CI logs)."),
+]
+ShowSuppressedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--show-suppressed",
+        callback=_set_show_suppressed,
+        help="Also show findings suppressed by a baseline, waiver or inline comment (hidden and counted by "
+        "default; the JSON, SARIF and other reports always carry them).",
+    ),
+]
+
+
+def terminal_options(fmt: str, to_stdout: bool) -> dict[str, Any]:
+    """width/color/quiet/show_suppressed for the terminal formats; colour only on stdout, never into a file."""
+    from .. import terminal
+    from ..reporters import TERMINAL_FORMATS
+
+    if fmt not in TERMINAL_FORMATS:
+        return {}
+    c = terminal.choices()
+    color = terminal.use_color() if to_stdout else False
+    return {
+        "width": terminal.width(),
+        "color": color,
+        "quiet": bool(c.quiet),
+        "show_suppressed": bool(c.show_suppressed),
+    }
+
+
 # ---- shared options -------------------------------------------------------------
 FormatOpt = Annotated[
     list[str] | None,
@@ -32,7 +104,7 @@ FormatOpt = Annotated[
         "--format",
         "-f",
         metavar="FORMAT[:PATH]",
-        help="Output format: table, json, sarif, junit, "
+        help="Output format: table, concise (one finding per line, for editors and grep), json, sarif, junit, "
         "markdown, html, prometheus; FORMAT:PATH writes to a file (atomically). "
         "Repeat for several (one may go to stdout).",
     ),
@@ -232,7 +304,7 @@ def emit(report, formats: list[tuple[str, str | None]], verbose: bool = False) -
     from ..reporters import render
 
     for fmt, path in formats:
-        text = render(report, fmt, verbose=verbose)
+        text = render(report, fmt, verbose=verbose, **terminal_options(fmt, to_stdout=path is None))
         if path is None:
             sys.stdout.write(text)
             sys.stdout.flush()

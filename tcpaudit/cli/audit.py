@@ -11,6 +11,7 @@ from ._app import app
 from ._common import (
     BaselineOpt,
     ClientsNatOpt,
+    ColorOpt,
     ConfigOpt,
     DisableOpt,
     FailOnOpt,
@@ -19,6 +20,8 @@ from ._common import (
     NoAutoOpt,
     PolicyOpt,
     ProfileOpt,
+    QuietOpt,
+    ShowSuppressedOpt,
     UsageError,
     VerboseOpt,
     audit_options,
@@ -57,6 +60,9 @@ def audit(
     disable: DisableOpt = None,
     no_auto_context: NoAutoOpt = False,
     verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    show_suppressed: ShowSuppressedOpt = False,
+    color: ColorOpt = None,
     baseline: BaselineOpt = None,
     policy: PolicyOpt = None,
 ) -> None:

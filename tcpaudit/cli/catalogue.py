@@ -8,6 +8,7 @@ import typer
 
 from ._app import app
 from ._common import (
+    ColorOpt,
     TableJsonOpt,
     UsageError,
     table_or_json,
@@ -27,7 +28,7 @@ def schema() -> None:
 
 
 @app.command()
-def rules(format: TableJsonOpt = "table") -> None:
+def rules(format: TableJsonOpt = "table", color: ColorOpt = None) -> None:
     """List the rule catalogue."""
     from ..catalogue import catalogue_json, catalogue_table
 
@@ -47,6 +48,7 @@ def explain(
             help="Rule id (TCP001) or known kernel issue id (KI-CT-CHALLENGE-ACK-RST, from `tcpaudit kernel`).",
         ),
     ],
+    color: ColorOpt = None,
 ) -> None:
     """Print the full text of one rule (mechanism, when it matters, fix, references) or of a known kernel
     issue (affected range, fix, backports, sources)."""

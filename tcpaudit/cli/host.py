@@ -12,6 +12,7 @@ from ._app import app
 from ._common import (
     BaselineOpt,
     ClientsNatOpt,
+    ColorOpt,
     ConfigOpt,
     DisableOpt,
     FailOnOpt,
@@ -20,6 +21,8 @@ from ._common import (
     NoAutoOpt,
     PolicyOpt,
     ProfileOpt,
+    QuietOpt,
+    ShowSuppressedOpt,
     UsageError,
     VerboseOpt,
     audit_options,
@@ -63,6 +66,9 @@ def host(
         str | None, typer.Option("--save-snapshot", metavar="FILE", help="Also save the snapshot to FILE.")
     ] = None,
     verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    show_suppressed: ShowSuppressedOpt = False,
+    color: ColorOpt = None,
     baseline: BaselineOpt = None,
     all_netns: Annotated[
         bool,

@@ -8,6 +8,7 @@ import typer
 
 from ._app import _LeadingDashArgCommand, app
 from ._common import (
+    ColorOpt,
     TableJsonOpt,
     UsageError,
     VerboseOpt,
@@ -50,6 +51,7 @@ def kernel(
     ] = None,
     format: TableJsonOpt = "table",
     verbose: VerboseOpt = False,
+    color: ColorOpt = None,
 ) -> None:
     """Known kernel issues (verdict, confidence, why) and sysctls (present, default) for a kernel release.
 

@@ -12,6 +12,7 @@ from ._app import app
 from ._common import (
     BaselineOpt,
     ClientsNatOpt,
+    ColorOpt,
     ConfigOpt,
     DisableOpt,
     FailOnOpt,
@@ -19,6 +20,8 @@ from ._common import (
     NatIdleOpt,
     PolicyOpt,
     ProfileOpt,
+    QuietOpt,
+    ShowSuppressedOpt,
     UsageError,
     VerboseOpt,
     audit_options,
@@ -123,6 +126,9 @@ def lint(
     baseline: BaselineOpt = None,
     policy: PolicyOpt = None,
     verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    show_suppressed: ShowSuppressedOpt = False,
+    color: ColorOpt = None,
 ) -> None:
     """Lint sysctl configuration with the same rules as hosts, for a target kernel, before it ships."""
     from ..audit import build_report

@@ -1,6 +1,7 @@
 """Reporters: small modules that render a finished Report. They never decide severity or exit codes.
 
-`render(report, fmt)` returns text; formats: table, json, sarif, junit, markdown, html, prometheus.
+`render(report, fmt)` returns text; formats: table, concise, json, sarif, junit, markdown, html, prometheus.
+The terminal formats (table, concise) also take width, color, show_suppressed and quiet.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import importlib
 
 from ..model import Report
 
-FORMATS = ("table", "json", "sarif", "junit", "markdown", "html", "prometheus")
+FORMATS = ("table", "concise", "json", "sarif", "junit", "markdown", "html", "prometheus")
+TERMINAL_FORMATS = ("table", "concise")  # human output: fitted to the terminal, coloured only on request
 
 
 class UnknownFormatError(ValueError):

@@ -1,15 +1,14 @@
 """The fleet part of the table: one line per host, rules by number of hosts, and sysctl drift.
 
-Called by the table reporter when report.extra has "fleet". Every host-controlled string goes through
-clean_text.
+Called by the table reporter when report.extra has "fleet", and alone by `tcpaudit fleet` without --detail.
+Tables wrap to the width given (tcpaudit.terminal). Every host-controlled string goes through clean_text.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tabulate import tabulate
-
+from .. import terminal
 from ..model import Report, TargetStatus
 from ..sanitize import clean_text
 
@@ -22,9 +21,13 @@ def _worst(findings: list[Any]) -> str:
     return max(sevs, key=lambda s: s.rank).value if sevs else "-"
 
 
-def render_fleet(report: Report) -> str:
+def render_fleet(report: Report, width: int | None = None, color: bool = False) -> str:
+    return terminal.render(fleet_renderables(report, color), width or terminal.DEFAULT_WIDTH, color).rstrip("\n")
+
+
+def fleet_renderables(report: Report, color: bool = False) -> list[Any]:
     fleet: dict[str, Any] = report.extra.get("fleet", {})
-    out: list[str] = []
+    out: list[Any] = []
     statuses = fleet.get("statuses", {})
     total = fleet.get("hosts", len(report.targets))
     parts = [f"{n} {s}" for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] != "ok", kv[0]))]
@@ -51,20 +54,19 @@ def render_fleet(report: Report) -> str:
         ]
         rows.append(row)
     headers = ["host", *(["group"] if show_group else []), "status", "findings", "worst", "kernel / reason"]
-    out.append(tabulate(rows, headers=headers, tablefmt="simple"))
+    out.append(terminal.table(headers, rows, no_wrap=(2,)))
 
     by_rule = fleet.get("by_rule", {})
     if by_rule:
         out.append("")
         out.append("Rules by hosts affected:")
         out.append(
-            tabulate(
+            terminal.table(
+                ["rule", "worst", "hosts"],
                 [
                     [clean_text(rule), e.get("severity", ""), f"{e.get('hosts', 0)}/{e.get('of', 0)}"]
                     for rule, e in by_rule.items()
                 ],
-                headers=["rule", "worst", "hosts"],
-                tablefmt="simple",
             )
         )
     policy = fleet.get("policy")
@@ -93,7 +95,7 @@ def render_fleet(report: Report) -> str:
                     shown,
                 ]
             )
-        out.append(tabulate(rows, headers=["sysctl", "group", "majority", "differing hosts"], tablefmt="simple"))
+        out.append(terminal.table(["sysctl", "group", "majority", "differing hosts"], rows))
         if len(drift) > MAX_DRIFT_SHOWN:
             out.append(f"(first {MAX_DRIFT_SHOWN}; --format json has all)")
-    return "\n".join(out)
+    return [terminal.text(x) if isinstance(x, str) else x for x in out]

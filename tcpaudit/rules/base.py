@@ -41,6 +41,11 @@ class RuleMeta(BaseModel):
     applies_to: list[Literal["host", "config"]] = Field(
         default_factory=lambda: list[Literal["host", "config"]](["host", "config"])
     )
+    headline: list[str] = Field(
+        default_factory=list,
+        description="the evidence fields the terminal table shows for a finding, in order (default: its plain "
+        "facts); -v and the JSON report have every field",
+    )
 
     @field_validator("id")
     @classmethod
