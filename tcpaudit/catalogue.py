@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tabulate import tabulate
-
 from .rules.base import RuleMeta
 from .rules.engine import catalogue, resolve_ids
 
@@ -24,7 +22,22 @@ def catalogue_json() -> str:
 
 
 def catalogue_table() -> str:
-    return tabulate([[m.id, m.severity.value, m.title] for m in metas()], headers=["rule", "severity", "title"])
+    from rich.text import Text
+
+    from . import terminal  # wraps to the terminal's width; severity coloured when colour is on
+
+    color = terminal.use_color()
+    rows = [
+        [
+            m.id,
+            Text(m.severity.value, style=terminal.SEVERITY_STYLE.get(m.severity.value, "") if color else ""),
+            m.title,
+        ]
+        for m in metas()
+    ]
+    return terminal.render(
+        [terminal.table(["rule", "severity", "title"], rows, no_wrap=(0, 1))], terminal.width(), color
+    )
 
 
 def meta_for(rule_id: str) -> RuleMeta:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 COLOR_MODES = ("auto", "always", "never")
+_TRAILING = re.compile(r"[ ]+((?:\x1b\[[0-9;]*m)+)$")
 DEFAULT_WIDTH = 80
 MIN_WIDTH = 40
 
@@ -64,8 +66,8 @@ def use_color(stream: Any = None, mode: str | None = None, environ: dict[str, st
         return False
     if env.get("NO_COLOR", ""):
         return False
-    force = env.get("FORCE_COLOR")
-    if force is not None and force.strip().lower() not in ("0", "false", "no"):
+    force = env.get("FORCE_COLOR", "").strip().lower()
+    if force and force not in ("0", "false", "no"):
         return True
     stream = sys.stdout if stream is None else stream
     try:
@@ -112,7 +114,8 @@ def render(renderables: Iterable[Any], w: int, color: bool) -> str:
     for r in renderables:
         con.print(r)
     out = con.file.getvalue()  # type: ignore[attr-defined]
-    return "\n".join(line.rstrip() for line in out.split("\n"))
+    # no trailing blanks (rich pads cells), also when they sit before the closing escape codes
+    return "\n".join(_TRAILING.sub(r"\1", line.rstrip()) for line in out.split("\n"))
 
 
 def text(value: str, style: str | None = None, indent: int = 0):  # -> rich.text.Text / Padding

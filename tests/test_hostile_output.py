@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import re
 import subprocess
 import sys
@@ -104,7 +105,9 @@ def snapshot_file(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-def tcpaudit(*args: str) -> subprocess.CompletedProcess[str]:
+def tcpaudit(*args: str, columns: int = 1000) -> subprocess.CompletedProcess[str]:
+    # a wide table (COLUMNS), so that a whole escaped name sits on one line for the substring checks; the
+    # 80-column run of test_hostile_snapshot_table_is_clean checks the wrapped table is just as clean
     p = subprocess.run(
         [sys.executable, "-m", "tcpaudit", *args],
         capture_output=True,
@@ -112,6 +115,7 @@ def tcpaudit(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         cwd=sshd.REPO,
         encoding="utf-8",
+        env={**os.environ, "COLUMNS": str(columns)},
     )
     assert p.returncode in (0, 1), f"exit {p.returncode}: {p.stderr[-2000:]}"
     assert_clean(p.stderr, "stderr")
@@ -194,6 +198,8 @@ def test_hostile_snapshot_table_is_clean(snapshot_file: Path) -> None:
         check_table(p.stdout, HOSTNAME, RELEASE)
     assert clean_text(ADDRESS) in p.stdout  # the socket address, in PORT001's explanation (-v)
     assert clean_text(XML + ANSI + MISC) in p.stdout  # the host's own error text, in the gaps (-v)
+    for verbose in ([], ["-v"]):
+        assert_clean(tcpaudit("audit", str(snapshot_file), "--format", "table", *verbose, columns=80).stdout, "table")
 
 
 def test_hostile_snapshot_json_round_trips(snapshot_file: Path) -> None:
@@ -333,7 +339,8 @@ def test_fleet_table_with_hostile_hosts_is_clean(hostile_hosts, tmp_path):
     sarif = tmp_path / "fleet.sarif"
     junit = tmp_path / "fleet.xml"
     p = sshd.run_tcpaudit(
-        ["fleet", *hosts, *sshd.ssh_args(keys, 5, 30), "-f", "table", "-f", f"sarif:{sarif}", "-f", f"junit:{junit}"]
+        ["fleet", *hosts, *sshd.ssh_args(keys, 5, 30), "-f", "table", "-f", f"sarif:{sarif}", "-f", f"junit:{junit}"],
+        env={"COLUMNS": "1000"},  # one line per row for the substring checks
     )
     assert p.returncode in (0, 1), p.stderr.decode(errors="replace")
     table = p.stdout.decode()

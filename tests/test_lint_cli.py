@@ -108,6 +108,8 @@ def test_waivers_suppress_until_they_expire(tmp_path: Path) -> None:
     assert f["suppressed"]["kind"] == "waiver" and f["suppressed"]["expires"] == "2099-12-31"
     assert rc == 0 and report["summary"]["suppressed"] >= 1
     table = run("lint", "--root", str(root), "--kernel", "5.15.0", "--config", str(cfg))
+    assert "(high, suppressed)" not in table.stdout and "suppressed finding(s) hidden (1 waiver" in table.stdout
+    table = run("lint", "--root", str(root), "--kernel", "5.15.0", "--config", str(cfg), "--show-suppressed")
     assert "(high, suppressed)" in table.stdout
 
     cfg.write_text(WAIVER_TOML.format(date="2020-01-31"))

@@ -241,6 +241,7 @@ def rendered(fmt: str) -> str:
 
 SUFFIX = {
     "table": "txt",
+    "concise": "concise.txt",
     "json": "json",
     "sarif": "sarif",
     "junit": "xml",

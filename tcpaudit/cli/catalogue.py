@@ -33,7 +33,7 @@ def rules(format: TableJsonOpt = "table", color: ColorOpt = None) -> None:
     from ..catalogue import catalogue_json, catalogue_table
 
     format = table_or_json(format)
-    typer.echo(catalogue_json() if format == "json" else catalogue_table())
+    typer.echo(catalogue_json() if format == "json" else catalogue_table(), color=True)  # colour: tcpaudit.terminal
 
 
 @app.command(

@@ -183,14 +183,18 @@ def fleet(
 
 
 def _emit(report, formats, verbose: bool, detail: bool) -> int:
+    from .. import terminal
     from ..reporters import render
-    from ..reporters.fleet_view import render_fleet
+    from ..reporters.fleet_view import fleet_renderables
+    from ._common import terminal_options
 
     for fmt, path in formats:
+        term = terminal_options(fmt, to_stdout=path is None)
         if fmt == "table" and not detail:
-            text = render_fleet(report) + "\n" + _summary_line(report) + "\n"
+            parts = fleet_renderables(report, term["color"])
+            text = terminal.render([*parts, terminal.text(_summary_line(report))], term["width"], term["color"])
         else:
-            text = render(report, fmt, verbose=verbose)
+            text = render(report, fmt, verbose=verbose, **term)
         if path is None:
             sys.stdout.write(text)
             sys.stdout.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..model import Finding, Outcome, Report, Target
 from ..sanitize import clean_text
 from . import _levels
-from .table import fix_lines, headline_evidence, location_text, summary_line
+from .table import fix_lines, headline_evidence, location_key, location_text, summary_line
 
 _SGR = {"critical": "1;41;37", "high": "1;31", "medium": "33", "low": "36", "info": "2"}
 
@@ -37,7 +37,7 @@ def render(report: Report, color: bool = False, show_suppressed: bool = False, *
     for t in report.targets:
         if t.error:
             lines.append(f"{clean_text(t.name)}: {t.status.value}: {clean_text(t.error)}")
-        for f in sorted(t.findings, key=lambda x: (location_text(x), -_levels.rank(x.severity), x.rule)):
+        for f in sorted(t.findings, key=lambda x: (location_key(x), -_levels.rank(x.severity), x.rule)):
             if f.suppressed is None or show_suppressed:
                 lines.append(finding_line(t, f, color))
         for c in t.checks:

@@ -176,6 +176,44 @@ def _findings_table(t: Target, findings: list[Finding], color: bool):
     )
 
 
+def location_key(f: Finding) -> tuple[str, int]:
+    return (f.location.file, f.location.line or 0) if f.location else ("", 0)
+
+
+def _config_findings(findings: list[Finding], color: bool) -> list[Any]:
+    """Config targets: `file:line: RULE SEVERITY title`, the location first (as compilers and linters print it),
+    then the evidence and the fix indented under it."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    out: list[Any] = []
+    for f in sorted(findings, key=lambda x: (location_key(x), -x.severity.rank, x.rule)):
+        head = Text(overflow="fold")
+        loc = location_text(f)
+        if loc:
+            head.append(loc + ": ", style="bold" if color else "")
+        head.append(f.rule + " ")
+        if f.outcome is Outcome.error:
+            head.append("ERROR", style="bold red" if color else "")
+        elif f.suppressed is not None:
+            head.append(f"({f.severity.value}, suppressed)", style="dim" if color else "")
+        else:
+            head.append(
+                _levels.label(f.severity), style=terminal.SEVERITY_STYLE.get(f.severity.value, "") if color else ""
+            )
+        head.append(" " + clean_text(f.title))
+        out.append(head)
+        lines = headline_evidence(f)
+        if lines:
+            out.append(Padding(Text("; ".join(lines), overflow="fold"), (0, 0, 0, 4)))
+        for fx in fix_lines(f):
+            out.append(Padding(Text(fx, style="green" if color else "", overflow="fold"), (0, 0, 0, 4)))
+        if f.suppressed is not None:
+            why = f"{f.suppressed.kind}: {clean_text(f.suppressed.reason)}"
+            out.append(Padding(Text(why, style="dim" if color else "", overflow="fold"), (0, 0, 0, 4)))
+    return out
+
+
 def _detail(f: Finding) -> list[Any]:
     """-v: everything the finding carries."""
     out: list[Any] = [""]
@@ -225,7 +263,9 @@ def _target_block(
     if t.status is not TargetStatus.ok and not t.findings:
         return out
     shown = _visible(t, show_suppressed)
-    if shown:
+    if shown and t.kind == "config":
+        out.extend(_config_findings(shown, color))
+    elif shown:
         out.append(_findings_table(t, shown, color))
     elif not quiet:
         out.append(terminal.text("no findings", indent=3))
