@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from tcpaudit.collect.parsers import fold_value, parse_counter_pairs, parse_proc_net_tcp, parse_sockstat
+from tcpaudit.collect.raw import is_secret_sysctl
 
 from .netns import PYTHON, make_netns, netns_unavailable  # noqa: F401 - fixture
 
@@ -76,14 +77,10 @@ def test_runtime_local_machine_matches_proc() -> None:
                     continue
                 rel = os.path.relpath(path, "/proc/sys")
                 names_on_disk.add(".".join(p.replace(".", "/") for p in rel.split(os.sep)))
-    # (an unset IPv6 stable_secret reads as EIO by design: one gap line covers every interface)
-    missing = {
-        n
-        for n in names_on_disk
-        if n not in sysctls
-        and f"sysctl:{n}" not in gaps
-        and not (n.endswith(".stable_secret") and "sysctl:net.ipv6.conf.*.stable_secret" in gaps)
-    }
+    # secrets (stable_secret, tcp_fastopen_key, netdev_rss_key) are neither read nor gaps
+    secrets = {n for n in names_on_disk if is_secret_sysctl(n)}
+    assert secrets and not secrets & set(sysctls) and not any(is_secret_sysctl(g[7:]) for g in gaps)
+    missing = {n for n in names_on_disk if n not in sysctls and f"sysctl:{n}" not in gaps and n not in secrets}
     assert not missing, sorted(missing)[:20]
     assert len(sysctls) > 200
 

@@ -214,8 +214,15 @@ _tca_main() {
         fi
     done
     if [ -n "$_tca_dirs" ]; then
-        # word splitting of $_tca_dirs is intended; set -f rules out globbing
-        _tca_run sysctls 0 grep -r '' $_tca_dirs
+        # word splitting of $_tca_dirs is intended; set -f rules out globbing. Secrets (IPv6 stable_secret,
+        # tcp_fastopen_key, netdev_rss_key) are not read where grep has --exclude (GNU; not busybox: the
+        # parser drops them there); exit 2 = unknown option.
+        if grep --exclude=x -s '' /dev/null 2>/dev/null || [ $? -lt 2 ]; then
+            _tca_run sysctls 0 grep -r --exclude=stable_secret --exclude=tcp_fastopen_key \
+                --exclude=netdev_rss_key '' $_tca_dirs
+        else
+            _tca_run sysctls 0 grep -r '' $_tca_dirs
+        fi
     fi
 
     _tca_persisted

@@ -32,7 +32,7 @@ from .build import build_snapshot
 from .local import DEFAULT_DETAIL_CAP, FILES, MARKERS, OPTIONAL
 from .parsers import sysctl_path_to_name
 from .persisted import INDEX_ITEM, ITEM_RE, MAX_FILES, MAX_LINES
-from .raw import SYSCTL_ROOTS, RawCapture
+from .raw import SYSCTL_ROOTS, RawCapture, is_secret_sysctl
 
 FORMAT_VERSION = "1"
 HEADER = "@@tcpaudit-collector "
@@ -379,9 +379,9 @@ def grep_sysctls(lines: list[str]) -> dict[str, str]:
 
 
 def _sysctls(raw: RawCapture, f: _Frame, missing_roots: set[str]) -> None:
-    raw.sysctls.update(grep_sysctls(f.content))
+    # secrets: the collector excludes them where grep can; whatever still came is dropped here
+    raw.sysctls.update((k, v) for k, v in grep_sysctls(f.content).items() if not is_secret_sysctl(k))
     raw.sysctl_roots.extend(r for r in SYSCTL_ROOTS if r not in missing_roots)
-    unset_secrets = 0
     for line in f.stderr:
         m = _GREP_ERR_RE.match(line)
         if not m:
@@ -390,16 +390,9 @@ def _sysctls(raw: RawCapture, f: _Frame, missing_roots: set[str]) -> None:
         reason = _classify(m.group(2))
         if name in WRITE_ONLY_SYSCTLS and reason is GapReason.permission_denied:
             continue
-        if name.endswith(".stable_secret") and m.group(2) == "Input/output error":
-            unset_secrets += 1  # an unset IPv6 stable_secret reads as EIO by design (as in local.py)
-            continue
+        if is_secret_sysctl(name):
+            continue  # a key, not a setting (and an unset stable_secret answers EIO): not a gap
         raw.gap(f"sysctl:{name}", reason, m.group(2))
-    if unset_secrets:
-        raw.gap(
-            "sysctl:net.ipv6.conf.*.stable_secret",
-            GapReason.missing,
-            f"unset on {unset_secrets} interface(s): the kernel answers EIO until a secret is written",
-        )
     if not f.content and f.rc > 1:
         last = next((ln for ln in reversed(f.stderr) if ln.strip()), f"exit {f.rc}")
         raw.gap("sysctl:net", GapReason.error, f"grep -r: {last}")

@@ -28,7 +28,7 @@ from .parsers import (
     parse_sockstat,
 )
 from .persisted import read_local as read_persisted
-from .raw import SYSCTL_ROOTS, RawCapture
+from .raw import SECRET_SYSCTL_FILES, SYSCTL_ROOTS, RawCapture
 
 DEFAULT_DETAIL_CAP = 50_000
 # A local audit analyses every socket up to this many (≈1.5 GB of ss text on a huge proxy would otherwise be
@@ -102,8 +102,8 @@ def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
     to read) from a file that could not be read. Files are opened relative to their directory's fd: with
     many network namespaces every /proc/sys/net name has one dentry per namespace in the same hash chain
     (proc_sys_compare skips the ones not seen from the reader's namespace), so a full path walk per file
-    cost 3-5x the read itself on a machine with 200 namespaces (docs/benchmarks.md, `netns`)."""
-    unset_secrets = 0
+    cost 3-5x the read itself on a machine with 200 namespaces (docs/benchmarks.md, `netns`). Secrets
+    (raw.SECRET_SYSCTL_FILES) are not opened at all."""
     sysctls = raw.sysctls
     flags = os.O_RDONLY | os.O_CLOEXEC
     dir_flags = flags | getattr(os, "O_DIRECTORY", 0)
@@ -123,7 +123,6 @@ def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
         return data.decode("utf-8", "replace")
 
     def walk(path: str, prefix: str) -> None:
-        nonlocal unset_secrets
         try:
             dfd = os.open(path, dir_flags)
         except OSError as exc:
@@ -142,12 +141,11 @@ def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
                 if is_dir:
                     subdirs.append((f"{path}/{fn}", name))
                     continue
+                if fn in SECRET_SYSCTL_FILES:
+                    continue  # a key, not a setting: never read, never a gap
                 try:
                     sysctls[name] = fold_value(value(dfd, fn))
                 except OSError as exc:
-                    if fn == "stable_secret" and exc.errno == errno.EIO:
-                        unset_secrets += 1  # reading an unset IPv6 stable_secret fails with EIO by design
-                        continue
                     try:
                         if exc.errno in (errno.EACCES, errno.EPERM) and not os.stat(fn, dir_fd=dfd).st_mode & 0o444:
                             continue  # write-only triggers such as route.flush hold no setting
@@ -167,12 +165,6 @@ def read_sysctls(raw: RawCapture, proc_sys: str = "/proc/sys") -> None:
             continue
         raw.sysctl_roots.append(root)
         walk(top, root)
-    if unset_secrets:
-        raw.gap(
-            "sysctl:net.ipv6.conf.*.stable_secret",
-            GapReason.missing,
-            f"unset on {unset_secrets} interface(s): the kernel answers EIO until a secret is written",
-        )
 
 
 @functools.cache

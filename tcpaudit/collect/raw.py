@@ -23,6 +23,15 @@ from ..snapshot import CollectionGap, GapReason, Source
 
 SYSCTL_ROOTS = ("net.ipv4", "net.ipv6", "net.core", "net.netfilter")
 
+# Secrets among the sysctls: never read, never copied into a snapshot, never listed as a gap (reading them
+# as non-root fails with EACCES, and an unset IPv6 stable_secret answers EIO). No rule needs their values.
+SECRET_SYSCTL_FILES = ("stable_secret", "tcp_fastopen_key", "netdev_rss_key")
+
+
+def is_secret_sysctl(name: str) -> bool:
+    """net.ipv6.conf.*.stable_secret, net.ipv4.tcp_fastopen_key, net.core.netdev_rss_key."""
+    return name.rpartition(".")[2] in SECRET_SYSCTL_FILES
+
 
 @dataclass
 class RawCapture:
