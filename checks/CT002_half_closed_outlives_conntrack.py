@@ -59,6 +59,13 @@ class HalfClosedOutlivesConntrack(Rule):
                 url="https://www.kernel.org/doc/Documentation/networking/nf_conntrack-sysctl.rst",
             ),
         ],
+        headline=[
+            "half_closed_on_redirect_ports",
+            "without_timer",
+            "redirect_ports",
+            "nf_conntrack_tcp_timeout_close_wait",
+            "examples",
+        ],
     )
 
     def check(self, f: Facts):

@@ -165,6 +165,7 @@ class ConntrackSizingForwarding(Rule):
                 url="https://github.com/openwrt/openwrt/blob/main/package/kernel/linux/files/sysctl-nf-conntrack.conf",
             ),
         ],
+        headline=["nf_conntrack_max", "nf_conntrack_buckets", "load_factor_at_max", "nf_conntrack_count", "forwarding"],
     )
 
     def check(self, f: Facts):

@@ -56,6 +56,7 @@ class IdleWithoutKeepalive(Rule):
                 title="tcp(7): SO_KEEPALIVE, TCP_KEEPIDLE", url="https://man7.org/linux/man-pages/man7/tcp.7.html"
             ),
         ],
+        headline=["idle_connections", "without_keepalive", "keepalive_too_late", "nat_idle_timeout", "examples"],
     )
 
     def check(self, f: Facts):

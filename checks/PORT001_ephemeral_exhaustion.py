@@ -71,6 +71,7 @@ class EphemeralExhaustion(Rule):
                 url="https://learn.microsoft.com/en-us/azure/load-balancer/load-balancer-outbound-connections",
             ),
         ],
+        headline=["ip_local_port_range", "usable_ports", "destination", "ports_held", "time_wait", "usage"],
     )
 
     def check(self, f: Facts):

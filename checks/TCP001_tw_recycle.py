@@ -89,6 +89,7 @@ class TwRecycle(ValueRule):
                 url="https://patch.msgid.link/20260302205527.1982836-1-edumazet@google.com",
             ),
         ],
+        headline=["tcp_tw_recycle", "tcp_timestamps", "clients_behind_nat", "PAWSPassive"],
     )
 
     def judge(self, f: Facts, v: Value):

@@ -109,7 +109,7 @@ def test_suppressed_findings_are_hidden_and_counted() -> None:
 
 def test_quiet_is_findings_and_the_summary_line() -> None:
     text = render(shared_report(), "table", width=160, quiet=True)
-    assert "context:" not in text and "checked " not in text and "not collected" not in text
+    assert "target kernel 5.15.0" not in text and "checked " not in text and "not collected" not in text
     assert "SYS001" in text and "TCP001" in text
     assert text.rstrip().splitlines()[-1].startswith("3 target(s), 2 audited, 1 failed")
 
@@ -175,7 +175,7 @@ def test_lint_is_silent_on_files_without_sysctls(tmp_path: Path) -> None:
     assert "values-0.yaml" not in p.stdout
     assert "4 file(s) without sysctl settings: nothing to check" in p.stdout
     assert "SYS001 HIGH" in p.stdout
-    assert "context (every target):" in p.stdout  # the shared assumptions once, not once per file
+    assert "every target:" in p.stdout and p.stdout.count("clients behind NAT") == 1  # said once, not per file
     quiet = run("lint", *files, "--kernel", "5.15.0", "-q")
     assert "context" not in quiet.stdout and "without sysctl settings" not in quiet.stdout and "SYS001" in quiet.stdout
     concise = run("lint", *files, "--kernel", "5.15.0", "--format", "concise")
@@ -213,3 +213,42 @@ def test_pre_commit_hook_only_takes_files_that_can_hold_sysctls() -> None:
         "data/fixtures.json",
     ):
         assert not taken(path), path
+
+
+def test_headline_fields_are_evidence_the_rule_gives() -> None:
+    from tcpaudit.catalogue import metas
+    from tcpaudit.rules.engine import catalogue, run_rules
+
+    from .rulecases import build_case, load_cases
+
+    given: dict[str, set[str]] = {}
+    for rule, _name, case in load_cases():
+        if case.get("expect") == "fail":
+            findings, _ = run_rules(build_case(case), "case", rules=[r for r in catalogue() if r.meta.id == rule])
+            for f in findings:
+                given.setdefault(rule, set()).update(f.evidence)
+    chosen = {m.id: m.headline for m in metas() if m.headline}
+    assert "NAT002" in chosen  # the idle sockets it found are what the table shows
+    for rule, keys in chosen.items():
+        assert set(keys) <= given.get(rule, set()), (rule, set(keys) - given.get(rule, set()))
+
+
+def test_namespace_notes_are_one_short_line_said_once() -> None:
+    from tcpaudit.rules.base import GLOBAL_SYSCTL_HIDDEN
+
+    def ns(name: str) -> Target:
+        return Target(
+            name=name,
+            kind="netns",
+            kernel_notes=[
+                f"net.ipv4.{k} is absent on this host although upstream 6.1.0 has it ({GLOBAL_SYSCTL_HIDDEN}; read "
+                "it on the host); the host's answer is used"
+                for k in ("tcp_mem", "tcp_max_orphans")
+            ],
+        )
+
+    one = render(build_report([ns("a")]), "table", width=200)
+    assert one.count("global sysctl(s)") == 1 and "net.ipv4.tcp_mem, net.ipv4.tcp_max_orphans" in one
+    assert GLOBAL_SYSCTL_HIDDEN not in one
+    two = render(build_report([ns("a"), ns("b")]), "table", width=200)
+    assert two.count("global sysctl(s)") == 1 and two.startswith("every target:")

@@ -7,11 +7,13 @@ Every string a host or a user controls goes through clean_text first, and reache
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any
 
 from .. import terminal
 from ..model import Finding, Outcome, Report, Target, TargetStatus
+from ..rules.base import GLOBAL_SYSCTL_HIDDEN
 from ..sanitize import clean_text
 from . import _levels
 
@@ -113,6 +115,11 @@ def fix_lines(f: Finding) -> list[str]:
     return [f"fix: {clean_text(k)} = {clean_text(v)}" for k, v in f.fix.items()]
 
 
+def severity_context(f: Finding) -> list[str]:
+    """The assumptions that set this finding's severity (Finding.context), said next to it."""
+    return [f"context: {clean_text(c, 300)}" for c in f.context]
+
+
 def location_text(f: Finding) -> str:
     if f.location is None:
         return ""
@@ -170,9 +177,12 @@ def _findings_table(t: Target, findings: list[Finding], color: bool):
         fixes = fix_lines(f)
         if fixes:
             ev.append(("\n" if lines else "") + "\n".join(fixes), style="green" if color else "")
+        why = severity_context(f)
+        if why:
+            ev.append(("\n" if lines or fixes else "") + "\n".join(why), style="dim" if color else "")
         rows.append([sev, Text(f.rule, overflow="fold"), finding, ev])
     return terminal.table(
-        ["severity", "rule", "finding", "evidence / fix"], rows, no_wrap=(0,), ratios=[None, None, 5, 6]
+        ["severity", "rule", "finding", "evidence / fix"], rows, no_wrap=(0,), ratios=[None, None, 2, 3]
     )
 
 
@@ -208,6 +218,8 @@ def _config_findings(findings: list[Finding], color: bool) -> list[Any]:
             out.append(Padding(Text("; ".join(lines), overflow="fold"), (0, 0, 0, 4)))
         for fx in fix_lines(f):
             out.append(Padding(Text(fx, style="green" if color else "", overflow="fold"), (0, 0, 0, 4)))
+        for why in severity_context(f):
+            out.append(Padding(Text(why, style="dim" if color else "", overflow="fold"), (0, 0, 0, 4)))
         if f.suppressed is not None:
             why = f"{f.suppressed.kind}: {clean_text(f.suppressed.reason)}"
             out.append(Padding(Text(why, style="dim" if color else "", overflow="fold"), (0, 0, 0, 4)))
@@ -255,11 +267,9 @@ def _target_block(
     if t.error:
         out.append(terminal.text(f"error: {clean_text(t.error)}", indent=3))
     if not quiet:
-        for c in t.context:
-            if c not in common:
-                out.append(terminal.text(f"context: {clean_text(c)}", indent=3))
-        for n in t.kernel_notes:
-            out.append(terminal.text(f"kernel: {clean_text(n)}", indent=3))
+        for line in notes(t):
+            if line not in common:
+                out.append(terminal.text(line, indent=3))
     if t.status is not TargetStatus.ok and not t.findings:
         return out
     shown = _visible(t, show_suppressed)
@@ -297,13 +307,38 @@ def _target_block(
     return out
 
 
+_HIDDEN_NOTE = re.compile(
+    r"^(\S+) is absent on this host although upstream \S+ has it \(" + re.escape(GLOBAL_SYSCTL_HIDDEN) + r"; "
+)
+
+
+def notes(t: Target) -> list[str]:
+    """The target's context and kernel notes as the table prints them. The notes about global sysctls a network
+    namespace cannot see become one short line (the JSON keeps each note in full)."""
+    out = [f"context: {clean_text(c)}" for c in t.context]
+    hidden: list[str] = []
+    for n in t.kernel_notes:
+        m = _HIDDEN_NOTE.match(n)
+        if m:
+            hidden.append(m.group(1))
+        else:
+            out.append(f"kernel: {clean_text(n)}")
+    if hidden:
+        out.append(
+            f"kernel: {', '.join(clean_text(h) for h in hidden)}: global sysctl(s), visible only in the host's "
+            "initial network namespace; audit the host for their values"
+        )
+    return out
+
+
 def _common_context(targets: list[Target]) -> list[str]:
-    """Context lines every audited target shares (the assumed defaults): said once, not once per target."""
-    ok = [t for t in targets if t.status is TargetStatus.ok and t.context]
+    """Notes every audited target shares (the assumed defaults, the namespace notes): said once, not per target."""
+    ok = [t for t in targets if t.status is TargetStatus.ok]
     if len(ok) < 2:
         return []
-    shared = set(ok[0].context).intersection(*(set(t.context) for t in ok[1:]))
-    return [c for c in ok[0].context if c in shared]
+    first = notes(ok[0])
+    shared = set(first).intersection(*(set(notes(t)) for t in ok[1:]))
+    return [c for c in first if c in shared]
 
 
 def summary_line(report: Report, hidden_suppressed: bool) -> str:
@@ -333,8 +368,8 @@ def render(
     items: list[Any] = []
     common = _common_context(report.targets)
     if common and not quiet:
-        items.append(terminal.text("context (every target):"))
-        items.extend(terminal.text(f"- {clean_text(c)}", indent=3) for c in common)
+        items.append(terminal.text("every target:"))
+        items.extend(terminal.text(c, indent=3) for c in common)
         items.append("")
     empty = [t for t in report.targets if _is_empty_config(t)]
     totals: Counter[Outcome] = Counter()
