@@ -134,14 +134,16 @@ def table(
     no_wrap: Iterable[int] = (),
     ratios: Sequence[int | None] | None = None,
     styles: Sequence[str | None] | None = None,
+    expand: bool = False,
 ):  # -> rich.table.Table
-    """A borderless table whose cells wrap (fold long words) to fit the width it is printed at."""
+    """A borderless table whose cells wrap (fold long words) to fit the width it is printed at. With ratios and
+    expand, the columns share the width in those proportions (rich applies ratios to expanded tables only)."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
     keep = set(no_wrap)
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False, header_style="bold")
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=expand, header_style="bold")
     for i, h in enumerate(headers):
         t.add_column(
             h,

@@ -182,7 +182,7 @@ def _findings_table(t: Target, findings: list[Finding], color: bool):
             ev.append(("\n" if lines or fixes else "") + "\n".join(why), style="dim" if color else "")
         rows.append([sev, Text(f.rule, overflow="fold"), finding, ev])
     return terminal.table(
-        ["severity", "rule", "finding", "evidence / fix"], rows, no_wrap=(0,), ratios=[None, None, 2, 3]
+        ["severity", "rule", "finding", "evidence / fix"], rows, no_wrap=(0,), ratios=[None, None, 2, 3], expand=True
     )
 
 
