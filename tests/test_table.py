@@ -252,3 +252,32 @@ def test_namespace_notes_are_one_short_line_said_once() -> None:
     assert GLOBAL_SYSCTL_HIDDEN not in one
     two = render(build_report([ns("a"), ns("b")]), "table", width=200)
     assert two.count("global sysctl(s)") == 1 and two.startswith("every target:")
+
+
+README = ROOT / "README.md"
+README_OUTPUT = re.compile(r"<!-- output: (?P<cmd>[^\n]*?) -->\n```text\n(?P<text>.*?)```\n", re.S)
+
+
+def test_readme_examples_are_real_output() -> None:
+    """Each `<!-- output: [COLUMNS=N] tcpaudit ARGS -->` block of the README is what that command prints (from
+    fixtures, so it is deterministic); TCPAUDIT_REGEN_GOLDEN=1 rewrites them."""
+    readme = README.read_text(encoding="utf-8")
+    blocks = list(README_OUTPUT.finditer(readme))
+    assert len(blocks) >= 2
+
+    def output(m: re.Match[str]) -> str:
+        words = m.group("cmd").split()
+        env = {"COLUMNS": words.pop(0).split("=", 1)[1]} if words[0].startswith("COLUMNS=") else {"COLUMNS": "100"}
+        assert words[0] == "tcpaudit"
+        p = run(*words[1:], env={**env, "NO_COLOR": "1", "FORCE_COLOR": ""})
+        assert p.returncode in (0, 1), p.stderr
+        return p.stdout
+
+    if REGEN:
+        README.write_text(
+            README_OUTPUT.sub(lambda m: f"<!-- output: {m.group('cmd')} -->\n```text\n{output(m)}```\n", readme),
+            encoding="utf-8",
+        )
+        return
+    for m in blocks:
+        assert m.group("text") == output(m), f"README block for `{m.group('cmd')}` is stale: TCPAUDIT_REGEN_GOLDEN=1"
