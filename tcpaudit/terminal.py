@@ -113,7 +113,7 @@ def render(renderables: Iterable[Any], w: int, color: bool) -> str:
     con = console(w, color)
     for r in renderables:
         con.print(r)
-    out = con.file.getvalue()  # type: ignore[attr-defined]
+    out = con.file.getvalue()
     # no trailing blanks (rich pads cells), also when they sit before the closing escape codes
     return "\n".join(_TRAILING.sub(r"\1", line.rstrip()) for line in out.split("\n"))
 

@@ -34,6 +34,7 @@ COMMANDS = {
     "fleet": ["fleet", "127.0.0.1:1", "localhost:1", "--known-hosts", os.devnull, "--connect-timeout", "2"],
     "kernel": ["kernel", "5.4.0-137-generic"],
     "rules": ["rules"],
+    "profiles": ["profiles"],
     "audit -v": ["audit", SNAPSHOT, "-v"],
 }
 

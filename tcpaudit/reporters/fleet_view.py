@@ -21,6 +21,12 @@ def _worst(findings: list[Any]) -> str:
     return max(sevs, key=lambda s: s.rank).value if sevs else "-"
 
 
+def _styled(severity: str, color: bool) -> Any:
+    from rich.text import Text
+
+    return Text(severity, style=terminal.SEVERITY_STYLE.get(severity, "") if color else "")
+
+
 def render_fleet(report: Report, width: int | None = None, color: bool = False) -> str:
     return terminal.render(fleet_renderables(report, color), width or terminal.DEFAULT_WIDTH, color).rstrip("\n")
 
@@ -47,7 +53,7 @@ def fleet_renderables(report: Report, color: bool = False) -> list[Any]:
         row += [
             t.status.value,
             len(unsup) if t.status is TargetStatus.ok else "-",
-            _worst(t.findings) if t.status is TargetStatus.ok else "-",
+            _styled(_worst(t.findings), color) if t.status is TargetStatus.ok else "-",
             clean_text(t.error or "", 90)
             if t.status is not TargetStatus.ok
             else clean_text(t.kernel.release or "", 40),
@@ -64,7 +70,7 @@ def fleet_renderables(report: Report, color: bool = False) -> list[Any]:
             terminal.table(
                 ["rule", "worst", "hosts"],
                 [
-                    [clean_text(rule), e.get("severity", ""), f"{e.get('hosts', 0)}/{e.get('of', 0)}"]
+                    [clean_text(rule), _styled(e.get("severity", ""), color), f"{e.get('hosts', 0)}/{e.get('of', 0)}"]
                     for rule, e in by_rule.items()
                 ],
             )
