@@ -281,3 +281,15 @@ def test_readme_examples_are_real_output() -> None:
         return
     for m in blocks:
         assert m.group("text") == output(m), f"README block for `{m.group('cmd')}` is stale: TCPAUDIT_REGEN_GOLDEN=1"
+
+
+def test_an_expired_waiver_is_shown_with_its_finding() -> None:
+    f = Finding(
+        rule="SYS001",
+        severity=Severity.high,
+        title="sysctl key does not exist on the target kernel",
+        evidence={"key": "net.ipv4.tcp_tw_recycle", "waiver": "waiver expired on 2020-01-31 (reason was: el7)"},
+    )
+    text = render(build_report([Target(name="rootfs", kind="config", findings=[f])]), "table", width=100)
+    assert "SYS001 HIGH" in text and "waiver: waiver expired on 2020-01-31 (reason was: el7)" in text
+    assert "suppressed" not in text
