@@ -279,7 +279,7 @@ def _target_block(
         out.append(_findings_table(t, shown, color))
     elif not quiet:
         out.append(terminal.text("no findings", indent=3))
-    hidden = [f for f in t.findings if f not in shown]
+    hidden = [] if show_suppressed else [f for f in t.findings if f.suppressed is not None]
     if hidden and not quiet:
         kinds = Counter(f.suppressed.kind for f in hidden if f.suppressed)
         per = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
