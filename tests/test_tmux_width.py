@@ -35,6 +35,7 @@ COMMANDS = {
     "kernel": ["kernel", "5.4.0-137-generic"],
     "rules": ["rules"],
     "profiles": ["profiles"],
+    "explain": ["explain", "NAT001"],
     "audit -v": ["audit", SNAPSHOT, "-v"],
 }
 

@@ -52,6 +52,10 @@ def explain(
 ) -> None:
     """Print the full text of one rule (mechanism, when it matters, fix, references) or of a known kernel
     issue (affected range, fix, backports, sources)."""
+    import sys
+
+    from .. import terminal
+
     if rule.strip().upper().startswith("KI-"):
         from ..kernel.summary import UnknownIssueError, explain_issue
 
@@ -62,4 +66,8 @@ def explain(
         return
     from ..catalogue import explain_rule
 
-    typer.echo(explain_rule(rule))
+    text = explain_rule(rule)
+    if sys.stdout.isatty():  # wrapped to the terminal; a pipe or file gets the Markdown as it is
+        lines = text.rstrip("\n").split("\n")
+        text = terminal.render([terminal.text(line) for line in lines], terminal.width(), False).rstrip("\n") + "\n"
+    typer.echo(text)
