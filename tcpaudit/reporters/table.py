@@ -190,7 +190,7 @@ def location_key(f: Finding) -> tuple[str, int]:
     return (f.location.file, f.location.line or 0) if f.location else ("", 0)
 
 
-def _config_findings(findings: list[Finding], color: bool) -> list[Any]:
+def _config_findings(t: Target, findings: list[Finding], color: bool) -> list[Any]:
     """Config targets: `file:line: RULE SEVERITY title`, the location first (as compilers and linters print it),
     then the evidence and the fix indented under it."""
     from rich.padding import Padding
@@ -199,9 +199,8 @@ def _config_findings(findings: list[Finding], color: bool) -> list[Any]:
     out: list[Any] = []
     for f in sorted(findings, key=lambda x: (location_key(x), -x.severity.rank, x.rule)):
         head = Text(overflow="fold")
-        loc = location_text(f)
-        if loc:
-            head.append(loc + ": ", style="bold" if color else "")
+        loc = location_text(f) or clean_text(t.name)  # no line: the target (the file, or the tree) it is about
+        head.append(loc + ": ", style="bold" if color else "")
         head.append(f.rule + " ")
         if f.outcome is Outcome.error:
             head.append("ERROR", style="bold red" if color else "")
@@ -274,7 +273,7 @@ def _target_block(
         return out
     shown = _visible(t, show_suppressed)
     if shown and t.kind == "config":
-        out.extend(_config_findings(shown, color))
+        out.extend(_config_findings(t, shown, color))
     elif shown:
         out.append(_findings_table(t, shown, color))
     elif not quiet:
