@@ -203,6 +203,37 @@ class SweepResult:
     # target name -> {"start_s", "connect_s", "collect_s", "audit_s"}: when the host's work began (seconds after
     # the sweep started) and how long each phase took; hosts never started (interrupted) have no entry.
     timeline: dict[str, dict[str, float]] = field(default_factory=dict)
+    netns: dict[str, dict[str, Any]] | None = None  # --all-netns: host name -> its enumeration summary
+
+
+def audit_host_netns(
+    res: Any, opts: AuditOptions, name: str, group: str | None = None, prefix: str = ""
+) -> tuple[list[Target], dict[str, Any]]:
+    """--all-netns over SSH: one collected host (collect.ssh.HostResult with .netns) -> its targets, the host
+    first, then each namespace exactly once (ok, or skipped with the reason), and the enumeration summary.
+    Namespace targets are named as the local --all-netns names them, after `prefix` (`HOST/` in a fleet)."""
+    rn = res.netns
+    if rn.enum is None:  # not Linux, no /proc/PID/ns: the host alone, and says why
+        target = audit_snapshot(res.snapshot, opts, name=name, group=group, status=TargetStatus.partial)
+        target.error = clean_text(
+            f"network namespaces could not be enumerated: {rn.unavailable}; only the namespace of the SSH "
+            "session was audited",
+            500,
+        )
+        return [target], rn.summary()
+    targets: list[Target] = []
+    for cap in rn.captures(name, prefix):
+        info = cap.entry.info
+        kind = "host" if info is not None and info.is_host else "netns"
+        if cap.snapshot is None:
+            targets.append(failed_target(cap.name, TargetStatus.skipped, cap.error or "not read", kind, info))
+            continue
+        try:
+            targets.append(audit_snapshot(cap.snapshot, opts, name=cap.name, kind=kind, group=group))
+        except Exception as exc:  # noqa: BLE001 - one namespace's audit failure is that namespace's status
+            why = f"audit failed: {type(exc).__name__}: {exc}"
+            targets.append(failed_target(cap.name, TargetStatus.error, why, kind, info))
+    return targets, rn.summary()
 
 
 def _warm_up() -> None:
@@ -223,14 +254,18 @@ def sweep(
     on_done: Callable[[Target], None] | None = None,
     save_dir: Path | None = None,
     on_start: Callable[[Destination], None] | None = None,
+    all_netns: bool = False,
 ) -> SweepResult:
     """Collect and audit every host, `jobs` at a time. Ctrl-C stops cleanly: the hosts done are kept and the
     rest are listed as `interrupted`. `on_start` is called in the worker thread as a host's collection begins,
-    `on_done` in the calling thread with each host's Target."""
+    `on_done` in the calling thread with each host's Target. all_netns: every network namespace of each host
+    too (one SSH session per host), listed after its host as `HOST/netns:NAME` targets."""
     t0 = time.monotonic()
     n = len(dests)
     jobs = max(1, min(jobs or min(32, n), max(1, n)))
     results: list[Target | None] = [None] * n
+    namespaces: dict[int, list[Target]] = {}  # --all-netns: host index -> its namespace targets
+    netns_summary: dict[str, dict[str, Any]] = {}
     sysctls: dict[str, dict[str, str]] = {}
     timeline: dict[str, dict[str, float]] = {}
     shared_strings: dict[str, str] = {}
@@ -243,9 +278,28 @@ def sweep(
         if on_start is not None:
             on_start(d)
         start = time.monotonic()
-        res = collector.collect(d, sample_s=sample_s)
+        res = collector.collect(d, sample_s=sample_s, all_netns=all_netns)
         times = {"start_s": start - t0, "connect_s": res.connect_s, "collect_s": res.collect_s, "audit_s": 0.0}
         try:
+            if res.status is TargetStatus.ok and res.netns is not None:
+                warm.wait()
+                t_audit = time.monotonic()
+                try:
+                    got, summary = audit_host_netns(res, opts, d.name, d.group or DEFAULT_GROUP, f"{d.name}/")
+                except Exception as exc:  # noqa: BLE001 - one host's audit failure is that host's status
+                    return failed_target(d.name, TargetStatus.error, f"audit failed: {type(exc).__name__}: {exc}")
+                finally:
+                    times["audit_s"] = time.monotonic() - t_audit
+                host_target = got[0]
+                if host_target.name != d.name:  # the host namespace itself could not be read
+                    host_target = failed_target(d.name, TargetStatus.error, "the host's namespace was not read")
+                    got.insert(0, host_target)
+                with lock:
+                    namespaces[i] = got[1:]
+                    netns_summary[d.name] = summary
+                    if host_target.status in (TargetStatus.ok, TargetStatus.partial) and res.snapshot is not None:
+                        sysctls[d.name] = _drift_values(res.snapshot.sysctls, shared_strings)
+                return host_target
             if res.status is TargetStatus.ok and res.snapshot is not None:
                 warm.wait()
                 t_audit = time.monotonic()
@@ -298,12 +352,14 @@ def sweep(
                 results[futures[f]] = _result_of(f, dests[futures[f]])
     finally:
         pool.shutdown(wait=not interrupted, cancel_futures=True)
-    targets = [
-        r
-        if r is not None
-        else failed_target(dests[i].name, TargetStatus.interrupted, "interrupted before this host was done")
-        for i, r in enumerate(results)
-    ]
+    targets = []
+    for i, r in enumerate(results):
+        targets.append(
+            r
+            if r is not None
+            else failed_target(dests[i].name, TargetStatus.interrupted, "interrupted before this host was done")
+        )
+        targets += namespaces.get(i, [])
     return SweepResult(
         targets=targets,
         groups={d.name: d.group or DEFAULT_GROUP for d in dests},
@@ -311,6 +367,7 @@ def sweep(
         interrupted=interrupted,
         elapsed_s=time.monotonic() - t0,
         timeline={d.name: timeline[d.name] for d in dests if d.name in timeline},
+        netns=netns_summary if all_netns else None,
     )
 
 
@@ -390,6 +447,7 @@ def drift(
 
 
 def fleet_view(targets: list[Target], sysctls: dict[str, dict[str, str]], groups: dict[str, str]) -> dict[str, Any]:
+    targets = [t for t in targets if t.kind != "netns"]  # --all-netns: the namespaces are in extra["netns"]
     audited = [t for t in targets if t.status is TargetStatus.ok]
     by_rule: dict[str, dict[str, Any]] = {}
     for t in audited:
@@ -422,8 +480,11 @@ def fleet_report(result: SweepResult, fail_on: Severity | str, policy: Any = Non
     report.extra["fleet"] = fleet_view(result.targets, result.sysctls, result.groups)
     report.extra["fleet"]["elapsed_s"] = round(result.elapsed_s, 3)
     report.extra["fleet"]["timeline"] = result.timeline
+    if result.netns is not None:
+        report.extra.setdefault("netns", {})["hosts"] = result.netns
     if policy is not None:
         from .policy import policy_summary
 
-        report.extra["fleet"]["policy"] = policy_summary(result.targets, result.groups)
+        hosts = [t for t in result.targets if t.kind != "netns"]
+        report.extra["fleet"]["policy"] = policy_summary(hosts, result.groups)
     return report

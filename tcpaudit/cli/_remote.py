@@ -147,15 +147,21 @@ def audit_remote_host(
     sample: float,
     save_snapshot: Path | None,
     verbose: bool,
+    all_netns: bool = False,
     **ssh: Any,
 ) -> int:
-    """Collect one host over SSH, audit it, emit the report; returns the exit code."""
+    """Collect one host over SSH, audit it, emit the report; returns the exit code. all_netns: every network
+    namespace of the host, each a target (tcpaudit.collect.netns_remote), in the same one SSH session."""
     from ..audit import audit_snapshot, build_report, failed_target
     from ..collect.ssh import SSHCollector, SSHSetupError, parse_destination
     from ..model import TargetStatus
     from ..sanitize import clean_text
     from ._common import UsageError, emit, write_snapshot
 
+    if all_netns:
+        for flag, given in (("--sample", sample > 0), ("--save-snapshot", save_snapshot is not None)):
+            if given:
+                raise UsageError(f"{flag} is not supported with --all-netns over SSH yet")
     try:
         dest = parse_destination(destination, user=ssh.get("user"), port=ssh.get("port"))
         settings = make_settings(ssh, prompt_for=dest.name)
@@ -163,18 +169,25 @@ def audit_remote_host(
     except SSHSetupError as exc:
         raise UsageError(str(exc)) from None
     try:
-        result = collector.collect(dest, sample_s=sample)
+        result = collector.collect(dest, sample_s=sample, all_netns=all_netns)
     finally:
         collector.close()
-    if result.status is TargetStatus.ok and result.snapshot is not None:
+    netns_summary = None
+    if result.status is TargetStatus.ok and result.netns is not None:
+        from ..fleet import audit_host_netns
+
+        targets, netns_summary = audit_host_netns(result, opts, dest.name)
+    elif result.status is TargetStatus.ok and result.snapshot is not None:
         if save_snapshot:
             write_snapshot(result.snapshot, save_snapshot)
-        target = audit_snapshot(result.snapshot, opts, name=dest.name)
+        targets = [audit_snapshot(result.snapshot, opts, name=dest.name)]
     else:
-        target = failed_target(dest.name, result.status, result.error or result.status.value)
+        targets = [failed_target(dest.name, result.status, result.error or result.status.value)]
         print(
             f"tcpaudit: {clean_text(dest.name)}: {result.status.value}: {clean_text(result.error or '')}",
             file=sys.stderr,
         )
-    report = build_report([target], opts.fail_on)
+    report = build_report(targets, opts.fail_on)
+    if netns_summary is not None:
+        report.extra.setdefault("netns", {}).update(netns_summary)
     return emit(report, formats, verbose)

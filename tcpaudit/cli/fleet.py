@@ -83,6 +83,15 @@ def fleet(
             help="Sample counters twice, SECONDS apart (two commands per host).",
         ),
     ] = 0.0,
+    all_netns: Annotated[
+        bool,
+        typer.Option(
+            "--all-netns",
+            help="Also audit every network namespace of each host (pods, containers, `ip netns`), each a target "
+            "`HOST/netns:NAME`, in the same one SSH session; entering them needs root on the host (or --sudo) "
+            "and nsenter.",
+        ),
+    ] = False,
     format: FormatOpt = None,
     fail_on: FailOnOpt = None,
     nat_idle_timeout: NatIdleOpt = None,
@@ -124,6 +133,10 @@ def fleet(
         config, fail_on, nat_idle_timeout, profile, clients_behind_nat, disable, no_auto_context, baseline, policy
     )
     formats = parse_formats(format)
+    if all_netns:
+        for flag, given in (("--sample", sample > 0), ("--save-snapshots", save_snapshots is not None)):
+            if given:
+                raise UsageError(f"{flag} is not supported with --all-netns yet")
 
     from ..collect.ssh import SSHCollector, SSHSetupError, concrete_config_hosts, parse_destination
     from ..fleet import InventoryError, dedupe, fleet_report, load_inventory, sweep
@@ -171,6 +184,7 @@ def fleet(
             on_done=progress.advance if progress else None,
             save_dir=save_snapshots,
             on_start=progress.start if progress else None,
+            all_netns=all_netns,
         )
     finally:
         if progress:

@@ -98,14 +98,12 @@ def host(
     formats = parse_formats(format)
     if save_snapshot:
         check_output_path(save_snapshot)
-    if all_netns and destination:
-        raise UsageError("--all-netns over SSH is not supported yet: run `tcpaudit host --all-netns` on the host")
     if destination:
         from ._remote import audit_remote_host
 
         save = Path(save_snapshot) if save_snapshot else None
         try:
-            code = audit_remote_host(destination, opts, formats, sample, save, verbose, **ssh)
+            code = audit_remote_host(destination, opts, formats, sample, save, verbose, all_netns=all_netns, **ssh)
         except KeyboardInterrupt:
             code = emit_interrupted([], [_destination_name(destination, ssh)], opts, formats, verbose)
         raise typer.Exit(code)

@@ -4,6 +4,9 @@
 # or `sh collector.sh > dump.txt`, then `tcpaudit audit dump.txt`.
 # It writes nothing anywhere (no files, no temp files, no history); it only reads /proc, /sys and
 # /etc/os-release and runs ss, iptables-save (as root) and uname, grep, cat, head, sed.
+# With the one argument `all-netns` (`sh -s all-netns`: --all-netns) it then also lists every network
+# namespace (ls, sort, readlink) and reads each one's part under `nsenter --net=/proc/PID/ns/net` (or
+# --net=BIND-MOUNT), as root only; see "Every network namespace" below and SECURITY.md.
 #
 # Output: marker lines start with "@@tcpaudit-"; every content line is prefixed with "|", so nothing a
 # file or a command prints can ever look like a marker. Empty lines are separators.
@@ -40,6 +43,17 @@ fi
 
 _tca_gap() { printf '@@tcpaudit-gap %s %s %s\n' "$1" "$2" "$3"; }
 
+# The network namespace the commands run in: empty (the shell's own), or nsenter's one --net=PATH argument,
+# set only by _tca_enter from a validated numeric PID or a validated bind-mount path.
+_tca_nsarg=
+_tca_exec() {
+    if [ -n "$_tca_nsarg" ]; then
+        nsenter "$_tca_nsarg" "$@"
+    else
+        "$@"
+    fi
+}
+
 # _tca_run ITEM CAP CMD [ARG...]: frame the first CAP lines (0: all) of CMD's stdout as ITEM,
 # then its stderr (if any) and its exit status. Nothing is written to disk: stderr is kept in a variable.
 _tca_run() {
@@ -47,7 +61,7 @@ _tca_run() {
     _tca_c=$2
     shift 2
     printf '@@tcpaudit-begin %s\n' "$_tca_i"
-    _tca_r=$( { { "$@" 2>&4 3>&-; printf '\n@@rc=%s\n' "$?" >&4; } | _tca_cap "$_tca_c" | _tca_prefix >&3; } 4>&1 )
+    _tca_r=$( { { _tca_exec "$@" 2>&4 3>&-; printf '\n@@rc=%s\n' "$?" >&4; } | _tca_cap "$_tca_c" | _tca_prefix >&3; } 4>&1 )
     printf '\n'
     _tca_rc=${_tca_r##*@@rc=}
     _tca_e=${_tca_r%@@rc=*}
@@ -163,6 +177,235 @@ _tca_euid() {
     printf '%s' "$_tca_u"
 }
 
+# _tca_netns_items: what belongs to one network namespace (the one _tca_exec runs commands in): its
+# /proc/net counters, /proc/sys/net, the socket table and the NAT rules.
+_tca_netns_items() {
+    _tca_file netstat /proc/net/netstat
+    _tca_file snmp /proc/net/snmp
+    _tca_file sockstat /proc/net/sockstat
+    _tca_file sockstat6 /proc/net/sockstat6
+    _tca_file nf_conntrack_stat /proc/net/stat/nf_conntrack
+    _tca_dirs=
+    for _tca_d in ipv4 ipv6 core netfilter; do
+        if [ -d "/proc/sys/net/$_tca_d" ]; then
+            _tca_dirs="$_tca_dirs /proc/sys/net/$_tca_d"
+        else
+            _tca_gap "sysctl:net.$_tca_d" missing "/proc/sys/net/$_tca_d does not exist"
+        fi
+    done
+    if [ -n "$_tca_dirs" ]; then
+        # word splitting of $_tca_dirs is intended; set -f rules out globbing. Secrets (IPv6 stable_secret,
+        # tcp_fastopen_key, netdev_rss_key) are not read where grep has --exclude (GNU; not busybox: the
+        # parser drops them there); exit 2 = unknown option.
+        if grep --exclude=x -s '' /dev/null 2>/dev/null || [ $? -lt 2 ]; then
+            _tca_run sysctls 0 grep -r --exclude=stable_secret --exclude=tcp_fastopen_key \
+                --exclude=netdev_rss_key '' $_tca_dirs
+        else
+            _tca_run sysctls 0 grep -r '' $_tca_dirs
+        fi
+    fi
+
+    # The socket table from ss; from /proc/net/tcp{,6} when ss is missing or fails (141: cut by the cap).
+    _tca_ss=missing
+    if _tca_have ss; then
+        _tca_run ss 200001 ss -tanoeH
+        _tca_ss=$_tca_rc
+        _tca_run ss-detail 100003 ss -tinH state established
+    else
+        _tca_gap ss missing "ss not installed"
+    fi
+    case $_tca_ss in
+    0 | 141) ;;
+    *)
+        _tca_file proc-net-tcp /proc/net/tcp 200002
+        _tca_file proc-net-tcp6 /proc/net/tcp6 200002
+        ;;
+    esac
+
+    if _tca_have iptables-save; then
+        if [ "$(_tca_euid)" = 0 ]; then
+            _tca_run iptables-nat 0 iptables-save -t nat
+        else
+            _tca_gap iptables-nat permission_denied "reading NAT rules needs root"
+        fi
+    fi
+}
+
+# ---- Every network namespace (`all-netns`) -------------------------------------------------------------
+# After the ordinary dump (the shell's own namespace and the host-wide facts) and its @@tcpaudit-done:
+#   @@tcpaudit-netns 1
+#   netns.uname, netns.self (readlink /proc/self/ns/net), netns.pid2 (/proc/2/status, head),
+#   netns.pids ("PID INODE" per /proc/PID/ns/net, "PID -" where it cannot be read), netns.mountinfo and
+#   netns.mountinfo1 (the nsfs lines of /proc/self/mountinfo and /proc/1/mountinfo), netns.pods
+#   (ls /var/log/pods), netns.cgroup.PID and netns.comm.PID for the first process of each namespace;
+#   a gap netns.nsenter when nothing can be entered (no nsenter, not root), netns.mount for a bind mount
+#   whose path is not used; then, for every namespace but the shell's own:
+#   @@tcpaudit-netns-enter INODE pid PID      (or: INODE mount PATH)
+#   netns.entered (readlink under nsenter: the namespace really entered), an ordinary dump of
+#   _tca_netns_items run under nsenter, netns.left (readlink again: still the same namespace at the end)
+#   @@tcpaudit-netns-exit INODE
+#   @@tcpaudit-netns-done
+# nsenter gets exactly one argument besides the command: --net=/proc/PID/ns/net with PID all digits, read
+# from the /proc listing here, or --net=PATH with PATH an nsfs mount point made of [A-Za-z0-9._@:+/-] only.
+
+# _tca_ns_pids: "PID INODE" (or "PID -") for every /proc/PID/ns/net, from one `ls -ln` (no process per PID);
+# `-.` stands for ls's arrow, so that no '>' appears in this script outside a redirection.
+_tca_ns_pids() {
+    set +f
+    ls -ln /proc/[0-9]*/ns/net 2>/dev/null | sed -n \
+        -e 's|^.* /proc/\([0-9][0-9]*\)/ns/net -. net:\[\([0-9][0-9]*\)\]$|\1 \2|p' \
+        -e 's|^.* /proc/\([0-9][0-9]*\)/ns/net$|\1 -|p'
+    set -f
+}
+
+_tca_ns_sorted() {
+    if _tca_have sort; then
+        sort -k2,2n -k1,1n
+    else
+        cat
+    fi
+}
+
+# _tca_enter INODE ARG HOW: the namespace part under `nsenter ARG`, framed as namespace INODE.
+_tca_enter() {
+    printf '@@tcpaudit-netns-enter %s %s\n' "$1" "$3"
+    _tca_nsarg=$2
+    _tca_run netns.entered 0 readlink /proc/self/ns/net
+    if [ "$_tca_rc" = 0 ]; then
+        printf '@@tcpaudit-collector 1\n'
+        _tca_netns_items
+        printf '@@tcpaudit-done\n'
+        _tca_run netns.left 0 readlink /proc/self/ns/net
+    fi
+    _tca_nsarg=
+    printf '@@tcpaudit-netns-exit %s\n' "$1"
+}
+
+_tca_digits() {
+    case $1 in
+    '' | *[!0-9]*) return 1 ;;
+    esac
+    return 0
+}
+
+# _tca_ns_mount_lines: the nsfs lines of our mount table, each after "-", then (when init is in another mount
+# namespace) init's, each after "/proc/1/root" (where its mount points are opened from here).
+_tca_ns_mount_lines() {
+    grep ' - nsfs ' /proc/self/mountinfo 2>/dev/null | while IFS= read -r _tca_l; do
+        printf -- '- %s\n' "$_tca_l"
+    done
+    _tca_m1=$(readlink /proc/1/ns/mnt 2>/dev/null)
+    _tca_ms=$(readlink /proc/self/ns/mnt 2>/dev/null)
+    if [ -n "$_tca_m1" ] && [ -n "$_tca_ms" ] && [ "$_tca_m1" != "$_tca_ms" ]; then
+        grep ' - nsfs ' /proc/1/mountinfo 2>/dev/null | while IFS= read -r _tca_l; do
+            printf '/proc/1/root %s\n' "$_tca_l"
+        done
+    fi
+}
+
+# _tca_ns_mounts: enter each namespace held only by an nsfs bind mount (no process in it), once.
+_tca_ns_mounts() {
+    _tca_ns_mount_lines | {
+        _tca_mseen=
+        while IFS=' ' read -r _tca_pre _tca_mid _tca_par _tca_mm _tca_root _tca_pt _tca_rest; do
+            [ "$_tca_pre" != - ] || _tca_pre=
+            case $_tca_root in
+            net:*) ;;
+            *) continue ;;
+            esac
+            _tca_ino=${_tca_root#net:?}
+            _tca_ino=${_tca_ino%?}
+            _tca_digits "$_tca_ino" || continue
+            [ "$_tca_ino" != "$_tca_own" ] || continue
+            case "
+$_tca_pids
+$_tca_mseen
+" in
+            *" $_tca_ino
+"*) continue ;;
+            esac
+            _tca_mseen="$_tca_mseen
+m $_tca_ino"
+            _tca_p="$_tca_pre$_tca_pt"
+            case $_tca_p in
+            /*) ;;
+            *) _tca_p=- ;;
+            esac
+            case $_tca_p in
+            *[!A-Za-z0-9._@:+/-]* | *..* | -)
+                _tca_gap netns.mount error "namespace $_tca_ino: a bind-mount path with unusual characters is not used"
+                continue
+                ;;
+            esac
+            if [ -n "$_tca_enter_ok" ]; then
+                _tca_enter "$_tca_ino" "--net=$_tca_p" "mount $_tca_p" </dev/null
+            fi
+        done
+    }
+}
+
+_tca_all_netns() {
+    printf '@@tcpaudit-netns 1\n'
+    _tca_run netns.uname 0 uname -s
+    if [ ! -e /proc/self/ns/net ]; then
+        _tca_gap netns.self missing "/proc/self/ns/net does not exist (not Linux, /proc not mounted, or a kernel without network namespace files)"
+        printf '@@tcpaudit-netns-done\n'
+        return 0
+    fi
+    _tca_run netns.self 0 readlink /proc/self/ns/net
+    _tca_own=$(readlink /proc/self/ns/net 2>/dev/null)
+    _tca_own=${_tca_own#net:?}
+    _tca_own=${_tca_own%?}
+    if [ -r /proc/2/status ]; then
+        _tca_run netns.pid2 0 head -n 8 /proc/2/status
+    fi
+    _tca_pids=$(_tca_ns_pids)
+    printf '@@tcpaudit-begin netns.pids\n'
+    printf '%s\n' "$_tca_pids" | _tca_prefix
+    printf '\n@@tcpaudit-end netns.pids rc=0\n'
+    for _tca_f in /proc/self/mountinfo /proc/1/mountinfo; do
+        if [ -r "$_tca_f" ]; then
+            _tca_i=netns.mountinfo
+            [ "$_tca_f" = /proc/self/mountinfo ] || _tca_i=netns.mountinfo1
+            _tca_run "$_tca_i" 0 grep ' - nsfs ' "$_tca_f"
+        fi
+    done
+    if [ -d /var/log/pods ]; then
+        _tca_run netns.pods 0 ls -1 /var/log/pods
+    fi
+    _tca_enter_ok=
+    if ! _tca_have nsenter; then
+        _tca_gap netns.nsenter missing "nsenter is not installed: only the host namespace is audited"
+    elif [ "$(_tca_euid)" != 0 ]; then
+        _tca_gap netns.nsenter permission_denied "entering network namespaces needs root (nsenter --net): run with --sudo or as root; only the host namespace is audited"
+    else
+        _tca_enter_ok=1
+    fi
+    _tca_prev=
+    _tca_seen=
+    printf '%s\n' "$_tca_pids" | _tca_ns_sorted | while IFS=' ' read -r _tca_pid _tca_ino; do
+        _tca_digits "$_tca_pid" || continue
+        _tca_digits "$_tca_ino" || continue
+        [ "$_tca_ino" != "$_tca_prev" ] || continue
+        case "$_tca_seen " in
+        *" $_tca_ino "*) continue ;;
+        esac
+        _tca_prev=$_tca_ino
+        _tca_seen="$_tca_seen $_tca_ino"
+        if [ -r "/proc/$_tca_pid/cgroup" ]; then
+            _tca_run "netns.cgroup.$_tca_pid" 64 cat "/proc/$_tca_pid/cgroup" </dev/null
+        fi
+        if [ -r "/proc/$_tca_pid/comm" ]; then
+            _tca_run "netns.comm.$_tca_pid" 1 cat "/proc/$_tca_pid/comm" </dev/null
+        fi
+        if [ -n "$_tca_enter_ok" ] && [ "$_tca_ino" != "$_tca_own" ]; then
+            _tca_enter "$_tca_ino" "--net=/proc/$_tca_pid/ns/net" "pid $_tca_pid" </dev/null
+        fi
+    done
+    _tca_ns_mounts
+    printf '@@tcpaudit-netns-done\n'
+}
+
 _tca_main() {
     exec 3>&1
     printf '@@tcpaudit-collector 1\n'
@@ -189,11 +432,6 @@ _tca_main() {
         _tca_gap os-release missing "no /etc/os-release or /usr/lib/os-release"
     fi
     _tca_file uptime /proc/uptime
-    _tca_file netstat /proc/net/netstat
-    _tca_file snmp /proc/net/snmp
-    _tca_file sockstat /proc/net/sockstat
-    _tca_file sockstat6 /proc/net/sockstat6
-    _tca_file nf_conntrack_stat /proc/net/stat/nf_conntrack
     for _tca_d in sys_vendor product_name bios_vendor chassis_asset_tag board_vendor; do
         _tca_file "dmi.$_tca_d" "/sys/class/dmi/id/$_tca_d"
     done
@@ -205,56 +443,15 @@ _tca_main() {
         printf '@@tcpaudit-begin env.kubernetes\n@@tcpaudit-end env.kubernetes rc=0\n'
     fi
 
-    _tca_dirs=
-    for _tca_d in ipv4 ipv6 core netfilter; do
-        if [ -d "/proc/sys/net/$_tca_d" ]; then
-            _tca_dirs="$_tca_dirs /proc/sys/net/$_tca_d"
-        else
-            _tca_gap "sysctl:net.$_tca_d" missing "/proc/sys/net/$_tca_d does not exist"
-        fi
-    done
-    if [ -n "$_tca_dirs" ]; then
-        # word splitting of $_tca_dirs is intended; set -f rules out globbing. Secrets (IPv6 stable_secret,
-        # tcp_fastopen_key, netdev_rss_key) are not read where grep has --exclude (GNU; not busybox: the
-        # parser drops them there); exit 2 = unknown option.
-        if grep --exclude=x -s '' /dev/null 2>/dev/null || [ $? -lt 2 ]; then
-            _tca_run sysctls 0 grep -r --exclude=stable_secret --exclude=tcp_fastopen_key \
-                --exclude=netdev_rss_key '' $_tca_dirs
-        else
-            _tca_run sysctls 0 grep -r '' $_tca_dirs
-        fi
-    fi
-
     _tca_persisted
-
-    # The socket table from ss; from /proc/net/tcp{,6} when ss is missing or fails (141: cut by the cap).
-    _tca_ss=missing
-    if _tca_have ss; then
-        _tca_run ss 200001 ss -tanoeH
-        _tca_ss=$_tca_rc
-        _tca_run ss-detail 100003 ss -tinH state established
-    else
-        _tca_gap ss missing "ss not installed"
-    fi
-    case $_tca_ss in
-    0 | 141) ;;
-    *)
-        _tca_file proc-net-tcp /proc/net/tcp 200002
-        _tca_file proc-net-tcp6 /proc/net/tcp6 200002
-        ;;
-    esac
-
-    if _tca_have iptables-save; then
-        if [ "$(_tca_euid)" = 0 ]; then
-            _tca_run iptables-nat 0 iptables-save -t nat
-        else
-            _tca_gap iptables-nat permission_denied "reading NAT rules needs root"
-        fi
-    fi
+    _tca_netns_items
     printf '@@tcpaudit-done\n'
+    if [ "${1:-}" = all-netns ]; then
+        _tca_all_netns
+    fi
 }
 
 # Everything above only defines functions: a script cut short in transit runs nothing.
 # stdin is /dev/null so no command can read the rest of this script (sent on stdin to `sh -s`).
-_tca_main </dev/null
+_tca_main "$@" </dev/null
 exit 0

@@ -59,7 +59,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -196,6 +196,11 @@ def pod_names(root: str = POD_LOG_DIR) -> dict[str, str]:
         entries = os.listdir(root)
     except OSError:
         return {}
+    return pod_names_from(entries)
+
+
+def pod_names_from(entries: Iterable[str]) -> dict[str, str]:
+    """pod_names over a listing of the pod log directory (the remote collector sends one)."""
     out = {}
     for entry in entries:
         parts = entry.split("_")
@@ -340,20 +345,28 @@ def enumerate_netns(proc: str = "/proc", mountinfo: tuple[str, ...] = MOUNTINFO)
     return Enumeration(host_inode, host_from, own, entries, scanned, unreadable)
 
 
-def name_entries(enum: Enumeration, proc: str = "/proc", pod_log_dir: str = POD_LOG_DIR) -> None:
-    """Fill entry.info for every entry: pod, container, bind mount or comm, and a unique target name."""
-    pods = pod_names(pod_log_dir)
+def name_entries(
+    enum: Enumeration,
+    proc: str = "/proc",
+    pod_log_dir: str = POD_LOG_DIR,
+    read: Callable[[str, int], str | None] = _read_text,
+    pods: dict[str, str] | None = None,
+) -> None:
+    """Fill entry.info for every entry: pod, container, bind mount or comm, and a unique target name.
+    `read` and `pods` stand in for this machine's /proc and pod log directory (the remote collector's data)."""
+    if pods is None:
+        pods = pod_names(pod_log_dir)
     for e in enum.entries:
         is_host = e.inode == enum.host_inode
         ident = CgroupIdentity()
         for pid in e.pids[:8]:  # the pod's processes agree; the first that says anything answers
-            got = parse_proc_cgroup(_read_text(f"{proc}/{pid}/cgroup", 65536) or "")
+            got = parse_proc_cgroup(read(f"{proc}/{pid}/cgroup", 65536) or "")
             if got.pod_uid or got.container_id:
                 ident = got
                 break
         comm = None
         if e.pids:
-            comm = (_read_text(f"{proc}/{e.pids[0]}/comm", 256) or "").strip() or None
+            comm = (read(f"{proc}/{e.pids[0]}/comm", 256) or "").strip() or None
         pod = pods.get(ident.pod_uid) if ident.pod_uid else None
         if is_host:
             name, source = "host", "host"
@@ -604,14 +617,14 @@ def namespace_snapshot(
     host_raw: RawCapture,
     host: Snapshot,
     entry: NetnsEntry,
-    proc: str,
+    proc: str | None,
     candidates: list[tuple[str, str]] | None = None,
 ) -> Snapshot:
     """A non-host namespace's Snapshot: its own sysctls, sockets and counters; the host-wide facts (kernel,
     hostname, distro, global sysctls) from the host; init_net_sysctls for the rules that compare the two.
     `candidates`: host_global_candidates(host), when the caller has it."""
     _fill_host_items(raw, host_raw)
-    for pid in entry.pids[:1]:
+    for pid in entry.pids[:1] if proc is not None else ():  # None: raw["cgroup"] is already the remote one
         cg = _read_text(f"{proc}/{pid}/cgroup", 65536)
         if cg is not None:
             raw.items["cgroup"] = cg  # the environment (kubernetes, container) of the namespace's processes

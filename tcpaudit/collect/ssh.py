@@ -35,7 +35,9 @@ import paramiko
 from ..model import TargetStatus
 from ..sanitize import clean_text
 from ..snapshot import CounterSample, Snapshot, Source
+from .build import build_snapshot
 from .dump import MAX_DUMP_BYTES, DumpError, DumpReader, collector_script, snapshot_from_dump
+from .netns_remote import RemoteNetns, remote_netns
 from .ssh_config import (  # noqa: F401  (re-exported: tcpaudit.collect.ssh is where callers find them)
     ConfigIndex,
     Destination,
@@ -61,6 +63,9 @@ if not os.environ.get("TCPAUDIT_DEBUG"):
 
 REMOTE_COMMAND = "sh -s"
 SUDO_COMMAND = "sudo -n sh -s"
+# --all-netns: the same script with its one fixed argument (collector.sh, "Every network namespace").
+NETNS_COMMAND = "sh -s all-netns"
+SUDO_NETNS_COMMAND = "sudo -n sh -s all-netns"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_COMMAND_TIMEOUT = 120.0
 MAX_STDERR = 16 << 10
@@ -124,6 +129,7 @@ class HostResult:
     elapsed_s: float = 0.0
     connect_s: float = 0.0  # TCP connect, key exchange, host key and authentication (or until they failed)
     collect_s: float = 0.0  # the collector command(s) and parsing the dump (0 when never connected)
+    netns: RemoteNetns | None = None  # --all-netns: the host's namespaces (snapshot: the session's namespace)
 
 
 @dataclass
@@ -577,11 +583,18 @@ class SSHCollector:
         raise paramiko.AuthenticationException(f"authentication as {r.user} failed (tried {what}){extra}")
 
     # -- running the collector ------------------------------------------------------------------
-    def _run(self, t: paramiko.Transport, r: _Resolved, command_deadline: float) -> tuple[bytes, int | None, str]:
+    def _command(self, all_netns: bool) -> str:
+        if all_netns:
+            return SUDO_NETNS_COMMAND if self.settings.sudo else NETNS_COMMAND
+        return SUDO_COMMAND if self.settings.sudo else REMOTE_COMMAND
+
+    def _run(
+        self, t: paramiko.Transport, r: _Resolved, command_deadline: float, all_netns: bool = False
+    ) -> tuple[bytes, int | None, str]:
         chan = t.open_session(timeout=self._check(command_deadline, "opening a session"))
         try:
             chan.settimeout(self._check(command_deadline, "sending the collector"))
-            chan.exec_command(SUDO_COMMAND if self.settings.sudo else REMOTE_COMMAND)
+            chan.exec_command(self._command(all_netns))
             chan.sendall(self.script)
             chan.shutdown_write()
             reader = DumpReader(max_bytes=self.settings.max_output)
@@ -609,19 +622,22 @@ class SSHCollector:
         finally:
             chan.close()
 
-    def collect(self, dest: Destination, sample_s: float = 0.0) -> HostResult:
-        """Audit input for one host: a Snapshot, or a status and a one-line reason. Never raises for host problems."""
+    def collect(self, dest: Destination, sample_s: float = 0.0, all_netns: bool = False) -> HostResult:
+        """Audit input for one host: a Snapshot, or a status and a one-line reason. Never raises for host problems.
+        all_netns: one command that also reads every network namespace (HostResult.netns); no sampling."""
         t0 = time.monotonic()
         transport: paramiko.Transport | None = None
         r: _Resolved | None = None
         t_connected: float | None = None
 
-        def result(status: TargetStatus, error: str | None = None, snap: Snapshot | None = None) -> HostResult:
+        def result(
+            status: TargetStatus, error: str | None = None, snap: Snapshot | None = None, ns: RemoteNetns | None = None
+        ) -> HostResult:
             now = time.monotonic()
             connect_s = (t_connected if t_connected is not None else now) - t0
             collect_s = now - t_connected if t_connected is not None else 0.0
             return HostResult(
-                dest, status, clean_text(error, 500) if error else None, snap, now - t0, connect_s, collect_s
+                dest, status, clean_text(error, 500) if error else None, snap, now - t0, connect_s, collect_s, ns
             )
 
         try:
@@ -630,6 +646,13 @@ class SSHCollector:
             r = self.resolve(dest.host, dest.user, dest.port)
             transport = self._connect(r, time.monotonic() + r.connect_timeout)
             t_connected = time.monotonic()
+            if all_netns:
+                data, status, err = self._run(
+                    transport, r, time.monotonic() + self.settings.command_timeout, all_netns=True
+                )
+                self._check_output(data, status, err)
+                ns = remote_netns(data)
+                return result(TargetStatus.ok, None, build_snapshot(ns.main), ns)
             first = None
             if sample_s > 0:
                 data, status, err = self._run(transport, r, time.monotonic() + self.settings.command_timeout)
@@ -660,6 +683,10 @@ class SSHCollector:
                     self._active.discard(transport)
 
     def _finish(self, dest: Destination, data: bytes, status: int | None, err: str) -> Snapshot:
+        self._check_output(data, status, err)
+        return snapshot_from_dump(data, dest.name, Source.ssh)
+
+    def _check_output(self, data: bytes, status: int | None, err: str) -> None:
         if not data.strip():
             last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), "")
             if self.settings.sudo and "sudo" in last:
@@ -667,7 +694,6 @@ class SSHCollector:
             raise _CommandFailed(
                 f"the collector printed nothing (exit status {status}" + (f"; stderr: {last}" if last else "") + ")"
             )
-        return snapshot_from_dump(data, dest.name, Source.ssh)
 
 
 def _load_key(path: str, password: str | None) -> paramiko.PKey | str:
