@@ -1,5 +1,6 @@
 """--all-netns when things go wrong, on real kernel state: a namespace that is gone by the time it is entered,
-a run without CAP_SYS_ADMIN (counters only, said so), a user who may not even enumerate, a remote HOST.
+a run without CAP_SYS_ADMIN (counters only, said so), a user who may not even enumerate (remote hosts:
+tests/test_netns_remote.py).
 And the Snapshot fields a namespace snapshot carries (netns, init_net_sysctls, the host's global sysctls)."""
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
@@ -117,14 +117,3 @@ def test_cannot_enumerate_without_privileges() -> None:
     assert r.returncode == 3
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and "CAP_SYS_PTRACE" in r.stderr and "Traceback" not in r.stderr
-
-
-def test_all_netns_remote_is_a_usage_error() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "tcpaudit", "host", "user@example.invalid", "--all-netns"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode == 2
-    assert "not supported yet" in r.stderr and r.stderr.count("\n") == 1

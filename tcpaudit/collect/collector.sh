@@ -266,6 +266,23 @@ _tca_ns_sorted() {
     fi
 }
 
+# _tca_ns_first: of "PID INODE" lines, the first for each inode, both numbers validated (all digits).
+_tca_ns_first() {
+    _tca_prev=
+    _tca_seen=
+    while IFS=' ' read -r _tca_pid _tca_ino; do
+        _tca_digits "$_tca_pid" || continue
+        _tca_digits "$_tca_ino" || continue
+        [ "$_tca_ino" != "$_tca_prev" ] || continue
+        case "$_tca_seen " in
+        *" $_tca_ino "*) continue ;;
+        esac
+        _tca_prev=$_tca_ino
+        _tca_have sort || _tca_seen="$_tca_seen $_tca_ino"
+        printf '%s %s\n' "$_tca_pid" "$_tca_ino"
+    done
+}
+
 # _tca_enter INODE ARG HOW: the namespace part under `nsenter ARG`, framed as namespace INODE.
 _tca_enter() {
     printf '@@tcpaudit-netns-enter %s %s\n' "$1" "$3"
@@ -381,27 +398,24 @@ _tca_all_netns() {
     else
         _tca_enter_ok=1
     fi
-    _tca_prev=
-    _tca_seen=
-    printf '%s\n' "$_tca_pids" | _tca_ns_sorted | while IFS=' ' read -r _tca_pid _tca_ino; do
+    # One process per namespace (its lowest PID): all named first, then all entered.
+    _tca_first=$(printf '%s\n' "$_tca_pids" | _tca_ns_sorted | _tca_ns_first)
+    printf '%s\n' "$_tca_first" | while IFS=' ' read -r _tca_pid _tca_ino; do
         _tca_digits "$_tca_pid" || continue
-        _tca_digits "$_tca_ino" || continue
-        [ "$_tca_ino" != "$_tca_prev" ] || continue
-        case "$_tca_seen " in
-        *" $_tca_ino "*) continue ;;
-        esac
-        _tca_prev=$_tca_ino
-        _tca_seen="$_tca_seen $_tca_ino"
         if [ -r "/proc/$_tca_pid/cgroup" ]; then
             _tca_run "netns.cgroup.$_tca_pid" 64 cat "/proc/$_tca_pid/cgroup" </dev/null
         fi
         if [ -r "/proc/$_tca_pid/comm" ]; then
             _tca_run "netns.comm.$_tca_pid" 1 cat "/proc/$_tca_pid/comm" </dev/null
         fi
-        if [ -n "$_tca_enter_ok" ] && [ "$_tca_ino" != "$_tca_own" ]; then
-            _tca_enter "$_tca_ino" "--net=/proc/$_tca_pid/ns/net" "pid $_tca_pid" </dev/null
-        fi
     done
+    if [ -n "$_tca_enter_ok" ]; then
+        printf '%s\n' "$_tca_first" | while IFS=' ' read -r _tca_pid _tca_ino; do
+            _tca_digits "$_tca_pid" || continue
+            [ "$_tca_ino" != "$_tca_own" ] || continue
+            _tca_enter "$_tca_ino" "--net=/proc/$_tca_pid/ns/net" "pid $_tca_pid" </dev/null
+        done
+    fi
     _tca_ns_mounts
     printf '@@tcpaudit-netns-done\n'
 }

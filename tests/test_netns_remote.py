@@ -1,0 +1,350 @@
+"""`tcpaudit host user@H --all-netns` and `tcpaudit fleet --all-netns` over real SSH, on real kernel state.
+
+A real sshd on loopback (tests/sshd.py), pod-like namespaces (unshare'd processes in kubepods-style cgroups with
+/var/log/pods directories, tests/netns_pods.py) and an `ip netns` named namespace, all named `ta-nsremote-*` and
+removed after. Other processes on this machine make and remove namespaces all the time: the tests assert on the
+namespaces they made and on the host's, never on a count.
+
+- the remote run lists each of the test's namespaces exactly once, with lsns's inode, the names the local run
+  gives, and the same findings and sysctls as the local `--all-netns` for them;
+- fleet --all-netns with one reachable host (its namespaces `HOST/netns:NAME`) and one unreachable;
+- a namespace that ends between enumeration and entry (the collector is held, with SIGSTOP, while it reads an
+  earlier namespace): skipped "gone", no traceback;
+- no nsenter on the host (sshd gives the session a PATH without it), not root (the collector run as nobody),
+  no /proc/PID/ns at all (sshd in a mount namespace with an empty /proc): the host alone, and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from . import netns_pods
+from .netns_pods import cluster, lsns_net, tcpaudit_all_netns  # noqa: F401 - fixture
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sshd  # noqa: E402  (tests/sshd.py: shared helpers, imported explicitly)
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(not sshd.have_sshd(), reason="OpenSSH sshd is not installed"),
+    pytest.mark.skipif(shutil.which("nsenter") is None, reason="nsenter (util-linux) is not installed"),
+]
+
+PREFIX = "ta-nsremote-"
+
+POD = r"""
+sysctl("net.ipv4.ip_local_port_range", "20000 20999")
+sysctl("net.ipv4.tcp_keepalive_time", "600")
+srv = socket.socket()
+srv.bind(("127.0.0.1", 20500))
+srv.listen(4)
+ready(inode=netns_inode())
+for _ in commands():
+    pass
+"""
+
+PLAIN = r"""
+ready(inode=netns_inode())
+for _ in commands():
+    pass
+"""
+
+
+@pytest.fixture(autouse=True)
+def _names(monkeypatch) -> None:
+    """This module's pods, cgroups and named namespaces are called ta-nsremote-*."""
+    monkeypatch.setattr(netns_pods, "PREFIX", PREFIX)
+
+
+@pytest.fixture
+def server(tmp_path):
+    keys = sshd.make_keys(tmp_path)
+    made: list[sshd.SSHServer] = []
+
+    def start(**kw) -> sshd.SSHServer:
+        s = sshd.SSHServer(tmp_path, keys, name=f"{PREFIX}sshd{len(made)}", **kw)
+        made.append(s)
+        s.start()
+        with open(keys.known_hosts, "a") as f:
+            f.write(s.known_line())
+        return s
+
+    start.keys = keys  # type: ignore[attr-defined]
+    try:
+        yield start
+    finally:
+        for s in made:
+            s.stop()
+
+
+def remote(start, s: sshd.SSHServer, *args: str, command: str = "host", timeout: float = 60) -> tuple[int, dict, str]:
+    argv = [command, *([f"root@127.0.0.1:{s.port}"] if s is not None else []), "--all-netns", "--format", "json"]
+    r = sshd.run_tcpaudit([*argv, *args, *sshd.ssh_args(start.keys, command_timeout=timeout)], timeout=timeout + 60)
+    stderr = r.stderr.decode()
+    assert "Traceback" not in stderr, stderr
+    try:
+        report = json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(f"exit {r.returncode}, no JSON report: {r.stdout[:300]!r} {stderr[-2000:]}") from None
+    return r.returncode, report, stderr
+
+
+def by_inode(report: dict) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for t in report["targets"]:
+        if t["netns"] is not None:
+            out.setdefault(int(t["netns"]["inode"]), []).append(t)
+    return out
+
+
+def rules(target: dict) -> list[str]:
+    return sorted(f["rule"] for f in target["findings"] if f["suppressed"] is None)
+
+
+def host_inode() -> int:
+    from tcpaudit.collect.netns import enumerate_netns
+
+    return enumerate_netns().host_inode
+
+
+def test_remote_all_netns_lists_our_namespaces_like_the_local_run(cluster, server) -> None:  # noqa: F811
+    pods = [cluster.pod(POD, qos="burstable"), cluster.pod(PLAIN, qos="besteffort"), cluster.pod(PLAIN)]
+    named = cluster.named_netns()
+    s = server()
+    rc, report, stderr = remote(server, s)
+    lsns = lsns_net()
+    assert rc in (0, 1, 3), stderr  # 3: some other process's namespace ended meanwhile (its own target says so)
+    found = by_inode(report)
+    assert all(len(ts) == 1 for ts in found.values()), "every namespace exactly once"
+    names = [t["name"] for t in report["targets"]]
+    assert len(names) == len(set(names))
+
+    dest = f"127.0.0.1:{s.port}"
+    (host,) = found[host_inode()]
+    assert host["kind"] == "host" and host["name"] == dest and host["status"] == "ok" and host["netns"]["is_host"]
+    assert report["targets"][0] is host or report["targets"][0]["name"] == dest  # the host comes first
+    assert report["extra"]["netns"]["host_inode"] == host_inode()
+    assert report["extra"]["netns"]["entered_with"] == "nsenter"
+    for pod in pods:
+        (t,) = found[pod.inode]
+        assert pod.inode in lsns and int(lsns[pod.inode]["ns"]) == t["netns"]["inode"]
+        assert t["kind"] == "netns" and t["status"] == "ok", t
+        assert t["name"] == f"netns:{pod.expected_name}"
+        ns = t["netns"]
+        assert (ns["pod"], ns["pod_uid"], ns["container_id"], ns["name_source"]) == (
+            pod.expected_name,
+            pod.uid,
+            pod.container_id,
+            "pod-log-dir",
+        )
+        assert pod.pid in ns["pids"]
+    (t,) = found[named.inode]
+    assert t["name"] == f"netns:{named.name}" and t["netns"]["name_source"] == "bind-mount"
+    assert f"/run/netns/{named.name}" in t["netns"]["bind_mounts"] and t["status"] == "ok"
+
+    # The pod's own values, read inside it (not the host's), and the findings they give.
+    (t,) = found[pods[0].inode]
+    assert t["sysctls"]["net.ipv4.ip_local_port_range"] == "20000 20999"
+    assert t["sysctls"]["net.ipv4.tcp_keepalive_time"] == "600"
+    assert host["sysctls"].get("net.ipv4.ip_local_port_range") != "20000 20999"
+    assert "PORT002" in rules(t)  # 20500 listens inside its ephemeral range
+
+    # The same as the local --all-netns gives for the namespaces this test made.
+    rc_local, local, _ = tcpaudit_all_netns()
+    local_found = by_inode(local)
+    for inode in [p.inode for p in pods] + [named.inode]:
+        (a,) = found[inode]
+        (b,) = local_found[inode]
+        assert a["name"] == b["name"] and a["netns"]["name"] == b["netns"]["name"]
+        assert {k: v for k, v in a["netns"].items() if k != "pids"} == {
+            k: v for k, v in b["netns"].items() if k != "pids"
+        }
+        assert rules(a) == rules(b), (a["name"], rules(a), rules(b))
+        assert a["sysctls"] == b["sysctls"], a["name"]
+        assert a["kernel"] == b["kernel"]
+
+
+def test_fleet_all_netns_one_host_unreachable(cluster, server) -> None:  # noqa: F811
+    pod = cluster.pod(POD)
+    s = server()
+    closed = sshd.free_port()  # nothing listens there
+    rc, report, stderr = remote(
+        server, None, f"root@127.0.0.1:{s.port}", f"root@127.0.0.1:{closed}", command="fleet", timeout=60
+    )
+    assert rc == 3, stderr
+    good, bad = f"127.0.0.1:{s.port}", f"127.0.0.1:{closed}"
+    hosts = [t for t in report["targets"] if t["kind"] == "host"]
+    assert sorted(t["name"] for t in hosts) == sorted([good, bad])  # every host once
+    (down,) = [t for t in hosts if t["name"] == bad]
+    assert down["status"] == "unreachable"
+    (t,) = by_inode(report)[pod.inode]
+    assert t["name"] == f"{good}/netns:{pod.expected_name}" and t["status"] == "ok" and "PORT002" in rules(t)
+    # the namespaces follow their host, and the fleet view counts hosts, not namespaces
+    names = [t["name"] for t in report["targets"]]
+    assert names.index(good) < names.index(t["name"])
+    assert len(names) == len(set(names))
+    fleet = report["extra"]["fleet"]
+    assert fleet["hosts"] == 2 and fleet["statuses"] == {"ok": 1, "unreachable": 1}
+    assert report["extra"]["netns"]["hosts"][good]["host_inode"] == host_inode()
+
+
+def _processes_in(inode: int, besides: set[int]) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) in besides:
+            continue
+        try:
+            if os.stat(f"/proc/{d}/ns/net").st_ino == inode:
+                out.append(int(d))
+        except OSError:
+            continue
+    return out
+
+
+def _pod_pids(pod) -> set[int]:
+    pids = {pod.pid}
+    try:
+        with open(f"/proc/{pod.pid}/task/{pod.pid}/children") as f:
+            pids |= {int(p) for p in f.read().split()}
+    except OSError:
+        pass
+    return pids
+
+
+def test_namespace_gone_between_enumeration_and_entry(cluster, server) -> None:  # noqa: F811
+    """The collector enters namespaces in inode order: while it reads the first of ours it is held (SIGSTOP on
+    the command it runs there), the second pod exits, then it goes on. The second is gone by the time the
+    collector comes to it."""
+    s = server()
+    for _attempt in range(3):
+        a, b = sorted((cluster.pod(PLAIN), cluster.pod(PLAIN)), key=lambda p: p.inode)
+        ours = _pod_pids(a)
+        proc = subprocess.Popen(
+            [
+                *sshd.tcpaudit_argv(),
+                "host",
+                f"root@127.0.0.1:{s.port}",
+                "--all-netns",
+                "--format",
+                "json",
+                *sshd.ssh_args(server.keys, command_timeout=120),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"} | {"PYTHONPATH": str(sshd.REPO)},
+        )
+        held = None
+        try:
+            while proc.poll() is None and held is None:
+                for pid in _processes_in(a.inode, ours):
+                    try:
+                        os.kill(pid, signal.SIGSTOP)  # a command of the collector (started by our sshd)
+                        held = pid
+                        break
+                    except ProcessLookupError:
+                        continue
+            if held is not None:
+                b_pid = b.pid
+                b.stop()
+                while os.path.exists(f"/proc/{b_pid}"):
+                    time.sleep(0.02)
+                os.kill(held, signal.SIGCONT)
+            out, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if held is None:
+            continue  # the collector was through the namespace before we saw it: try again
+        assert b"Traceback" not in err, err.decode()
+        found = by_inode(json.loads(out))
+        (gone,) = found[b.inode]
+        assert (gone["status"], gone["error"], gone["kind"]) == ("skipped", "gone", "netns")
+        assert gone["name"] == f"netns:{b.expected_name}"  # named at enumeration, so still named
+        (first,) = found[a.inode]
+        assert first["status"] == "ok"
+        return
+    pytest.skip("could not catch the collector inside the first namespace in 3 attempts")
+
+
+def test_without_nsenter_the_host_alone_and_why(cluster, server, tmp_path) -> None:  # noqa: F811
+    """sshd gives the session a PATH of every command but nsenter (SetEnv PATH=...): a real host without it."""
+    pod = cluster.pod(PLAIN)
+    bin_dir = tmp_path / f"{PREFIX}bin"
+    bin_dir.mkdir()
+    for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+        if not os.path.isdir(d) or os.path.islink(d):
+            continue
+        for name in os.listdir(d):
+            target = bin_dir / name
+            if name != "nsenter" and not target.exists():
+                target.symlink_to(os.path.join(d, name))
+    s = server(extra=[f"SetEnv PATH={bin_dir}"])
+    rc, report, stderr = remote(server, s)
+    assert rc == 3, stderr  # the namespaces could not be audited
+    found = by_inode(report)
+    (host,) = found[host_inode()]
+    assert host["status"] == "ok" and any("nsenter is not installed" in g for g in host["gaps"]), host["gaps"]
+    (t,) = found[pod.inode]
+    assert t["status"] == "skipped" and "nsenter is not installed" in t["error"]
+    assert t["name"] == f"netns:{pod.expected_name}"  # still enumerated and named
+    assert report["extra"]["netns"]["entered_with"] is None
+    assert "nsenter" in report["extra"]["netns"]["not_entered"]
+
+
+def test_not_root_the_host_alone_and_why(cluster) -> None:  # noqa: F811
+    """The collector as nobody (what a non-root SSH user runs): namespaces listed where visible, none entered."""
+    from tcpaudit.collect.netns_remote import remote_netns
+
+    cluster.pod(PLAIN)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    r = subprocess.run(
+        [*nobody, "sh", "-s", "all-netns"], stdin=open(sshd.COLLECTOR, "rb"), capture_output=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    rn = remote_netns(r.stdout)
+    assert rn.not_entered is not None and "needs root" in rn.not_entered
+    caps = list(rn.captures("h"))
+    assert caps[0].status == "ok" and caps[0].name == "h"
+    assert all(c.status == "skipped" and "needs root" in (c.error or "") for c in caps[1:])
+    assert b"@@tcpaudit-netns-enter" not in r.stdout  # nothing was even tried
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare is not installed")
+def test_no_proc_ns_files_the_host_alone_and_why(server) -> None:
+    """sshd in its own mount namespace with an empty tmpfs over /proc: the collector finds no /proc/*/ns at all,
+    as on a kernel without network namespace files or a host that is not Linux."""
+    inner = f'mount -t tmpfs {PREFIX}proc /proc && exec "$@"'
+    keys = server.keys
+    s = sshd.SSHServer(keys.dir.parent, keys, name=f"{PREFIX}noproc", port=sshd.free_port())
+    d = keys.dir.parent / f"{PREFIX}noproc"
+    d.mkdir()
+    cfg = d / "sshd_config"
+    cfg.write_text(s.config_text())
+    s.log = d / "sshd.log"
+    s._logf = open(s.log, "wb")
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", inner, "sh", sshd.SSHD, "-D", "-e", "-f"]
+    s.proc = subprocess.Popen(
+        [*argv, str(cfg)], stdin=subprocess.DEVNULL, stdout=s._logf, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        s.wait_ready(retries=0)
+        with open(keys.known_hosts, "a") as f:
+            f.write(s.known_line())
+        rc, report, stderr = remote(server, s)
+    finally:
+        s.stop()
+    assert rc == 3, stderr
+    (t,) = report["targets"]
+    assert t["kind"] == "host" and t["status"] == "partial"
+    assert "network namespaces could not be enumerated" in t["error"] and "/proc/self/ns/net" in t["error"]
+    assert "/proc/self/ns/net" in report["extra"]["netns"]["unavailable"]
