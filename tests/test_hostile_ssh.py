@@ -33,8 +33,10 @@ import sshd  # noqa: E402  (tests/sshd.py: real OpenSSH servers)
 
 from tcpaudit.collect.dump import collector_script  # noqa: E402
 from tcpaudit.collect.ssh import (  # noqa: E402
+    NETNS_COMMAND,
     REMOTE_COMMAND,
     SUDO_COMMAND,
+    SUDO_NETNS_COMMAND,
     DestinationError,
     SSHCollector,
     SSHSettings,
@@ -265,8 +267,15 @@ def test_hostile_ssh_config_values_never_run_anything(tmp_path: Path) -> None:
 
 
 def test_no_shell_anywhere_in_the_package() -> None:
-    """The only command sent is one of two constants; nothing in tcpaudit runs a shell locally."""
+    """The only command sent is one of four constants; nothing in tcpaudit runs a shell locally."""
     assert (REMOTE_COMMAND, SUDO_COMMAND) == ("sh -s", "sudo -n sh -s")
+    assert (NETNS_COMMAND, SUDO_NETNS_COMMAND) == ("sh -s all-netns", "sudo -n sh -s all-netns")
+    picked = set()
+    for sudo in (False, True):
+        for all_netns in (False, True):
+            fake = type("C", (), {"settings": SSHSettings(sudo=sudo)})()
+            picked.add(SSHCollector._command(fake, all_netns))  # type: ignore[arg-type]
+    assert picked == {REMOTE_COMMAND, SUDO_COMMAND, NETNS_COMMAND, SUDO_NETNS_COMMAND}
     calls = []
     for path in sorted((REPO / "tcpaudit").rglob("*.py")):
         src = path.read_text()
@@ -276,7 +285,7 @@ def test_no_shell_anywhere_in_the_package() -> None:
         if "subprocess" in src:  # local tools run from fixed argv lists only, never a command string
             for m in re.finditer(r"subprocess\.(?:run|Popen|check_output|call)\(\s*([^,\n]+)", src):
                 assert not m.group(1).lstrip().startswith(('"', "'", 'f"', "f'")), f"{path}: {m.group(0)}"
-    assert calls == ["SUDO_COMMAND if self.settings.sudo else REMOTE_COMMAND"], calls
+    assert calls == ["self._command(all_netns"], calls  # the regex stops at _command's own ")"
 
 
 # ---- the remote side sees the fixed command and the script, and nothing else --------------------------------

@@ -210,6 +210,25 @@ def _processes_in(inode: int, besides: set[int]) -> list[int]:
     return out
 
 
+def _stop(pid: int) -> bool:
+    """SIGSTOP pid; True once it is stopped, False when it exited instead (it was already on its way out)."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return False
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        if state in ("T", "t"):
+            return True
+        if state in ("Z", "X"):
+            return False
+        time.sleep(0.005)
+
+
 def _pod_pids(pod) -> set[int]:
     pids = {pod.pid}
     try:
@@ -220,14 +239,17 @@ def _pod_pids(pod) -> set[int]:
     return pids
 
 
-def test_namespace_gone_between_enumeration_and_entry(cluster, server) -> None:  # noqa: F811
-    """The collector enters namespaces in inode order: while it reads the first of ours it is held (SIGSTOP on
-    the command it runs there), the second pod exits, then it goes on. The second is gone by the time the
-    collector comes to it."""
+@pytest.mark.parametrize("when", ["before", "while"])
+def test_namespace_gone_before_or_while_it_is_read(cluster, server, when) -> None:  # noqa: F811
+    """The collector enters namespaces in inode order. before: while it reads the first of ours it is held
+    (SIGSTOP on the command it runs there), the second pod exits, then it goes on: the second is gone by the
+    time the collector comes to it. while: it is held inside the second, whose processes exit meanwhile (the
+    held command keeps the namespace alive until it goes on): the namespace ends while it is read."""
     s = server()
     for _attempt in range(3):
         a, b = sorted((cluster.pod(PLAIN), cluster.pod(PLAIN)), key=lambda p: p.inode)
-        ours = _pod_pids(a)
+        watched = a if when == "before" else b
+        ours = _pod_pids(watched)
         proc = subprocess.Popen(
             [
                 *sshd.tcpaudit_argv(),
@@ -245,13 +267,10 @@ def test_namespace_gone_between_enumeration_and_entry(cluster, server) -> None: 
         held = None
         try:
             while proc.poll() is None and held is None:
-                for pid in _processes_in(a.inode, ours):
-                    try:
-                        os.kill(pid, signal.SIGSTOP)  # a command of the collector (started by our sshd)
+                for pid in _processes_in(watched.inode, ours):
+                    if _stop(pid):  # a command of the collector (started by our sshd), now held
                         held = pid
                         break
-                    except ProcessLookupError:
-                        continue
             if held is not None:
                 b_pid = b.pid
                 b.stop()
