@@ -239,6 +239,37 @@ def _pod_pids(pod) -> set[int]:
     return pids
 
 
+def _run_holding(port: int, keys, pod, during, command_timeout: float = 120) -> tuple[int | None, bytes, bytes]:
+    """`tcpaudit host root@127.0.0.1:PORT --all-netns`; the first command the collector runs inside `pod`'s
+    namespace is held (SIGSTOP) while during(proc) runs, then let go. -> (held pid or None, stdout, stderr)."""
+    ours = _pod_pids(pod)
+    argv = ["host", f"root@127.0.0.1:{port}", "--all-netns", "--format", "json"]
+    proc = subprocess.Popen(
+        [*sshd.tcpaudit_argv(), *argv, *sshd.ssh_args(keys, command_timeout=command_timeout)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"} | {"PYTHONPATH": str(sshd.REPO)},
+    )
+    held = None
+    try:
+        while proc.poll() is None and held is None:
+            for pid in _processes_in(pod.inode, ours):
+                if _stop(pid):  # a command of the collector (started by our sshd), now held
+                    held = pid
+                    break
+        if held is not None:
+            try:
+                during(proc)
+            finally:
+                os.kill(held, signal.SIGCONT)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return held, out, err
+
+
 @pytest.mark.parametrize("when", ["before", "while"])
 def test_namespace_gone_before_or_while_it_is_read(cluster, server, when) -> None:  # noqa: F811
     """The collector enters namespaces in inode order. before: while it reads the first of ours it is held
@@ -248,40 +279,14 @@ def test_namespace_gone_before_or_while_it_is_read(cluster, server, when) -> Non
     s = server()
     for _attempt in range(3):
         a, b = sorted((cluster.pod(PLAIN), cluster.pod(PLAIN)), key=lambda p: p.inode)
-        watched = a if when == "before" else b
-        ours = _pod_pids(watched)
-        proc = subprocess.Popen(
-            [
-                *sshd.tcpaudit_argv(),
-                "host",
-                f"root@127.0.0.1:{s.port}",
-                "--all-netns",
-                "--format",
-                "json",
-                *sshd.ssh_args(server.keys, command_timeout=120),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"} | {"PYTHONPATH": str(sshd.REPO)},
-        )
-        held = None
-        try:
-            while proc.poll() is None and held is None:
-                for pid in _processes_in(watched.inode, ours):
-                    if _stop(pid):  # a command of the collector (started by our sshd), now held
-                        held = pid
-                        break
-            if held is not None:
-                b_pid = b.pid
-                b.stop()
-                while os.path.exists(f"/proc/{b_pid}"):
-                    time.sleep(0.02)
-                os.kill(held, signal.SIGCONT)
-            out, err = proc.communicate(timeout=180)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+
+        def b_exits(_proc, b=b) -> None:
+            b_pid = b.pid
+            b.stop()
+            while os.path.exists(f"/proc/{b_pid}"):
+                time.sleep(0.02)
+
+        held, out, err = _run_holding(s.port, server.keys, a if when == "before" else b, b_exits)
         if held is None:
             continue  # the collector was through the namespace before we saw it: try again
         assert b"Traceback" not in err, err.decode()
@@ -292,7 +297,33 @@ def test_namespace_gone_before_or_while_it_is_read(cluster, server, when) -> Non
         (first,) = found[a.inode]
         assert first["status"] == "ok"
         return
-    pytest.skip("could not catch the collector inside the first namespace in 3 attempts")
+    pytest.skip("could not catch the collector inside the namespace in 3 attempts")
+
+
+def test_command_timeout_keeps_the_namespaces_read(cluster, server) -> None:  # noqa: F811
+    """The collector held inside a namespace past --command-timeout: the host and the namespaces read before are
+    audited, the one it was in and those after are listed as not read, each once; exit 3, no traceback."""
+    s = server()
+    for _attempt in range(3):
+        a, b = sorted((cluster.pod(PLAIN), cluster.pod(PLAIN)), key=lambda p: p.inode)
+        held, out, err = _run_holding(s.port, server.keys, b, lambda proc: proc.wait(120), command_timeout=8)
+        if held is None:
+            continue
+        assert b"Traceback" not in err, err.decode()
+        report = json.loads(out)
+        assert report["summary"]["exit_code"] == 3
+        found = by_inode(report)
+        assert all(len(ts) == 1 for ts in found.values())
+        (host,) = found[host_inode()]
+        assert host["status"] == "ok" and any("--command-timeout" in g for g in host["gaps"]), host["gaps"]
+        assert found[a.inode][0]["status"] == "ok"
+        (t,) = found[b.inode]
+        assert t["status"] == "skipped" and "--command-timeout (8 s)" in t["error"], t["error"]
+        assert t["name"] == f"netns:{b.expected_name}"
+        netns = json.loads(out)["extra"]["netns"]
+        assert "--command-timeout" in netns["cut_short"] and netns["read"] >= 1
+        return
+    pytest.skip("could not catch the collector inside the namespace in 3 attempts")
 
 
 def test_without_nsenter_the_host_alone_and_why(cluster, server, tmp_path) -> None:  # noqa: F811

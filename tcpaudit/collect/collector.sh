@@ -61,7 +61,11 @@ _tca_run() {
     _tca_c=$2
     shift 2
     printf '@@tcpaudit-begin %s\n' "$_tca_i"
-    _tca_r=$( { { _tca_exec "$@" 2>&4 3>&-; printf '\n@@rc=%s\n' "$?" >&4; } | _tca_cap "$_tca_c" | _tca_prefix >&3; } 4>&1 )
+    if [ "$_tca_c" -gt 0 ]; then
+        _tca_r=$( { { _tca_exec "$@" 2>&4 3>&-; printf '\n@@rc=%s\n' "$?" >&4; } | _tca_cap "$_tca_c" | _tca_prefix >&3; } 4>&1 )
+    else
+        _tca_r=$( { { _tca_exec "$@" 2>&4 3>&-; printf '\n@@rc=%s\n' "$?" >&4; } | _tca_prefix >&3; } 4>&1 )
+    fi
     printf '\n'
     _tca_rc=${_tca_r##*@@rc=}
     _tca_e=${_tca_r%@@rc=*}
@@ -223,7 +227,8 @@ _tca_netns_items() {
     esac
 
     if _tca_have iptables-save; then
-        if [ "$(_tca_euid)" = 0 ]; then
+        _tca_uid=${_tca_uid:-$(_tca_euid)}
+        if [ "$_tca_uid" = 0 ]; then
             _tca_run iptables-nat 0 iptables-save -t nat
         else
             _tca_gap iptables-nat permission_denied "reading NAT rules needs root"

@@ -82,6 +82,7 @@ class NetnsPart:
     sections: dict[int, _Section] = field(default_factory=dict)
     mount_gaps: dict[int, str] = field(default_factory=dict)  # inode -> why its bind mount was not used
     done: bool = False
+    cut: bool = False  # stopped (command timeout) before it was done
 
 
 def split_dump(data: bytes) -> tuple[bytes, str | None]:
@@ -100,8 +101,11 @@ def _snip(line: str) -> str:
     return repr(clean_text(line, 60))
 
 
-def parse_part(text: str) -> NetnsPart:
-    """Validate the namespace part; DumpError names the first line that is not what the collector prints."""
+def parse_part(text: str, cut_short: bool = False) -> NetnsPart:
+    """Validate the namespace part; DumpError names the first line that is not what the collector prints.
+    cut_short: the collector was stopped (command timeout): what is complete is kept, the rest dropped."""
+    if cut_short:
+        text = text[: text.rfind("\n") + 1]
     part = NetnsPart(text)
     pos = 0
     n = len(text)
@@ -187,6 +191,8 @@ def parse_part(text: str) -> NetnsPart:
                 raise DumpError(f"namespace part, line {lineno}: a dump outside a namespace")
             end = text.find(_DONE, start)
             if end < 0:
+                if cut_short:
+                    break
                 raise DumpError(f"namespace {sec.inode}: its dump is cut short")
             sec.dump = (start, end + len(_DONE))
             lineno += text.count("\n", start, end + len(_DONE)) - 1
@@ -205,7 +211,13 @@ def parse_part(text: str) -> NetnsPart:
     if first:
         raise DumpError("namespace part: no header")
     if not part.done:
-        raise DumpError("namespace part cut short (no @@tcpaudit-netns-done)")
+        if not cut_short:
+            raise DumpError("namespace part cut short (no @@tcpaudit-netns-done)")
+        if "netns.pids" not in part.frames:
+            raise DumpError("the collector was stopped before it had listed the namespaces")
+        if sec is not None and not sec.closed:
+            del part.sections[sec.inode]  # the one it was reading when stopped
+        part.cut = True
     return part
 
 
@@ -231,6 +243,7 @@ class RemoteNetns:
     enum: Enumeration | None = None
     unavailable: str | None = None  # why no namespace could be enumerated (the host is audited alone)
     not_entered: str | None = None  # why the namespaces were listed but not entered (no nsenter, not root)
+    cut_short: str | None = None  # why the collector stopped before every namespace was read
     files: dict[str, str] = field(default_factory=dict)  # "/proc/PID/cgroup" and "/proc/PID/comm" -> text
 
     def summary(self) -> dict[str, object]:
@@ -240,6 +253,9 @@ class RemoteNetns:
             out["unavailable"] = self.unavailable
         if self.not_entered:
             out["not_entered"] = self.not_entered
+        if self.cut_short:
+            out["cut_short"] = self.cut_short
+            out["read"] = len(self.part.sections) if self.part is not None else 0
         return out
 
     def captures(self, hostname: str, prefix: str = "") -> Iterator[NetnsCapture]:
@@ -257,6 +273,8 @@ class RemoteNetns:
                     host_raw.items.setdefault(item, text)
         if host_raw is not None and self.not_entered:
             host_raw.gap("netns", GapReason.missing, self.not_entered)
+        if host_raw is not None and self.cut_short:
+            host_raw.gap("netns", GapReason.truncated, f"{self.cut_short}: not every namespace was read")
         host_snap: Snapshot | None = None
         if host_raw is not None:
             host_snap = build_snapshot(host_raw)
@@ -294,6 +312,8 @@ class RemoteNetns:
         if sec is None:
             if self.not_entered:
                 return None, f"not entered: {self.not_entered}"
+            if self.cut_short:
+                return None, f"not read: {self.cut_short} before this namespace"
             mount = self.part.mount_gaps.get(e.inode)
             if mount is not None:
                 return None, f"not entered: {mount}"
@@ -318,14 +338,15 @@ class RemoteNetns:
             return None, clean_text(f"bad collector output for this namespace: {exc}", 500)
 
 
-def remote_netns(data: bytes) -> RemoteNetns:
-    """Parse an `all-netns` collector dump. Raises DumpError for a malformed dump (the host is bad_output)."""
+def remote_netns(data: bytes, cut_short: str | None = None) -> RemoteNetns:
+    """Parse an `all-netns` collector dump. Raises DumpError for a malformed dump (the host is bad_output).
+    cut_short: why the output ends early (the command timeout); the namespaces read until then are kept."""
     main_bytes, text = split_dump(data)
     main = raw_from_dump(main_bytes, Source.ssh)
     if text is None:
         return RemoteNetns(main, None, unavailable="the collector sent no namespace part (an older collector?)")
-    part = parse_part(text)
-    out = RemoteNetns(main, part)
+    part = parse_part(text, cut_short=cut_short is not None)
+    out = RemoteNetns(main, part, cut_short=cut_short if part.cut else None)
     uname = _text(part.frames.get("netns.uname"))
     own = _inode_of(part.frames.get("netns.self"))
     if own is None:

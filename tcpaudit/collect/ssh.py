@@ -37,7 +37,7 @@ from ..sanitize import clean_text
 from ..snapshot import CounterSample, Snapshot, Source
 from .build import build_snapshot
 from .dump import MAX_DUMP_BYTES, DumpError, DumpReader, collector_script, snapshot_from_dump
-from .netns_remote import RemoteNetns, remote_netns
+from .netns_remote import PART_HEADER, RemoteNetns, remote_netns
 from .ssh_config import (  # noqa: F401  (re-exported: tcpaudit.collect.ssh is where callers find them)
     ConfigIndex,
     Destination,
@@ -101,6 +101,14 @@ class _Timeout(Exception):
 
 class _Interrupted(Exception):
     pass
+
+
+class _NetnsTimeout(_Timeout):
+    """--all-netns ran out of time after the namespace part began: the data so far is still usable."""
+
+    def __init__(self, message: str, data: bytes):
+        super().__init__(message)
+        self.data = data
 
 
 # ---- settings and results ---------------------------------------------------------------------------------
@@ -600,7 +608,12 @@ class SSHCollector:
             reader = DumpReader(max_bytes=self.settings.max_output)
             err = bytearray()
             while True:
-                left = self._check(command_deadline, "the collector command")
+                try:
+                    left = self._check(command_deadline, "the collector command")
+                except _Timeout as exc:
+                    if all_netns and b"\n" + PART_HEADER.encode() + b"\n" in reader.data():
+                        raise _NetnsTimeout(str(exc), reader.data()) from None  # what was read is kept
+                    raise
                 chan.settimeout(min(left, 0.5))
                 try:
                     data = chan.recv(1 << 16)
@@ -647,11 +660,20 @@ class SSHCollector:
             transport = self._connect(r, time.monotonic() + r.connect_timeout)
             t_connected = time.monotonic()
             if all_netns:
-                data, status, err = self._run(
-                    transport, r, time.monotonic() + self.settings.command_timeout, all_netns=True
-                )
+                timeout = self.settings.command_timeout
+                try:
+                    data, status, err = self._run(transport, r, time.monotonic() + timeout, all_netns=True)
+                    cut = None
+                except _NetnsTimeout as exc:  # the namespaces not reached are listed as such
+                    data, status, err = exc.data, None, ""
+                    cut = f"the collector was stopped by --command-timeout ({timeout:g} s)"
                 self._check_output(data, status, err)
-                ns = remote_netns(data)
+                try:
+                    ns = remote_netns(data, cut_short=cut)
+                except DumpError:
+                    if cut is not None:  # stopped before the namespaces were even listed
+                        raise _Timeout("timed out during the collector command") from None
+                    raise
                 return result(TargetStatus.ok, None, build_snapshot(ns.main), ns)
             first = None
             if sample_s > 0:
