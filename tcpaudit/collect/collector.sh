@@ -183,12 +183,26 @@ _tca_euid() {
 
 # _tca_netns_items: what belongs to one network namespace (the one _tca_exec runs commands in): its
 # /proc/net counters, /proc/sys/net, the socket table and the NAT rules.
+# _tca_nsfile ITEM NAME [CAP]: NAME under the namespace's /proc/net: /proc/PID/net (_tca_pnet, set by _tca_enter)
+# is that namespace's without entering it, so a file costs no nsenter.
+_tca_nsfile() {
+    if [ -n "$_tca_pnet" ]; then
+        _tca_a=$_tca_nsarg
+        _tca_nsarg=
+        _tca_file "$1" "$_tca_pnet/$2" "${3:-0}"
+        _tca_nsarg=$_tca_a
+    else
+        _tca_file "$1" "/proc/net/$2" "${3:-0}"
+    fi
+}
+
+_tca_pnet=
 _tca_netns_items() {
-    _tca_file netstat /proc/net/netstat
-    _tca_file snmp /proc/net/snmp
-    _tca_file sockstat /proc/net/sockstat
-    _tca_file sockstat6 /proc/net/sockstat6
-    _tca_file nf_conntrack_stat /proc/net/stat/nf_conntrack
+    _tca_nsfile netstat netstat
+    _tca_nsfile snmp snmp
+    _tca_nsfile sockstat sockstat
+    _tca_nsfile sockstat6 sockstat6
+    _tca_nsfile nf_conntrack_stat stat/nf_conntrack
     _tca_dirs=
     for _tca_d in ipv4 ipv6 core netfilter; do
         if [ -d "/proc/sys/net/$_tca_d" ]; then
@@ -221,8 +235,8 @@ _tca_netns_items() {
     case $_tca_ss in
     0 | 141) ;;
     *)
-        _tca_file proc-net-tcp /proc/net/tcp 200002
-        _tca_file proc-net-tcp6 /proc/net/tcp6 200002
+        _tca_nsfile proc-net-tcp tcp 200002
+        _tca_nsfile proc-net-tcp6 tcp6 200002
         ;;
     esac
 
@@ -288,10 +302,13 @@ _tca_ns_first() {
     done
 }
 
-# _tca_enter INODE ARG HOW: the namespace part under `nsenter ARG`, framed as namespace INODE.
+# _tca_enter INODE ARG HOW [PROCNET]: the namespace part under `nsenter ARG`, framed as namespace INODE; its
+# /proc/net files read from PROCNET (/proc/PID/net) when given. The readlinks before and after (under nsenter)
+# say whether it was that namespace all along: a PID that ended, or was reused, shows.
 _tca_enter() {
     printf '@@tcpaudit-netns-enter %s %s\n' "$1" "$3"
     _tca_nsarg=$2
+    _tca_pnet=${4:-}
     _tca_run netns.entered 0 readlink /proc/self/ns/net
     if [ "$_tca_rc" = 0 ]; then
         printf '@@tcpaudit-collector 1\n'
@@ -300,6 +317,7 @@ _tca_enter() {
         _tca_run netns.left 0 readlink /proc/self/ns/net
     fi
     _tca_nsarg=
+    _tca_pnet=
     printf '@@tcpaudit-netns-exit %s\n' "$1"
 }
 
@@ -418,7 +436,7 @@ _tca_all_netns() {
         printf '%s\n' "$_tca_first" | while IFS=' ' read -r _tca_pid _tca_ino; do
             _tca_digits "$_tca_pid" || continue
             [ "$_tca_ino" != "$_tca_own" ] || continue
-            _tca_enter "$_tca_ino" "--net=/proc/$_tca_pid/ns/net" "pid $_tca_pid" </dev/null
+            _tca_enter "$_tca_ino" "--net=/proc/$_tca_pid/ns/net" "pid $_tca_pid" "/proc/$_tca_pid/net" </dev/null
         done
     fi
     _tca_ns_mounts
