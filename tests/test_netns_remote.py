@@ -398,3 +398,36 @@ def test_no_proc_ns_files_the_host_alone_and_why(server) -> None:
     assert t["kind"] == "host" and t["status"] == "partial"
     assert "network namespaces could not be enumerated" in t["error"] and "/proc/self/ns/net" in t["error"]
     assert "/proc/self/ns/net" in report["extra"]["netns"]["unavailable"]
+
+
+def _local_dump() -> bytes:
+    r = subprocess.run(["sh", "-s", "all-netns"], stdin=open(sshd.COLLECTOR, "rb"), capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_a_bad_namespace_dump_skips_that_namespace_only(cluster) -> None:  # noqa: F811
+    """What a host sends is checked: a namespace whose dump is malformed is skipped with the reason, the others
+    stay audited; a malformed namespace part as a whole is a DumpError (the host is bad_output)."""
+    from tcpaudit.collect.dump import DumpError
+    from tcpaudit.collect.netns_remote import remote_netns
+
+    pods = [cluster.pod(PLAIN), cluster.pod(PLAIN)]
+    data = _local_dump()
+    victim = pods[0].inode
+    marker = f"@@tcpaudit-netns-enter {victim} ".encode()
+    at = data.index(marker)
+    inner = data.index(b"\n@@tcpaudit-collector 1\n", at) + 1
+    broken = data[:inner] + b"@@tcpaudit-collector 1\n@@tcpaudit-begin bogus-item\n" + data[inner + 23 :]
+    caps = {c.entry.inode: c for c in remote_netns(broken).captures("h")}
+    assert caps[victim].status == "skipped" and "bad collector output" in (caps[victim].error or "")
+    assert caps[pods[1].inode].status == "ok"
+
+    for bad in (
+        data.replace(b"@@tcpaudit-netns-done\n", b""),  # cut short
+        data.replace(marker, b"@@tcpaudit-netns-enter 12x "),  # not a number
+        data.replace(b"@@tcpaudit-begin netns.pids\n", b"@@tcpaudit-begin netns.pids\nforged line\n"),
+        data + b"@@tcpaudit-netns-enter 1 pid 1\n",  # after done
+    ):
+        with pytest.raises(DumpError):
+            remote_netns(bad)

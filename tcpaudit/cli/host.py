@@ -75,7 +75,8 @@ def host(
         typer.Option(
             "--all-netns",
             help="Audit every network namespace of this machine (pods, containers, `ip netns`), each as a "
-            "target; needs root (CAP_SYS_ADMIN and CAP_SYS_PTRACE).",
+            "target; needs root (CAP_SYS_ADMIN and CAP_SYS_PTRACE). With HOST: of that host, over the same "
+            "one SSH session (root or --sudo, and nsenter, on the host).",
         ),
     ] = False,
     policy: PolicyOpt = None,
