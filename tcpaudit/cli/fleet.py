@@ -224,8 +224,10 @@ def _summary_line(report) -> str:
     s = report.summary
     order = ["critical", "high", "medium", "low", "info"]
     sev = ", ".join(f"{s.by_severity[k]} {k}" for k in order if s.by_severity.get(k))
+    netns = sum(1 for t in report.targets if t.kind == "netns")
+    what = f"{s.targets - netns} host(s) and {netns} namespace(s)" if netns else f"{s.targets} host(s)"
     return (
-        f"{s.targets} host(s), {s.targets_ok} audited, {s.targets_failed} failed; {s.findings} finding(s)"
+        f"{what}, {s.targets_ok} audited, {s.targets_failed} failed; {s.findings} finding(s)"
         + (f" ({sev})" if sev else "")
         + (f", {s.suppressed} suppressed" if s.suppressed else "")
         + f"; fail-on {s.fail_on}: exit {s.exit_code} (--detail for each host's findings)"
