@@ -431,3 +431,31 @@ def test_a_bad_namespace_dump_skips_that_namespace_only(cluster) -> None:  # noq
     ):
         with pytest.raises(DumpError):
             remote_netns(bad)
+
+
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox is not installed")
+def test_busybox_userland_all_netns(cluster, tmp_path) -> None:  # noqa: F811
+    """busybox ash with busybox applets only (its ls, sort, readlink and nsenter): the same namespaces and names."""
+    from tcpaudit.collect.netns_remote import remote_netns
+
+    pod = cluster.pod(POD)
+    named = cluster.named_netns()
+    bb = shutil.which("busybox")
+    assert bb is not None
+    bindir = tmp_path / f"{PREFIX}bb"
+    bindir.mkdir()
+    for applet in ("sh", "cat", "grep", "sed", "head", "uname", "id", "ls", "sort", "readlink", "nsenter"):
+        (bindir / applet).symlink_to(bb)
+    r = subprocess.run(
+        [str(bindir / "sh"), "-s", "all-netns"],
+        stdin=open(sshd.COLLECTOR, "rb"),
+        capture_output=True,
+        timeout=120,
+        env={"PATH": str(bindir), "LC_ALL": "C"},
+    )
+    assert r.returncode == 0, r.stderr
+    caps = {c.entry.inode: c for c in remote_netns(r.stdout).captures("h")}
+    t = caps[pod.inode]
+    assert t.status == "ok" and t.name == f"netns:{pod.expected_name}", (t.status, t.error)
+    assert t.snapshot is not None and t.snapshot.sysctls["net.ipv4.ip_local_port_range"] == "20000 20999"
+    assert caps[named.inode].status == "ok" and caps[named.inode].name == f"netns:{named.name}"

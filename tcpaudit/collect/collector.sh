@@ -332,7 +332,7 @@ _tca_digits() {
 # namespace) init's, each after "/proc/1/root" (where its mount points are opened from here).
 _tca_ns_mount_lines() {
     grep ' - nsfs ' /proc/self/mountinfo 2>/dev/null | while IFS= read -r _tca_l; do
-        printf -- '- %s\n' "$_tca_l"
+        printf '%s %s\n' - "$_tca_l"
     done
     _tca_m1=$(readlink /proc/1/ns/mnt 2>/dev/null)
     _tca_ms=$(readlink /proc/self/ns/mnt 2>/dev/null)
