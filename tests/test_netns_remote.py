@@ -459,3 +459,26 @@ def test_busybox_userland_all_netns(cluster, tmp_path) -> None:  # noqa: F811
     assert t.status == "ok" and t.name == f"netns:{pod.expected_name}", (t.status, t.error)
     assert t.snapshot is not None and t.snapshot.sysctls["net.ipv4.ip_local_port_range"] == "20000 20999"
     assert caps[named.inode].status == "ok" and caps[named.inode].name == f"netns:{named.name}"
+
+
+def test_session_in_another_namespace_than_the_host(cluster, server) -> None:  # noqa: F811
+    """sshd's sessions run inside a named namespace (ForceCommand nsenter ...: an sshd in a container with
+    hostPID): the host namespace (init's, or kthreadd's) is entered like any other and is still the host target,
+    with the host's own values; the session's namespace is one namespace target among the others."""
+    named = cluster.named_netns()
+    named.exec(["sysctl", "-qw", "net.ipv4.ip_local_port_range=30000 30999"])
+    wrapper = f'nsenter --net=/run/netns/{named.name} sh -c "$SSH_ORIGINAL_COMMAND"'
+    s = server(force_command=wrapper)
+    rc, report, stderr = remote(server, s)
+    assert rc in (0, 1, 3), stderr
+    found = by_inode(report)
+    assert all(len(ts) == 1 for ts in found.values())
+    (host,) = found[host_inode()]
+    assert host["kind"] == "host" and host["name"] == f"127.0.0.1:{s.port}" and host["status"] == "ok"
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        assert host["sysctls"]["net.ipv4.ip_local_port_range"] == " ".join(f.read().split())
+    assert report["targets"][0]["name"] == host["name"]
+    (t,) = found[named.inode]
+    assert t["kind"] == "netns" and t["name"] == f"netns:{named.name}" and t["status"] == "ok"
+    assert t["sysctls"]["net.ipv4.ip_local_port_range"] == "30000 30999"
+    assert report["extra"]["netns"]["host_inode"] == host_inode()
