@@ -482,3 +482,70 @@ def test_session_in_another_namespace_than_the_host(cluster, server) -> None:  #
     assert t["kind"] == "netns" and t["name"] == f"netns:{named.name}" and t["status"] == "ok"
     assert t["sysctls"]["net.ipv4.ip_local_port_range"] == "30000 30999"
     assert report["extra"]["netns"]["host_inode"] == host_inode()
+
+
+_DUMP: list[bytes] = []
+
+
+def _dump_once() -> bytes:
+    if not _DUMP:
+        _DUMP.append(_local_dump())
+    return _DUMP[0]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_mutated_namespace_parts_fail_cleanly(seed: int) -> None:
+    """A namespace part with a line dropped, repeated, replaced or cut: a DumpError or usable captures, never
+    another exception (what a broken or hostile host can send)."""
+    import random
+
+    from tcpaudit.collect.dump import DumpError
+    from tcpaudit.collect.netns_remote import remote_netns
+
+    data = _dump_once()
+    cut = data.index(b"\n@@tcpaudit-done\n") + 17
+    head, lines = data[:cut], data[cut:].split(b"\n")
+    rng = random.Random(seed)
+    i = rng.randrange(len(lines))
+    junk = [
+        b"@@tcpaudit-netns-enter 1 pid 1",
+        b"@@tcpaudit-end netns.pids rc=0",
+        b"|x",
+        b"\x1b[2Jhi",
+        b"",
+        b"@@tcpaudit-done",
+    ]
+    op = seed % 4
+    if op == 0:
+        del lines[i]
+    elif op == 1:
+        lines.insert(i, lines[i])
+    elif op == 2:
+        lines[i] = rng.choice(junk)
+    else:
+        lines = lines[:i]
+    try:
+        rn = remote_netns(head + b"\n".join(lines), cut_short="test" if seed % 8 == 7 else None)
+    except DumpError:
+        return
+    if rn.enum is None:
+        assert rn.unavailable
+        return
+    seen = [c.entry.inode for c in rn.captures("h")]
+    assert len(seen) == len(set(seen)) == len(rn.enum.entries)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["host", "root@example.invalid", "--all-netns", "--sample", "1"],
+        ["host", "root@example.invalid", "--all-netns", "--save-snapshot", "x.json"],
+        ["fleet", "root@example.invalid", "--all-netns", "--sample", "1"],
+        ["fleet", "root@example.invalid", "--all-netns", "--save-snapshots", "dir"],
+    ],
+)
+def test_what_does_not_combine_with_remote_all_netns_yet(argv: list[str], tmp_path) -> None:
+    r = sshd.run_tcpaudit(argv, timeout=60)
+    assert r.returncode == 2 and r.stdout == b""
+    err = r.stderr.decode()
+    assert err.count("\n") == 1 and "--all-netns" in err and "Traceback" not in err
