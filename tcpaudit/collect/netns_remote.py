@@ -53,6 +53,9 @@ _INODE_LINK_RE = re.compile(r"net:\[(\d{1,20})\]")
 _PID_LINE_RE = re.compile(r"(\d{1,10}) (\d{1,20}|-)")
 _DONE = "\n@@tcpaudit-done\n"
 _MOUNT_GAP_RE = re.compile(r"namespace (\d{1,20}): ")
+# kubelet's /var/log/pods/<namespace>_<name>_<uid>: a DNS label, a DNS subdomain and a UID; a remote listing
+# is kept to that shape (anything else names no pod).
+_POD_DIR_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,62})_[a-z0-9]([a-z0-9.-]{0,252})_[0-9a-fA-F-]{8,64}")
 
 
 @dataclass
@@ -401,7 +404,7 @@ def remote_netns(data: bytes, cut_short: str | None = None) -> RemoteNetns:
     name_entries(
         out.enum,
         read=lambda path, limit: out.files.get(path),
-        pods=pod_names_from(ln for ln in pods_text.splitlines() if ln),
+        pods=pod_names_from(ln for ln in pods_text.splitlines() if _POD_DIR_RE.fullmatch(ln)),
     )
     gap = part.gaps.get("netns.nsenter")
     if gap is not None:
