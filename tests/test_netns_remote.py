@@ -549,3 +549,25 @@ def test_what_does_not_combine_with_remote_all_netns_yet(argv: list[str], tmp_pa
     assert r.returncode == 2 and r.stdout == b""
     err = r.stderr.decode()
     assert err.count("\n") == 1 and "--all-netns" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare is not installed")
+def test_not_linux_says_so(tmp_path) -> None:
+    """No /proc (a tmpfs over it, in a mount namespace of its own) and a `uname -s` that answers FreeBSD (a
+    script first on PATH: the one simulated part): the host's namespaces are unavailable, and why."""
+    from tcpaudit.collect.netns_remote import remote_netns
+
+    fake = tmp_path / f"{PREFIX}bin"
+    fake.mkdir()
+    sshd.write_script(fake / "uname", '#!/bin/sh\n[ "$1" = -s ] && echo FreeBSD || echo 14.1-RELEASE\n')
+    inner = f"mount -t tmpfs {PREFIX}proc /proc && exec sh -s all-netns"
+    r = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", inner],
+        stdin=open(sshd.COLLECTOR, "rb"),
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"},
+    )
+    assert r.returncode == 0, r.stderr
+    rn = remote_netns(r.stdout)
+    assert rn.enum is None and rn.unavailable == "not Linux (uname -s: FreeBSD)"
