@@ -241,7 +241,9 @@ def _pod_pids(pod) -> set[int]:
 
 def _run_holding(port: int, keys, pod, during, command_timeout: float = 120) -> tuple[int | None, bytes, bytes]:
     """`tcpaudit host root@127.0.0.1:PORT --all-netns`; the first command the collector runs inside `pod`'s
-    namespace is held (SIGSTOP) while during(proc) runs, then let go. -> (held pid or None, stdout, stderr)."""
+    namespace is held (SIGSTOP) while during(proc) runs, then let go. -> (held pid or None, stdout, stderr).
+    during may read the output itself (proc.communicate(): a report larger than a pipe's buffer would
+    otherwise block tcpaudit) and return it."""
     ours = _pod_pids(pod)
     argv = ["host", f"root@127.0.0.1:{port}", "--all-netns", "--format", "json"]
     proc = subprocess.Popen(
@@ -251,6 +253,7 @@ def _run_holding(port: int, keys, pod, during, command_timeout: float = 120) -> 
         env={k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"} | {"PYTHONPATH": str(sshd.REPO)},
     )
     held = None
+    got = None
     try:
         while proc.poll() is None and held is None:
             for pid in _processes_in(pod.inode, ours):
@@ -259,10 +262,10 @@ def _run_holding(port: int, keys, pod, during, command_timeout: float = 120) -> 
                     break
         if held is not None:
             try:
-                during(proc)
+                got = during(proc)  # (stdout, stderr) when it already read them
             finally:
                 os.kill(held, signal.SIGCONT)
-        out, err = proc.communicate(timeout=180)
+        out, err = got if got is not None else proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -306,7 +309,8 @@ def test_command_timeout_keeps_the_namespaces_read(cluster, server) -> None:  # 
     s = server()
     for _attempt in range(3):
         a, b = sorted((cluster.pod(PLAIN), cluster.pod(PLAIN)), key=lambda p: p.inode)
-        held, out, err = _run_holding(s.port, server.keys, b, lambda proc: proc.wait(120), command_timeout=8)
+        read_all = lambda proc: proc.communicate(timeout=120)  # noqa: E731
+        held, out, err = _run_holding(s.port, server.keys, b, read_all, command_timeout=8)
         if held is None:
             continue
         assert b"Traceback" not in err, err.decode()
