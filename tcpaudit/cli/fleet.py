@@ -32,6 +32,7 @@ from ._common import (
     VerboseOpt,
     audit_options,
     parse_formats,
+    write_text,
 )
 
 
@@ -213,10 +214,7 @@ def _emit(report, formats, verbose: bool, detail: bool) -> int:
             sys.stdout.write(text)
             sys.stdout.flush()
         else:
-            try:
-                Path(path).write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+            write_text(path, text)  # atomic, like every other report file; OutputError -> exit 5
     return int(report.summary.exit_code)
 
 
