@@ -50,6 +50,35 @@ def commands():
         line = line.strip()
         if line:
             yield line
+
+_TCP_STATES = {"01": "ESTAB", "02": "SYN-SENT", "03": "SYN-RECV", "04": "FIN-WAIT-1", "05": "FIN-WAIT-2",
+               "06": "TIME-WAIT", "07": "CLOSE", "08": "CLOSE-WAIT", "09": "LAST-ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+def tcp_states():
+    """This namespace's TCP sockets counted by state (ss's names), from /proc/net/tcp and tcp6."""
+    counts = {}
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            state = _TCP_STATES.get(row.split()[3], row.split()[3])
+            counts[state] = counts.get(state, 0) + 1
+    return counts
+
+def wait_states(want, timeout=120.0):
+    """Until this namespace holds exactly want[state] sockets in each state named ({"CLOSE-WAIT": 3}, 0 for
+    none): the kernel finishes handshakes and FINs in its own time, later still on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        have = tcp_states()
+        if all(have.get(k, 0) == v for k, v in want.items()):
+            return have
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"TCP states {have} after {timeout} s, wanted {want}")
+        time.sleep(0.02)
 '''
 
 _unavailable: list[str | None] = []

@@ -268,7 +268,7 @@ def test_audit_of_the_ansible_tree_matches_tcpaudit_fleet(hosts: Any, tmp_path: 
     assert audited.returncode == 3, audited.stderr.decode()  # one host could not be audited
     keys = hosts["keys"]
     fleet = _run(
-        ["fleet", "--inventory", str(hosts["inventory"]), *sshd.ssh_args(keys, 5, 60), "--format", "json", *context],
+        ["fleet", "--inventory", str(hosts["inventory"]), *sshd.ssh_args(keys, 60, 120), "--format", "json", *context],
         timeout=300,
     )
     assert fleet.returncode == 3, fleet.stderr.decode()

@@ -28,8 +28,9 @@ from tcpaudit.reporters.fleet_view import render_fleet  # noqa: E402
 
 needs_sshd = pytest.mark.skipif(not sshd.have_sshd(), reason="OpenSSH server (/usr/sbin/sshd) not installed")
 USER = sshd.login_user()
-# Short enough that hung hosts end quickly, long enough that 20 hosts at once on 2 busy cores still finish.
-CONNECT_T = 5.0
+# Short enough that hung hosts end quickly, long enough that 20 hosts at once (paramiko key exchanges in one
+# Python process) on 2 cores shared with other work still connect.
+CONNECT_T = 10.0
 COMMAND_T = 30.0
 
 
@@ -255,7 +256,8 @@ def test_twenty_host_sweep_reports_every_host_once_with_the_right_status(sweep20
     )
     elapsed = time.monotonic() - t0
     assert p.returncode == 3, p.stderr  # some hosts could not be audited
-    assert elapsed < CONNECT_T + 25, elapsed  # hung hosts end at the connect timeout; python start-up included
+    # hung hosts end at the connect timeout, healthy ones within the command timeout (python start-up on top)
+    assert elapsed < CONNECT_T + COMMAND_T + 60, elapsed
     # each failure is its host's status; paramiko's own tracebacks (hung banner, closed socket) stay out of it
     err = p.stderr.decode(errors="replace") if isinstance(p.stderr, bytes) else p.stderr
     assert "Traceback" not in err and "Exception (client)" not in err, err
@@ -308,6 +310,9 @@ def test_twenty_host_sweep_reports_every_host_once_with_the_right_status(sweep20
             assert e["collect_s"] == 0, (name, e)  # never got as far as running the collector
         if status == "timeout":
             assert e["connect_s"] >= CONNECT_T - 0.05, (name, e)  # waited the whole connect timeout
+    # the hosts are swept at once, not one after another: every host started before the first hung one gave up
+    first_given_up = min(timeline[n]["start_s"] + timeline[n]["connect_s"] for n, st in got.items() if st == "timeout")
+    assert max(e["start_s"] for e in timeline.values()) < first_given_up, timeline
     text = p.stdout.decode()
     assert "Fleet: 20 host(s)" in text and "timeout" in text
     assert "auditing" not in p.stderr.decode()  # no progress bar when stderr is not a terminal
@@ -406,8 +411,8 @@ def test_ctrl_c_keeps_the_hosts_done_and_exits_130(work, keys, tmp_path):
         assert proc.poll() is None
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=max(1, deadline - time.monotonic()))
-        assert time.monotonic() - t0 < 5
+        _, err = proc.communicate(timeout=120)
+        assert time.monotonic() - t0 < 30  # not the 60 s connect timeout of the hung hosts
     finally:
         if proc.poll() is None:
             proc.kill()

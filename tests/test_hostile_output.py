@@ -312,7 +312,7 @@ def test_remote_host_with_hostile_hostname_and_sysctls_gives_clean_table_and_val
         [
             "host",
             f"{USER}@127.0.0.1:{s.port}",
-            *sshd.ssh_args(keys, 5, 30),
+            *sshd.ssh_args(keys, 60, 120),
             "-v",
             *(f"--format={fmt}:{path}" for fmt, path in out.items()),
             "--format",
@@ -339,7 +339,7 @@ def test_fleet_table_with_hostile_hosts_is_clean(hostile_hosts, tmp_path):
     sarif = tmp_path / "fleet.sarif"
     junit = tmp_path / "fleet.xml"
     p = sshd.run_tcpaudit(
-        ["fleet", *hosts, *sshd.ssh_args(keys, 5, 30), "-f", "table", "-f", f"sarif:{sarif}", "-f", f"junit:{junit}"],
+        ["fleet", *hosts, *sshd.ssh_args(keys, 60, 120), "-f", "table", "-f", f"sarif:{sarif}", "-f", f"junit:{junit}"],
         env={"COLUMNS": "1000"},  # one line per row for the substring checks
     )
     assert p.returncode in (0, 1), p.stderr.decode(errors="replace")

@@ -28,14 +28,14 @@ for _ in range(clients):
     c = socket.create_connection((host, port))
     accepted.append(srv.accept()[0])
     c.close()
-time.sleep(0.3)  # let the FINs and ACKs land
+wait_states({"CLOSE-WAIT": clients, "FIN-WAIT-2": clients})  # the FINs and ACKs have landed
 ready(port=port)
 for cmd in commands():
     if cmd == "server-close":
         for a in accepted:
             a.close()
         accepted.clear()
-        time.sleep(0.3)
+        wait_states({"CLOSE-WAIT": 0, "LAST-ACK": 0, "FIN-WAIT-2": 0, "TIME-WAIT": clients})
         reply(closed=True)
 """
 
@@ -68,14 +68,14 @@ for _ in range(n):
     c = socket.create_connection((host, port))
     c.shutdown(socket.SHUT_WR)  # FIN sent; the descriptor stays open
     held.append(c)
-time.sleep(0.5)
+wait_states({"FIN-WAIT-2": n})  # the server acknowledged every FIN
 ready(ports=[c.getsockname()[1] for c in held])
 for cmd in commands():
     if cmd == "close":
         for c in held:
             c.close()
         held.clear()
-        time.sleep(0.3)
+        wait_states({"FIN-WAIT-2": n})  # orphaned now, still FIN-WAIT-2
         reply(closed=True)
 """
 

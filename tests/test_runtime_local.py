@@ -143,7 +143,7 @@ for _ in range(2):  # 2 client-side TIME-WAIT
     a = srv.accept()[0]
     c.close()
     a.close()
-time.sleep(0.2)
+wait_states({"LISTEN": 2, "ESTAB": 6, "TIME-WAIT": 2})  # the FINs of the closed pairs have landed
 ready(sockets=2 + 6 + 2)
 for _ in commands():
     pass
