@@ -358,7 +358,10 @@ class NetNS:
 
 
 _IFACE_KEY = re.compile(r"^net\.ipv[46]\.(?:conf|neigh)\.([^.]+)\.")
-VOLATILE_SYSCTLS = frozenset({"net.netfilter.nf_conntrack_count"})
+# A counter, and a global switch that every namespace shows and any namespace can turn on: nf_hooks_lwtunnel
+# is registered in each namespace with mode 0644, a write of 1 enables one kernel-wide static key and 0 is
+# refused with EBUSY once on (net/netfilter/nf_hooks_lwtunnel.c, torvalds/linux 0abc76bc2082).
+VOLATILE_SYSCTLS = frozenset({"net.netfilter.nf_conntrack_count", "net.netfilter.nf_hooks_lwtunnel"})
 
 
 def comparable_sysctls(a: dict[str, str], b: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:

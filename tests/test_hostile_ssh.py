@@ -505,7 +505,10 @@ def test_collector_writes_nothing_on_the_remote_host(keys, work, as_nobody: bool
         ).start()
         kh = work / f"kh-readonly-{tag}"
         kh.write_text(server.known_line())
-        before, host_before = netns_sysctls(ns.name), netns_sysctls(None)
+        # host first, namespace second here and the other way round after the sweep: a global key that flips
+        # at any moment then shows the same change in both, or none in the namespace (changed_in_the_namespace)
+        host_before = netns_sysctls(None)
+        before = netns_sysctls(ns.name)
         history = {h: Path(h).stat().st_mtime if Path(h).exists() else None for h in HISTORY}
         out = work / f"readonly-{tag}.json"
         p = sshd.run_tcpaudit(
@@ -528,7 +531,9 @@ def test_collector_writes_nothing_on_the_remote_host(keys, work, as_nobody: bool
         assert log.read_text().splitlines() == ["sh -s", "sh -s"]  # two samples, never sudo unless asked
         written = sorted(str(q.relative_to(upper)) for d in OVERLAID for q in (upper / d.strip("/") / "u").rglob("*"))
         assert written == [], written  # overlay upper layers: every created, changed or deleted path
-        assert changed_in_the_namespace(before, netns_sysctls(ns.name), host_before, netns_sysctls(None)) == {}
+        after = netns_sysctls(ns.name)
+        host_after = netns_sysctls(None)
+        assert changed_in_the_namespace(before, after, host_before, host_after) == {}
         assert {h: Path(h).stat().st_mtime if Path(h).exists() else None for h in HISTORY} == history
         if trace is not None:
             assert trace.stat().st_size > 0
