@@ -263,6 +263,21 @@ class SilentServer:
         self.sock.close()
 
 
+class RefusingPort:
+    """A port on address that refuses every connection for as long as this object holds it: a socket bound
+    there and never listening. A port merely found free can meanwhile be taken by another test's server on a
+    shared machine (and then it answers); a bound one cannot be bound again, nor picked as a local port."""
+
+    def __init__(self, address: str = "127.0.0.1"):
+        self.sock = socket.socket()
+        self.sock.bind((address, 0))
+        self.address = address
+        self.port = self.sock.getsockname()[1]
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
 @contextlib.contextmanager
 def _subnet_lock():
     import fcntl

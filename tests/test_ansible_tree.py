@@ -200,6 +200,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Any:
     ]
     namespaces: list[sshd.NetNS] = []
     servers: list[sshd.SSHServer] = []
+    refusing: list[sshd.RefusingPort] = []
     try:
         for i, sysctls in enumerate(settings):
             ns = sshd.NetNS(sysctls=sysctls)
@@ -210,13 +211,17 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Any:
         keys.known_hosts.write_text("".join(s.known_line() for s in servers))
         user = sshd.login_user()
         lines = [f"{s.name} ansible_host={s.address} ansible_port={s.port} ansible_user={user}" for s in servers]
-        lines.append(f"down0 ansible_host=127.0.0.1 ansible_port={sshd.free_port()} ansible_user={user}")
+        down = sshd.RefusingPort()
+        refusing.append(down)
+        lines.append(f"down0 ansible_host=127.0.0.1 ansible_port={down.port} ansible_user={user}")
         inventory = work / "inventory.ini"  # read by both ansible and `tcpaudit fleet --inventory`
         inventory.write_text("[all]\n" + "\n".join(lines) + "\n")
         yield {"work": work, "keys": keys, "inventory": inventory, "names": [*(s.name for s in servers), "down0"]}
     finally:
         for s in servers:
             s.stop()
+        for r in refusing:
+            r.stop()
         for ns in namespaces:
             ns.delete()
 

@@ -138,7 +138,9 @@ def _faulty(work: Path, keys: sshd.Keys, stop: list, namespaces: list) -> list[t
         stop.append(s)
         hosts.append((name, s.address, s.port, expected))
 
-    hosts.append(("refused", "127.0.0.1", sshd.free_port(), "unreachable"))
+    refused = sshd.RefusingPort()
+    stop.append(refused)
+    hosts.append(("refused", "127.0.0.1", refused.port, "unreachable"))
     if ROOT:  # packets dropped by iptables in a namespace: SYNs vanish
         ns = sshd.NetNS(drop_input=True)
         namespaces.append(ns)

@@ -207,7 +207,9 @@ def sweep20(work, keys):
             silent2 = sshd.SilentServer()
             stop.append(silent2)
             hung_second = ("127.0.0.1", silent2.port)
-        down = [sshd.free_port(), sshd.free_port()]
+        refusing = [sshd.RefusingPort(), sshd.RefusingPort()]
+        stop.extend(refusing)
+        down = [r.port for r in refusing]
 
         def add(name: str, address: str, port: int, expected: str, group: str) -> None:
             hosts.append((name, {"ansible_host": address, "ansible_port": port, "ansible_user": USER}, expected, group))

@@ -88,10 +88,12 @@ def small_fleet(tmp_path_factory):
     work = tmp_path_factory.mktemp("progress")
     fleet = sshd.start_fleet(work, 3, prefix="p")
     silent = sshd.SilentServer()
+    refused = sshd.RefusingPort()
     try:
-        hosts = [*fleet.aliases(), f"127.0.0.1:{sshd.free_port()}", f"127.0.0.1:{silent.port}"]
+        hosts = [*fleet.aliases(), f"127.0.0.1:{refused.port}", f"127.0.0.1:{silent.port}"]
         yield fleet, hosts
     finally:
+        refused.stop()
         silent.stop()
         fleet.stop()
 

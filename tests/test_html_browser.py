@@ -173,7 +173,9 @@ def fleet13(tmp_path_factory: pytest.TempPathFactory):
         hostvars = {
             n: {"ansible_host": s.address, "ansible_port": s.port, "ansible_user": USER} for n, s in servers.items()
         }
-        hostvars["edge01"] = {"ansible_host": "127.0.0.1", "ansible_port": sshd.free_port(), "ansible_user": USER}
+        refused = sshd.RefusingPort()
+        stop.append(refused)
+        hostvars["edge01"] = {"ansible_host": "127.0.0.1", "ansible_port": refused.port, "ansible_user": USER}
         hostvars["edge02"] = {"ansible_host": "127.0.0.1", "ansible_port": silent.port, "ansible_user": USER}
         groups: dict[str, list[str]] = {}
         for name, (group, _s) in HEALTHY.items():

@@ -212,8 +212,11 @@ def test_host_key_of_another_type_does_not_count_as_known(healthy, keys, tmp_pat
 
 # ---- failures map to statuses --------------------------------------------------------------------------------
 def test_refused_connection_is_unreachable(keys):
-    port = sshd.free_port()  # nothing listens there
-    res = collector(keys).collect(parse_destination(f"{USER}@127.0.0.1:{port}"))
+    refused = sshd.RefusingPort()  # bound, never listening: nothing can listen there meanwhile
+    try:
+        res = collector(keys).collect(parse_destination(f"{USER}@127.0.0.1:{refused.port}"))
+    finally:
+        refused.stop()
     assert res.status is TargetStatus.unreachable
     assert "refused" in (res.error or "").lower()
 
