@@ -40,6 +40,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _listens(pid: int, port: int) -> bool:
+    """Process pid holds the socket listening on 127.0.0.1:port (not some other process that took the port)."""
+    want = f"0100007F:{port:04X}"
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        for row in f.read().splitlines()[1:]:
+            cols = row.split()
+            if cols[1] == want and cols[3] == "0A":  # LISTEN
+                inodes.add(f"socket:[{cols[9]}]")
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _get(url: str, timeout: float = 5) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - 127.0.0.1 only
         return r.read()  # type: ignore[no-any-return]
@@ -63,11 +85,14 @@ class Daemon:
                 self.proc = subprocess.Popen(self.argv_for_port(self.port), stdout=log, stderr=log)
             deadline = time.monotonic() + timeout
             while self.proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    _get(f"http://127.0.0.1:{self.port}{self.ready_path}", timeout=2)
-                    return self
-                except OSError:
-                    time.sleep(0.1)
+                # the answer must come from this process: another one may have taken the port in between
+                if _listens(self.proc.pid, self.port):
+                    try:
+                        _get(f"http://127.0.0.1:{self.port}{self.ready_path}", timeout=2)
+                        return self
+                    except OSError:
+                        pass
+                time.sleep(0.1)
             self.stop()
         raise AssertionError(f"{self.argv_for_port(0)[0]} did not come up: {self.log.read_text()[-3000:]}")
 
