@@ -12,6 +12,7 @@ import contextlib
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -319,10 +320,12 @@ class NetNS:
     def __init__(self, sysctls: dict[str, str] | None = None, drop_input: bool = False):
         with NetNS._lock:
             NetNS._counter += 1
-            n = NetNS._counter
-        tag = f"{os.getpid() % 10000:04d}{n:02d}"
+        # A random tag: namespaces and the veth's root-namespace end are machine-wide, and other test runs on a
+        # shared machine make them too (the pid-derived tag this replaces repeats across processes whose pids
+        # differ by 10,000).
+        tag = secrets.token_hex(4)
         self.name = f"tcpaudit-test-{tag}"
-        self.host_if = f"ta{tag}h"
+        self.host_if = f"ta{tag}h"  # 11 characters: interface names have at most 15
         self.ns_if = f"ta{tag}n"
         run = self._run
         run(["ip", "netns", "add", self.name])
