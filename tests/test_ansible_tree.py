@@ -205,7 +205,14 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Any:
         for i, sysctls in enumerate(settings):
             ns = sshd.NetNS(sysctls=sysctls)
             namespaces.append(ns)
-            servers.append(sshd.SSHServer(work, keys, address=ns.address, port=22, netns=ns.name, name=f"ns{i}"))
+            # TCPKeepAlive no: the audit's own SSH session is the namespace's one established connection, and
+            # with SO_KEEPALIVE its ss timer is "keepalive" or, while the collector's output is in flight, "on";
+            # NAT001's severity follows that timer, so the two collections could differ by timing alone
+            servers.append(
+                sshd.SSHServer(
+                    work, keys, address=ns.address, port=22, netns=ns.name, name=f"ns{i}", extra=["TCPKeepAlive no"]
+                )
+            )
         for s in servers:
             s.start()
         keys.known_hosts.write_text("".join(s.known_line() for s in servers))
