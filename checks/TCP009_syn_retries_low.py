@@ -45,10 +45,6 @@ def _linear(f: Facts) -> int | None:
     return rto.linear_timeouts_for(version, v.int)
 
 
-def _schedule(t: rto.Timeline) -> str:
-    return ", ".join(rto.fmt_s(x) for x in t.retransmits_at)
-
-
 class SynRetriesLow(Rule):
     meta = RuleMeta(
         id="TCP009",
@@ -142,7 +138,7 @@ class SynRetriesLow(Rule):
             fix[SYN] = str(_default(f, SYN))
             parts.append(
                 f"tcp_syn_retries={syn} ({syn_v.where()}): connect() sends the SYN, retransmits it "
-                f"{len(t.retransmits_at)} time(s) (at {_schedule(t)}) and fails with ETIMEDOUT after "
+                f"{len(t.retransmits_at)} time(s) (at {rto.schedule(t)}) and fails with ETIMEDOUT after "
                 f"{rto.fmt_s(t.gives_up_at)} (default: {rto.fmt_s(ev['connect_gives_up_after_s_default'])}). "
                 f"Losing {t.packets} packets in a row, or a server or NAT gateway that drops SYNs for "
                 f"{rto.fmt_s(t.gives_up_at)}, fails the connection."

@@ -27,10 +27,6 @@ def _judged(f: Facts, v: Value) -> int | None:
     return v.int
 
 
-def _schedule(t: rto.Timeline) -> str:
-    return ", ".join(rto.fmt_s(x) for x in t.retransmits_at)
-
-
 class RetriesLow(Rule):
     meta = RuleMeta(
         id="TCP013",
@@ -141,9 +137,9 @@ class RetriesLow(Rule):
             f"tcp_retries2={r2} ({v.where()}): when data goes unacknowledged, the connection is aborted with "
             f"ETIMEDOUT once tcp_model_timeout({r2}, 200 ms) = {rto.fmt_s(budget)} have passed since the first "
             f"retransmission, instead of {rto.fmt_s(budget_default)} with the default of {DEFAULT_RETRIES2}. On a "
-            f"path with a 200 ms RTO that is {len(lan.retransmits_at)} retransmissions (at {_schedule(lan)}) and "
+            f"path with a 200 ms RTO that is {len(lan.retransmits_at)} retransmissions (at {rto.schedule(lan)}) and "
             f"the abort at {rto.fmt_s(lan.gives_up_at)}; with a 1 s RTO {len(slow.retransmits_at)} (at "
-            f"{_schedule(slow)}) and the abort at {rto.fmt_s(slow.gives_up_at)}. A failover, link flap or loss "
+            f"{rto.schedule(slow)}) and the abort at {rto.fmt_s(slow.gives_up_at)}. A failover, link flap or loss "
             "burst longer than that kills every connection with data in flight."
         )
         ctx = [

@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from . import fsfaults
+
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 RULES = DEPLOY / "prometheus" / "tcpaudit-rules.yaml"
@@ -688,29 +690,15 @@ def test_unwritable_textfile_directory(which: str, tmp_path: Path) -> None:
 
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a tmpfs")
-    mnt = tmp_path / "ta-deploy2-tmpfs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "ta-deploy2-tmpfs", str(mnt)], check=True)
-    try:
+    with fsfaults.small_tmpfs(tmp_path, "ta-deploy2-tmpfs", "64k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @DEPLOYED
 def test_full_disk(which: str, small_tmpfs: Path) -> None:
     out = small_tmpfs / "tcpaudit.prom"
     out.write_text("previous\n")
-    fd = os.open(small_tmpfs / "filler", os.O_WRONLY | os.O_CREAT, 0o644)  # fill it to the last block
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsfaults.fill(small_tmpfs)  # to the last block
     p = _run_deployed(which, out)
     if which == "systemd":
         _one_line(p, 5, str(out), "no space left on device")

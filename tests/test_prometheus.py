@@ -7,7 +7,6 @@ read-only and a full filesystem (small tmpfs mounts the test makes and removes; 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from tcpaudit.reporters import render
 from tcpaudit.reporters.prometheus import NETNS_SKIP_REASONS, SEVERITIES, catalogue_rules
 
 from .cli import ROOT, run
+from .fsfaults import fill, small_tmpfs
 
 SNAPSHOT = ROOT / "fixtures" / "snapshots" / "centos7-3.10.0-327-tw-recycle.json"
 PROMTOOL = shutil.which("promtool")
@@ -244,27 +244,8 @@ def test_second_tcpaudit_writing_same_file_exit_5(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tmpfs(tmp_path: Path):
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a tmpfs")
-    mnt = tmp_path / "ta-prom-tmpfs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "ta-prom-tmpfs", str(mnt)], check=True)
-    try:
+    with small_tmpfs(tmp_path, "ta-prom-tmpfs", "256k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(mnt: Path) -> None:
-    """Fill the filesystem to its last block."""
-    fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def test_read_only_directory_exit_5_previous_intact(tmpfs: Path) -> None:

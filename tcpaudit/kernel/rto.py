@@ -94,6 +94,11 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds:g} s" if seconds == int(seconds) else f"{seconds:.1f} s"
 
 
+def schedule(t: Timeline) -> str:
+    """The retransmission times of a timeline, '0.2 s, 0.6 s, 1.4 s'."""
+    return ", ".join(fmt_s(x) for x in t.retransmits_at)
+
+
 def data_timeline(retries: int, rto_s: float = RTO_MIN_S) -> Timeline:
     """When an established connection with unacknowledged data gives up, for tcp_retries2 (or the orphan limit).
 
