@@ -293,3 +293,22 @@ def test_an_expired_waiver_is_shown_with_its_finding() -> None:
     text = render(build_report([Target(name="rootfs", kind="config", findings=[f])]), "table", width=100)
     assert "SYS001 HIGH" in text and "waiver: waiver expired on 2020-01-31 (reason was: el7)" in text
     assert "suppressed" not in text
+
+
+CLI_GOLDENS = {"kernel": ("kernel", "5.4.0"), "kernel-v": ("kernel", "5.4.0", "-v"), "rules": ("rules",)}
+
+
+@pytest.mark.parametrize("color", [False, True], ids=["plain", "color"])
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("which", sorted(CLI_GOLDENS))
+def test_kernel_and_rules_golden_fit_the_width(which: str, width: int, color: bool) -> None:
+    """`tcpaudit kernel` and `rules` from the real CLI (their input is the knowledge base and the catalogue, not
+    this machine), at both widths, with and without colour."""
+    p = run(*CLI_GOLDENS[which], "--color", "always" if color else "never", env={"COLUMNS": str(width)})
+    assert p.returncode == 0, p.stderr
+    assert widest(p.stdout) <= width
+    if not color:
+        assert "\x1b[" not in p.stdout  # `kernel` has no colour yet; `rules` colours the severity
+    else:
+        assert ("\x1b[" in p.stdout) is (which == "rules")
+    check_golden(f"cli-{which}-{width}{'-color' if color else ''}.txt", p.stdout)
