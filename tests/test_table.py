@@ -312,3 +312,16 @@ def test_kernel_and_rules_golden_fit_the_width(which: str, width: int, color: bo
     else:
         assert ("\x1b[" in p.stdout) is (which == "rules")
     check_golden(f"cli-{which}-{width}{'-color' if color else ''}.txt", p.stdout)
+
+
+def test_verbose_adds_the_rules_mechanism_from_the_catalogue() -> None:
+    from tcpaudit.catalogue import meta_for
+
+    report = snapshot_report()
+    text = " ".join(render(report, "table", verbose=True, width=160, color=False).split())
+    plain = " ".join(render(report, "table", width=160, color=False).split())
+    assert report.targets[0].findings
+    for f in report.targets[0].findings:
+        first = meta_for(f.rule).mechanism[0]
+        assert f"1. {first}" in text
+        assert f"1. {first}" not in plain

@@ -225,6 +225,14 @@ def _config_findings(t: Target, findings: list[Finding], color: bool) -> list[An
     return out
 
 
+def _mechanism(rule: str) -> list[str]:
+    """The catalogue's step-by-step mechanism of a rule (what `tcpaudit explain RULE` prints); none for a rule
+    this tcpaudit does not ship (a report from another version)."""
+    from ..catalogue import metas
+
+    return next((list(m.mechanism) for m in metas() if m.id == rule), [])
+
+
 def _detail(f: Finding) -> list[Any]:
     """-v: everything the finding carries."""
     out: list[Any] = [""]
@@ -237,6 +245,10 @@ def _detail(f: Finding) -> list[Any]:
 
     line("keys", ", ".join(clean_text(k) for k in f.keys))
     line("why", clean_text(f.explanation, keep_newlines=True))
+    steps = _mechanism(f.rule)
+    if steps:
+        out.append(terminal.text("mechanism:", indent=ind))
+        out.extend(terminal.text(f"{i}. {clean_text(step)}", indent=ind + 2) for i, step in enumerate(steps, 1))
     line("fix", clean_text(f.remediation, keep_newlines=True))
     for k, v in f.fix.items():
         line("set", f"{clean_text(k)} = {clean_text(v)}")
