@@ -192,3 +192,12 @@ def _build(model: type[BaseModel], file: str, key: str, body: Any, **extra: Any)
         raise KernelDBError(f"{file}: entry {key!r}: {_first_error(exc)}") from None
     except (ValueError, KernelReleaseError) as exc:
         raise KernelDBError(f"{file}: entry {key!r}: {exc}") from None
+
+
+def _load_named_entries(path: Path | None, file: str, model: type[BaseModel]) -> dict[str, Any]:
+    """A knowledge-base file whose top-level tables are entries named by their key (effects.toml, netns.toml):
+    each validated as `model` with `name` = the key; an empty file is an error."""
+    raw = _read_toml(path, file)
+    if not raw:
+        raise KernelDBError(f"{file}: no entries")
+    return {key: _build(model, file, key, body, name=key) for key, body in raw.items()}

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._base import Confidence, KernelDBError, Source, _build, _parse_bound, _Ranged, _read_toml
+from ._base import Confidence, Source, _load_named_entries, _parse_bound, _Ranged
 from .release import KernelRelease
 
 __all__ = ["EffectKind", "EffectRange", "EffectsDB", "KeyEffect", "load_effects_db"]
@@ -116,11 +116,7 @@ class EffectsDB(_Model):
 
 
 def _load(path: Path | None) -> EffectsDB:
-    raw = _read_toml(path, EFFECTS_FILE)
-    if not raw:
-        raise KernelDBError(f"{EFFECTS_FILE}: no entries")
-    effects = {key: _build(KeyEffect, EFFECTS_FILE, key, body, name=key) for key, body in raw.items()}
-    return EffectsDB(effects=effects)
+    return EffectsDB(effects=_load_named_entries(path, EFFECTS_FILE, KeyEffect))
 
 
 @functools.lru_cache(maxsize=8)

@@ -24,16 +24,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ._base import _load_named_entries
 from .db import (
     Confidence,
-    KernelDBError,
     Source,
-    _build,
     _check_bounds,
     _in_range,
     _Model,
     _parse_bound,
-    _read_toml,
 )
 from .release import KernelRelease
 
@@ -292,11 +290,7 @@ def classify(host: str | None, namespace: str | None, expected: str | None) -> V
 
 
 def _load(path: Path | None) -> NetnsDB:
-    raw = _read_toml(path, NETNS_FILE)
-    if not raw:
-        raise KernelDBError(f"{NETNS_FILE}: no entries")
-    keys = {key: _build(NetnsKey, NETNS_FILE, key, body, name=key) for key, body in raw.items()}
-    return NetnsDB(keys=keys)
+    return NetnsDB(keys=_load_named_entries(path, NETNS_FILE, NetnsKey))
 
 
 @functools.lru_cache(maxsize=8)
