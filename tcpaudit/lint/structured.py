@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import yaml
 
@@ -77,6 +78,19 @@ class _Collector:
     seen: set[int] = field(default_factory=set)
 
     # -- helpers --------------------------------------------------------------
+    def unit(self, name: str, **extra: Any) -> ConfigUnit:
+        """What this collector read, as one lint target of its file."""
+        return ConfigUnit(
+            name=name,
+            syntax=self.syntax,
+            assignments=self.assignments,
+            problems=self.problems,
+            files=[self.file],
+            notes=self.notes,
+            gaps=self.gaps,
+            **extra,
+        )
+
     def loc(self, node: Node) -> Location:
         return Location(file=self.file, line=_line(node))
 
@@ -413,17 +427,7 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
         kind, name = _scalar(_get(doc, "kind")), _scalar(_get(_get(doc, "metadata"), "name"))
         talos = _Collector(text, file, "talos")
         if _talos(doc, talos):
-            units.append(
-                ConfigUnit(
-                    name=f"{file}#{kind or 'machine'}",
-                    syntax="talos",
-                    assignments=talos.assignments,
-                    problems=talos.problems,
-                    files=[file],
-                    notes=talos.notes,
-                    gaps=talos.gaps,
-                )
-            )
+            units.append(talos.unit(f"{file}#{kind or 'machine'}"))
             continue
         pods = _pod_specs(doc)
         for path, spec in pods:
@@ -435,17 +439,7 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
             label = f"{kind}/{name}" if kind and name else (path or "pod")
             if len(pods) > 1 and kind:
                 label += f" ({path})"
-            units.append(
-                ConfigUnit(
-                    name=f"{file}#{label}",
-                    syntax="kubernetes",
-                    assignments=c.assignments,
-                    problems=c.problems,
-                    files=[file],
-                    notes=c.notes,
-                    host_namespaces=shared,
-                )
-            )
+            units.append(c.unit(f"{file}#{label}", host_namespaces=shared))
             rest.seen |= c.seen | {id(spec)}
         services = _get(doc, "services")
         if isinstance(services, yaml.MappingNode) and not pods:
@@ -455,47 +449,18 @@ def _parse_structured(text: str, file: str, syntax: str) -> list[ConfigUnit]:
                     continue
                 c = _Collector(text, file, "docker-compose")
                 c.compose_sysctls(sysctls)
-                units.append(
-                    ConfigUnit(
-                        name=f"{file}#services.{_scalar(k)}",
-                        syntax="docker-compose",
-                        assignments=c.assignments,
-                        problems=c.problems,
-                        files=[file],
-                    )
-                )
+                units.append(c.unit(f"{file}#services.{_scalar(k)}"))
                 rest.seen.add(id(sysctls))
         if kind and not pods:
             c = _Collector(text, file, syntax)
             c.seen = rest.seen
             c.walk(doc)
             if c.assignments or c.problems or c.gaps:
-                units.append(
-                    ConfigUnit(
-                        name=f"{file}#{kind}/{name or '?'}",
-                        syntax=syntax,
-                        assignments=c.assignments,
-                        problems=c.problems,
-                        files=[file],
-                        notes=c.notes,
-                        gaps=c.gaps,
-                    )
-                )
+                units.append(c.unit(f"{file}#{kind}/{name or '?'}"))
         elif not pods:
             rest.walk(doc)
     if rest.assignments or rest.problems or rest.gaps or not units:
-        units.insert(
-            0,
-            ConfigUnit(
-                name=file,
-                syntax=syntax,
-                assignments=rest.assignments,
-                problems=rest.problems,
-                files=[file],
-                notes=rest.notes,
-                gaps=rest.gaps,
-            ),
-        )
+        units.insert(0, rest.unit(file))
     return units
 
 
